@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+#   make              the module (message_slot.ko) and the tools (message_sender, message_reader)
+#   make KDIR=...     the module against another Rust-enabled kernel build tree
+#   make demo         set up the VM rig and run the example session in the guest
+#   make test         set up the VM rig and run every test (host and guest)
+#   make lint         rustfmt, clippy and the kernel's W=1 build, warning-free
+#
+# Without KDIR the module is built against the rig's guest kernel (vm/build-kernel builds or
+# reuses it; a fresh machine needs `make setup` first, which `make demo` and `make test` do).
+
+CARGO_TARGET := x86_64-unknown-linux-gnu
+CARGO_OUT := target/$(CARGO_TARGET)/release
+BUILD_VARIANT ?= base
+KDIR ?= $(shell vm/build-kernel $(BUILD_VARIANT))
+MODULE_BUILD := build/$(BUILD_VARIANT)
+TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}"
+
+.PHONY: all module tools setup test demo lint clean
+all: module tools
+	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader .
+
+# The module is built from a copy of kernel/ and uapi/ so that builds against different
+# kernels do not share object files and the source tree stays clean.
+module:
+	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
+	@cp -u kernel/* $(MODULE_BUILD)/kernel/ && cp -u uapi/* $(MODULE_BUILD)/uapi/
+	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel W=1 modules'
+	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
+
+tools:
+	@cargo build --quiet --release --locked --target $(CARGO_TARGET) -p message-slot-tools
+	@mkdir -p build/tools
+	@cp $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader build/tools/
+
+setup:
+	@vm/setup-host
+
+test: setup
+	@tests/run
+
+demo: setup
+	@vm/run --bare --add vm/demo-session.sh -- sh /demo-session.sh 2>/dev/null | sed -n '/^rig: ready/,$$p' | grep -v '^rig: \|^reboot:' || true
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --target $(CARGO_TARGET) --locked -- -D warnings
+	rustfmt --check --edition 2021 kernel/*.rs
+
+clean:
+	rm -rf build target message_slot.ko message_sender message_reader

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The message-slot ABI: the single source of truth shared by the kernel module (through
+//! `#[path]`), the Rust user crates and, checked by a test, the C header `message_slot.h`.
+//!
+//! Dependency-free on purpose: it compiles both in the kernel crate and in user space.
+
+/// Character-device major number of every message slot.
+pub const MAJOR_NUM: u32 = 235;
+
+/// Number of minors (slots) the driver serves: `0..SLOT_MINORS`.
+pub const SLOT_MINORS: u32 = 256;
+
+/// Largest message in bytes; messages are `1..=MAX_MESSAGE_LEN` arbitrary bytes.
+pub const MAX_MESSAGE_LEN: usize = 128;
+
+/// Channels per slot the device must support (ids themselves may be any non-zero `u32`).
+pub const CHANNELS_PER_SLOT: usize = 1 << 20;
+
+/// `_IOW(MAJOR_NUM, 0, unsigned int)`: binds the open file to the channel id passed by value.
+pub const MSG_SLOT_CHANNEL: u32 = ioc_write(MAJOR_NUM, 0, core::mem::size_of::<u32>() as u32);
+
+/// The Linux `_IOW(type, nr, size)` encoding (asm-generic layout, as on x86 and arm64).
+const fn ioc_write(ty: u32, nr: u32, size: u32) -> u32 {
+    const NRSHIFT: u32 = 0;
+    const TYPESHIFT: u32 = 8;
+    const SIZESHIFT: u32 = 16;
+    const DIRSHIFT: u32 = 30;
+    const WRITE: u32 = 1;
+    (WRITE << DIRSHIFT) | (size << SIZESHIFT) | (ty << TYPESHIFT) | (nr << NRSHIFT)
+}

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! User-space access to the message-slot character device.
+//!
+//! Every minor of major [`MAJOR_NUM`] is a *slot*. An open file is bound to one channel of its
+//! slot with [`Slot::set_channel`]; [`Slot::send`] then replaces that channel's message
+//! atomically and [`Slot::receive`] returns the last message without consuming it.
+//!
+//! ```no_run
+//! use message_slot::{ErrorKind, Slot};
+//!
+//! # fn main() -> Result<(), message_slot::Error> {
+//! let slot = Slot::open("/dev/slot0")?;
+//! slot.set_channel(7)?;
+//! slot.send(b"hello")?;
+//! assert_eq!(slot.receive_message()?, b"hello");
+//!
+//! let other = Slot::open("/dev/slot0")?;
+//! other.set_channel(8)?;
+//! match other.receive_message() {
+//!     Err(e) if e.kind() == ErrorKind::NoMessage => println!("channel 8 is empty"),
+//!     result => println!("{:?}", result?),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::ioctl::{IntegerSetter, Opcode};
+
+#[path = "../../../uapi/uapi.rs"]
+mod uapi;
+
+pub use uapi::{CHANNELS_PER_SLOT, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, SLOT_MINORS};
+
+/// A `Result` whose error is a message-slot [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Opening the device file at `path`.
+    Open {
+        /// The path that could not be opened.
+        path: PathBuf,
+    },
+    /// Binding the file to `channel`.
+    SetChannel {
+        /// The requested channel id.
+        channel: u32,
+    },
+    /// Writing a message.
+    Send,
+    /// Reading a message.
+    Receive,
+}
+
+/// What went wrong, classified by the device's documented errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `EINVAL`: no channel is set, the channel id is 0, or the request is unknown.
+    InvalidArgument,
+    /// `EMSGSIZE`: the message is empty or longer than [`MAX_MESSAGE_LEN`].
+    MessageSize,
+    /// `EAGAIN`/`EWOULDBLOCK`: the channel holds no message yet.
+    NoMessage,
+    /// `ENOSPC`: the buffer is smaller than the channel's message.
+    BufferTooSmall,
+    /// Any other system error.
+    Other,
+}
+
+impl ErrorKind {
+    /// Classifies a raw `errno` value.
+    pub fn from_errno(errno: i32) -> Self {
+        match Errno::from_raw_os_error(errno) {
+            Errno::INVAL => Self::InvalidArgument,
+            Errno::MSGSIZE => Self::MessageSize,
+            Errno::AGAIN => Self::NoMessage,
+            Errno::NOSPC => Self::BufferTooSmall,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A failed message-slot operation and the system error it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    operation: Operation,
+    errno: i32,
+}
+
+impl Error {
+    /// Creates an error for `operation` failing with the raw `errno`.
+    pub fn new(operation: Operation, errno: i32) -> Self {
+        Self { operation, errno }
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> &Operation {
+        &self.operation
+    }
+
+    /// The raw `errno` value.
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+
+    /// The classified error.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::from_errno(self.errno)
+    }
+
+    fn os_error(&self) -> io::Error {
+        io::Error::from_raw_os_error(self.errno)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.operation {
+            Operation::Open { path } => write!(f, "cannot open {}", path.display())?,
+            Operation::SetChannel { channel } => write!(f, "cannot set channel {channel}")?,
+            Operation::Send => f.write_str("cannot send message")?,
+            Operation::Receive => f.write_str("cannot receive message")?,
+        }
+        write!(f, ": {}", self.os_error())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        error.os_error()
+    }
+}
+
+/// `MSG_SLOT_CHANNEL` as the opcode type of the platform's `ioctl`.
+const CHANNEL_OPCODE: Opcode = MSG_SLOT_CHANNEL as Opcode;
+
+/// An open message-slot device file.
+#[derive(Debug)]
+pub struct Slot {
+    fd: OwnedFd,
+}
+
+impl Slot {
+    /// Opens the device at `path` for reading and writing (`O_RDWR | O_CLOEXEC`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), OFlags::RDWR)
+    }
+
+    /// Opens the device at `path` for reading only (`O_RDONLY | O_CLOEXEC`).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), OFlags::RDONLY)
+    }
+
+    /// Opens the device at `path` for writing only (`O_WRONLY | O_CLOEXEC`).
+    pub fn open_write_only(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), OFlags::WRONLY)
+    }
+
+    fn open_with(path: &Path, access: OFlags) -> Result<Self> {
+        rustix::fs::open(path, access | OFlags::CLOEXEC, Mode::empty())
+            .map(Self::from_fd)
+            .map_err(|e| {
+                Error::new(
+                    Operation::Open {
+                        path: path.to_path_buf(),
+                    },
+                    e.raw_os_error(),
+                )
+            })
+    }
+
+    /// Wraps an already open device file.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+
+    /// Returns the underlying file descriptor.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Binds this open file to `channel` (`ioctl(fd, MSG_SLOT_CHANNEL, channel)`).
+    ///
+    /// The device rejects channel 0 with [`ErrorKind::InvalidArgument`].
+    pub fn set_channel(&self, channel: u32) -> Result<()> {
+        // SAFETY: MSG_SLOT_CHANNEL takes an integer by value and reads no memory; any `u32`
+        // is a valid argument (the device itself rejects 0).
+        let request = unsafe { IntegerSetter::<CHANNEL_OPCODE>::new_usize(channel as usize) };
+        // SAFETY: `request` carries the opcode with its by-value argument, as checked above.
+        unsafe { rustix::ioctl::ioctl(&self.fd, request) }
+            .map_err(|e| Error::new(Operation::SetChannel { channel }, e.raw_os_error()))
+    }
+
+    /// Replaces the bound channel's message with `msg` (1 to [`MAX_MESSAGE_LEN`] bytes).
+    ///
+    /// Returns the number of bytes written.
+    pub fn send(&self, msg: &[u8]) -> Result<usize> {
+        rustix::io::write(&self.fd, msg).map_err(|e| Error::new(Operation::Send, e.raw_os_error()))
+    }
+
+    /// Copies the bound channel's last message into `buf` without consuming it.
+    ///
+    /// Returns the message length.
+    pub fn receive(&self, buf: &mut [u8]) -> Result<usize> {
+        rustix::io::read(&self.fd, buf)
+            .map_err(|e| Error::new(Operation::Receive, e.raw_os_error()))
+    }
+
+    /// Returns the bound channel's last message without consuming it.
+    pub fn receive_message(&self) -> Result<Vec<u8>> {
+        let mut buf = vec![0; MAX_MESSAGE_LEN];
+        let len = self.receive(&mut buf)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+impl AsFd for Slot {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<OwnedFd> for Slot {
+    fn from(fd: OwnedFd) -> Self {
+        Self::from_fd(fd)
+    }
+}
+
+impl From<Slot> for OwnedFd {
+    fn from(slot: Slot) -> Self {
+        slot.fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_opcode_matches_iow_encoding() {
+        assert_eq!(
+            CHANNEL_OPCODE,
+            rustix::ioctl::opcode::write::<u32>(MAJOR_NUM as u8, 0)
+        );
+        assert_eq!(MSG_SLOT_CHANNEL, 0x4004_eb00);
+    }
+
+    #[test]
+    fn errno_maps_to_kind() {
+        let cases = [
+            (Errno::INVAL, ErrorKind::InvalidArgument),
+            (Errno::MSGSIZE, ErrorKind::MessageSize),
+            (Errno::AGAIN, ErrorKind::NoMessage),
+            (Errno::WOULDBLOCK, ErrorKind::NoMessage),
+            (Errno::NOSPC, ErrorKind::BufferTooSmall),
+            (Errno::NOENT, ErrorKind::Other),
+            (Errno::FAULT, ErrorKind::Other),
+        ];
+        for (errno, kind) in cases {
+            let error = Error::new(Operation::Receive, errno.raw_os_error());
+            assert_eq!(error.kind(), kind, "{errno:?}");
+            assert_eq!(error.errno(), errno.raw_os_error());
+        }
+    }
+
+    #[test]
+    fn display_names_operation_and_system_error() {
+        let open = Error::new(
+            Operation::Open {
+                path: "/dev/slot0".into(),
+            },
+            Errno::NOENT.raw_os_error(),
+        );
+        assert_eq!(
+            open.to_string(),
+            "cannot open /dev/slot0: No such file or directory (os error 2)"
+        );
+        let channel = Error::new(
+            Operation::SetChannel { channel: 0 },
+            Errno::INVAL.raw_os_error(),
+        );
+        assert_eq!(
+            channel.to_string(),
+            "cannot set channel 0: Invalid argument (os error 22)"
+        );
+        let receive = Error::new(Operation::Receive, Errno::AGAIN.raw_os_error());
+        assert_eq!(
+            receive.to_string(),
+            "cannot receive message: Resource temporarily unavailable (os error 11)"
+        );
+    }
+
+    #[test]
+    fn converts_to_io_error() {
+        let error = io::Error::from(Error::new(Operation::Send, Errno::MSGSIZE.raw_os_error()));
+        assert_eq!(error.raw_os_error(), Some(Errno::MSGSIZE.raw_os_error()));
+    }
+
+    #[test]
+    fn open_missing_device_reports_path() {
+        let error = Slot::open("/nonexistent/slot0").unwrap_err();
+        assert_eq!(
+            error.operation(),
+            &Operation::Open {
+                path: "/nonexistent/slot0".into()
+            }
+        );
+        assert_eq!(error.errno(), Errno::NOENT.raw_os_error());
+        assert_eq!(error.kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn regular_file_is_not_a_slot() {
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let slot = Slot::from_fd(file.into());
+        let error = slot.set_channel(1).unwrap_err();
+        assert_eq!(error.operation(), &Operation::SetChannel { channel: 1 });
+        assert_eq!(error.errno(), Errno::NOTTY.raw_os_error());
+    }
+}

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Command-line plumbing shared by `message_sender` and `message_reader`: channel parsing,
+//! argument handling and error reporting with exit status 1.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Why a channel argument was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelError {
+    /// Not a plain decimal number (empty, signed or with other characters).
+    NotDecimal,
+    /// Larger than `u32::MAX`.
+    TooLarge,
+    /// Zero, which the device reserves.
+    Zero,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let problem = match self {
+            Self::NotDecimal => "not a decimal number",
+            Self::TooLarge => "too large",
+            Self::Zero => "zero is not a channel",
+        };
+        write!(
+            f,
+            "{problem}; a channel id is an integer from 1 to {}",
+            u32::MAX
+        )
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+/// Parses a channel id: a decimal number from 1 to `u32::MAX`.
+pub fn parse_channel(arg: &str) -> Result<u32, ChannelError> {
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ChannelError::NotDecimal);
+    }
+    match arg.parse::<u32>() {
+        Ok(0) => Err(ChannelError::Zero),
+        Ok(channel) => Ok(channel),
+        Err(_) => Err(ChannelError::TooLarge),
+    }
+}
+
+/// A failed step of a tool: what it was doing and the system error.
+#[derive(Debug)]
+pub struct Failure {
+    step: String,
+    error: io::Error,
+}
+
+impl Failure {
+    /// Wraps `error` with a description of the failed `step`, e.g. `cannot open /dev/slot0`.
+    pub fn new(step: impl Into<String>, error: impl Into<io::Error>) -> Self {
+        Self {
+            step: step.into(),
+            error: error.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Extension to attach a step description to any error convertible to [`io::Error`].
+pub trait Context<T> {
+    /// Turns the error into a [`Failure`] of the step described by `step()`.
+    fn context<S: Into<String>>(self, step: impl FnOnce() -> S) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<io::Error>> Context<T> for Result<T, E> {
+    fn context<S: Into<String>>(self, step: impl FnOnce() -> S) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(step(), e))
+    }
+}
+
+/// Parses `argv` (program name first) as `A`.
+///
+/// When exactly as many operands are given as `A` has positional arguments, they are taken
+/// literally, so that a message such as `-h` or `--` is sent rather than interpreted.
+pub fn parse_args<A: Parser>(argv: impl IntoIterator<Item = OsString>) -> Result<A, clap::Error> {
+    let mut argv: Vec<OsString> = argv.into_iter().collect();
+    if argv.len() == A::command().get_positionals().count() + 1 {
+        argv.insert(1, "--".into());
+    }
+    A::try_parse_from(argv)
+}
+
+/// Parses the process arguments as `A` and runs `tool`, reporting any error on stderr.
+///
+/// `--help` and `--version` exit 0; usage errors and failures of `tool` print a message
+/// and exit 1, failures of `tool` prefixed with the program name.
+pub fn run<A: Parser>(tool: impl FnOnce(A) -> Result<(), Failure>) -> ExitCode {
+    let args = match parse_args::<A>(std::env::args_os()) {
+        Ok(args) => args,
+        Err(error) => {
+            // Printing can only fail if stdout/stderr is gone; nothing is left to report to.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match tool(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let name = A::command().get_name().to_owned();
+            let _ = writeln!(io::stderr().lock(), "{name}: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug, PartialEq)]
+    #[command(name = "tool", version)]
+    struct Args {
+        #[arg(value_parser = parse_channel, allow_hyphen_values = true)]
+        channel: u32,
+        #[arg(allow_hyphen_values = true)]
+        message: OsString,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        parse_args(argv.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn exact_operands_are_literal() {
+        for message in ["-h", "--help", "-V", "--", "-x", "hello"] {
+            let args = parse(&["tool", "5", message]).unwrap();
+            assert_eq!(args.channel, 5);
+            assert_eq!(args.message, message);
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for flag in ["-h", "--help", "-V", "--version"] {
+            let error = parse(&["tool", flag]).unwrap_err();
+            assert!(!error.use_stderr(), "{flag}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_go_to_stderr() {
+        for argv in [
+            &["tool"][..],
+            &["tool", "5"],
+            &["tool", "5", "a", "b"],
+            &["tool", "-1", "a"],
+            &["tool", "abc", "a"],
+        ] {
+            let error = parse(argv).unwrap_err();
+            assert!(error.use_stderr(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_decimal_channels() {
+        assert_eq!(parse_channel("1"), Ok(1));
+        assert_eq!(parse_channel("7"), Ok(7));
+        assert_eq!(parse_channel("007"), Ok(7));
+        assert_eq!(parse_channel("4294967295"), Ok(u32::MAX));
+    }
+
+    #[test]
+    fn rejects_non_decimal_channels() {
+        for arg in ["", "abc", "-1", "+1", " 1", "1 ", "0x10", "1.0", "１"] {
+            assert_eq!(parse_channel(arg), Err(ChannelError::NotDecimal), "{arg:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_zero_and_overflow() {
+        assert_eq!(parse_channel("0"), Err(ChannelError::Zero));
+        assert_eq!(parse_channel("000"), Err(ChannelError::Zero));
+        assert_eq!(parse_channel("4294967296"), Err(ChannelError::TooLarge));
+        assert_eq!(
+            parse_channel("99999999999999999999999"),
+            Err(ChannelError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn channel_error_explains_range() {
+        assert_eq!(
+            ChannelError::Zero.to_string(),
+            "zero is not a channel; a channel id is an integer from 1 to 4294967295"
+        );
+    }
+
+    #[test]
+    fn failure_names_step_and_system_error() {
+        let failure: Result<(), Failure> = Err(io::Error::from_raw_os_error(11))
+            .context(|| "cannot read from /dev/slot0 channel 7");
+        assert_eq!(
+            failure.unwrap_err().to_string(),
+            "cannot read from /dev/slot0 channel 7: Resource temporarily unavailable (os error 11)"
+        );
+    }
+}
