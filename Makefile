@@ -40,7 +40,7 @@ test: setup
 	@tests/run
 
 demo: setup
-	@vm/run --bare --add vm/demo-session.sh -- sh /demo-session.sh 2>/dev/null | sed -n '/^rig: ready/,$$p' | grep -v '^rig: \|^reboot:' || true
+	@vm/run --bare --add vm/demo-session.sh -- sh /demo-session.sh | sed -n '/^rig: ready/,$$p' | grep -v '^rig: \|^reboot:' || true
 
 lint:
 	cargo fmt --all --check

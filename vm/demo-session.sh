@@ -5,7 +5,14 @@
 # the tools are on PATH). Prints each command before running it.
 set -e
 run() {
-	echo "\$ $*"
+	printf '$'
+	for arg in "$@"; do
+		case $arg in
+		*" "*) printf ' "%s"' "$arg" ;;
+		*) printf ' %s' "$arg" ;;
+		esac
+	done
+	echo
 	"$@"
 }
 run insmod /message_slot.ko
