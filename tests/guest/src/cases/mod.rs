@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ordered list of tests. Each test uses fresh channel ids (or its own minor) so that
+//! tests do not see each other's messages; the module reload tests come last because they
+//! wipe every slot.
+
+mod concurrency;
+mod errors;
+mod module;
+mod scale;
+mod semantics;
+mod tools;
+
+use std::time::Duration;
+
+use crate::Test;
+
+/// Default per-test time limit (the emulated guest is slow).
+const NORMAL: Duration = Duration::from_secs(60);
+
+macro_rules! tests {
+    ($($module:ident::$name:ident $(= $secs:expr)?),* $(,)?) => {
+        vec![$(Test {
+            name: stringify!($name),
+            run: $module::$name,
+            timeout: tests!(@timeout $($secs)?),
+        }),*]
+    };
+    (@timeout) => { NORMAL };
+    (@timeout $secs:expr) => { Duration::from_secs($secs) };
+}
+
+/// Every test, in running order.
+pub fn all() -> Vec<Test> {
+    tests![
+        errors::ioctl_channel_zero_einval,
+        errors::ioctl_arg_over_u32_einval,
+        errors::ioctl_other_cmds_einval_keep_channel,
+        errors::ioctl_extreme_ids,
+        errors::new_fd_starts_unbound,
+        errors::unbound_checks_channel_first,
+        errors::write_bad_sizes_emsgsize,
+        errors::write_efault_keeps_old,
+        errors::read_no_message_ewouldblock,
+        errors::read_small_buffer_enospc,
+        errors::read_efault_keeps_message,
+        semantics::roundtrip_one_byte_nul,
+        semantics::roundtrip_128_bytes_nuls,
+        semantics::roundtrip_every_length,
+        semantics::read_does_not_consume,
+        semantics::overwrite_shorter_exact,
+        semantics::per_fd_channels,
+        semantics::dup_and_fork_share_binding,
+        semantics::persists_after_close,
+        semantics::persists_across_processes,
+        semantics::minors_isolated,
+        semantics::minor_255,
+        semantics::rdonly_wronly_fds,
+        concurrency::concurrent_processes_one_channel = 150,
+        concurrency::concurrent_processes_many_channels = 150,
+        concurrency::concurrent_threads = 120,
+        tools::tools_example_session,
+        tools::tools_reader_raw_bytes,
+        tools::tools_reader_errors,
+        tools::tools_sender_errors,
+        tools::header_user_c,
+        scale::million_channels = 240,
+        module::rmmod_refused_while_open = 90,
+        module::reload_wipes_messages = 120,
+    ]
+}

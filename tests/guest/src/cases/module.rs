@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Module lifetime: `rmmod` is refused while a slot is open, and unloading then reloading
+//! the module empties every slot. These run last because the reload wipes all messages.
+
+use std::process::Command;
+use std::time::Duration;
+
+use libc::EAGAIN;
+use message_slot::Slot;
+
+use crate::util::{
+    describe, errno_name, expect_errno, expect_message, fresh_channel, open_bound,
+    open_minor_bound, run, send_all, slot_path, TestResult, MINOR_FIXED_IDS, MINOR_MANY_CHANNELS,
+    MODULE_FILE, MODULE_NAME,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn rmmod() -> Result<std::process::Output, String> {
+    let mut cmd = Command::new("rmmod");
+    cmd.arg(MODULE_NAME);
+    run(cmd, "rmmod", TIMEOUT)
+}
+
+fn insmod() -> TestResult {
+    let mut cmd = Command::new("insmod");
+    cmd.arg(MODULE_FILE);
+    let out = run(cmd, "insmod", TIMEOUT)?;
+    ensure!(
+        out.status.success(),
+        "insmod {MODULE_FILE}: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
+/// `rmmod` fails while a descriptor is open, and the device keeps working afterwards.
+pub fn rmmod_refused_while_open() -> TestResult {
+    let path = slot_path(0)?;
+    let ch = fresh_channel();
+    let held = open_bound(&path, ch)?;
+    send_all(&held, b"held open", "write")?;
+    let out = rmmod()?;
+    if out.status.success() {
+        drop(held);
+        let restored = insmod()
+            .map(|()| "module reloaded".to_string())
+            .unwrap_or_else(|e| e);
+        return Err(format!(
+            "rmmod {MODULE_NAME} succeeded while /dev/slot0 was open ({restored})"
+        ));
+    }
+    expect_message(&held, b"held open", "read on the held fd after rmmod")?;
+    send_all(&held, b"still alive", "write on the held fd after rmmod")?;
+    expect_message(
+        &open_bound(&path, ch)?,
+        b"still alive",
+        "new fd after rmmod",
+    )?;
+    let other = fresh_channel();
+    send_all(
+        &open_minor_bound(1, other)?,
+        b"minor 1 too",
+        "write minor 1",
+    )?;
+    expect_message(&open_minor_bound(1, other)?, b"minor 1 too", "read minor 1")
+}
+
+/// With every descriptor closed, `rmmod` succeeds, the device stops opening, `insmod`
+/// succeeds and all slots start empty again.
+pub fn reload_wipes_messages() -> TestResult {
+    let ch = fresh_channel();
+    let mut written = Vec::new();
+    for minor in [0, 3, 255] {
+        let slot = open_minor_bound(minor, ch)?;
+        send_all(&slot, b"before reload", &format!("write minor {minor}"))?;
+        written.push((minor, ch));
+    }
+    // Channels that earlier tests wrote on their dedicated minors.
+    written.push((MINOR_MANY_CHANNELS, 1));
+    written.push((MINOR_FIXED_IDS, u32::MAX));
+
+    // A child of an earlier test may still be closing its descriptor: retry briefly.
+    let mut out = rmmod()?;
+    for _ in 0..10 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        out = rmmod()?;
+    }
+    ensure!(
+        out.status.success(),
+        "rmmod {MODULE_NAME} with all fds closed: {}",
+        describe(&out)
+    );
+
+    // Whatever happens next, try to load the module again.
+    let opened = Slot::open(slot_path(0)?);
+    let reloaded = insmod();
+    if let Ok(slot) = opened {
+        drop(slot);
+        return Err("open /dev/slot0 succeeded while the module was unloaded".to_string());
+    }
+    reloaded?;
+    if let Err(e) = &Slot::open(slot_path(0)?) {
+        return Err(format!(
+            "open /dev/slot0 after insmod: {}",
+            errno_name(e.errno())
+        ));
+    }
+
+    for (minor, id) in written {
+        let slot = open_minor_bound(minor, id)?;
+        expect_errno(
+            slot.receive_message(),
+            EAGAIN,
+            &format!("minor {minor} channel {id} after reload"),
+        )?;
+    }
+    let slot = open_minor_bound(0, ch)?;
+    send_all(&slot, b"after reload", "write after reload")?;
+    expect_message(&slot, b"after reload", "read after reload")
+}

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Shared helpers: slot opening and binding, errno assertions, raw system calls for
+//! adversarial arguments, guard pages, extra device nodes, fresh channel ids and child
+//! processes with timeouts.
+
+use std::ffi::CString;
+use std::fmt::{Debug, Display};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+use message_slot::Slot;
+
+/// What every test returns: `Err` carries the failure reason.
+pub type TestResult = Result<(), String>;
+
+/// Major number of the device (from the shared uapi).
+pub const MAJOR: u32 = message_slot::MAJOR_NUM;
+/// Largest message (from the shared uapi).
+pub const MAX_MSG: usize = message_slot::MAX_MESSAGE_LEN;
+/// The channel ioctl command (from the shared uapi).
+pub const CHANNEL_CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
+/// Channels a slot must hold (from the shared uapi).
+pub const CHANNELS_PER_SLOT: usize = message_slot::CHANNELS_PER_SLOT;
+
+/// Name of the kernel module for `rmmod`.
+pub const MODULE_NAME: &str = "message_slot";
+/// Where the rig puts the module file for `insmod`.
+pub const MODULE_FILE: &str = "/message_slot.ko";
+
+/// Minor used by the fixed (not per-run fresh) channel ids 1, 2^20, 2^20+1 and `u32::MAX`.
+pub const MINOR_FIXED_IDS: u32 = 100;
+/// Minor filled with 2^20 channels.
+pub const MINOR_MANY_CHANNELS: u32 = 200;
+
+/// Attaches a description to any `Result` whose error is `Display`.
+pub trait Context<T> {
+    /// Maps the error to `"<what>: <error>"`.
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// The symbolic name of an errno value, for messages.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        0 => "success",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN/EWOULDBLOCK",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::EOVERFLOW => "EOVERFLOW",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_string()
+}
+
+/// Checks that a library call failed with exactly `want`.
+pub fn expect_errno<T: Debug>(
+    result: Result<T, message_slot::Error>,
+    want: i32,
+    what: &str,
+) -> TestResult {
+    match result {
+        Ok(v) => Err(format!(
+            "{what}: expected {}, got success ({v:?})",
+            errno_name(want)
+        )),
+        Err(e) if e.errno() == want => Ok(()),
+        Err(e) => Err(format!(
+            "{what}: expected {}, got {} ({e})",
+            errno_name(want),
+            errno_name(e.errno())
+        )),
+    }
+}
+
+/// Checks that a raw system call failed with exactly `want`.
+pub fn expect_raw<T: Debug>(result: Result<T, i32>, want: i32, what: &str) -> TestResult {
+    match result {
+        Ok(v) => Err(format!(
+            "{what}: expected {}, got success ({v:?})",
+            errno_name(want)
+        )),
+        Err(e) if e == want => Ok(()),
+        Err(e) => Err(format!(
+            "{what}: expected {}, got {}",
+            errno_name(want),
+            errno_name(e)
+        )),
+    }
+}
+
+/// Short printable form of a byte string for failure messages.
+pub fn show(bytes: &[u8]) -> String {
+    const LIMIT: usize = 48;
+    let mut s: String = bytes
+        .iter()
+        .take(LIMIT)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if bytes.len() > LIMIT {
+        s.push_str("..");
+    }
+    format!("{} bytes [{s}]", bytes.len())
+}
+
+/// Hex encoding for passing messages to child processes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Inverse of [`hex`].
+pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    ensure!(s.len().is_multiple_of(2), "odd-length hex string");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("bad hex: {e}")))
+        .collect()
+}
+
+/// A channel id no other test (nor, with high probability, an earlier run of the suite in
+/// the same boot) has used: a per-run random block of 65536 ids above 2^28, handed out in
+/// order. Fixed ids (1, 2^20, ...) live on dedicated minors instead.
+pub fn fresh_channel() -> u32 {
+    static BASE: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = *BASE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(7))
+            .unwrap_or(0);
+        let seed = nanos ^ std::process::id().rotate_left(16);
+        0x1000_0000 + (seed % 0xC000) * 0x1_0000
+    });
+    base + NEXT.fetch_add(1, Ordering::Relaxed) % 0x1_0000
+}
+
+/// Path of the node for `minor`: `/dev/slotN` for the rig's minors 0..=3, otherwise a node
+/// `/dev/slot_test_N` created (once) by [`ensure_node`].
+pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
+    if minor <= 3 {
+        Ok(PathBuf::from(format!("/dev/slot{minor}")))
+    } else {
+        ensure_node(minor)
+    }
+}
+
+/// Creates `/dev/slot_test_<minor>` (char `MAJOR:minor`, mode 666) unless it already exists
+/// with the right device number.
+pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
+    let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
+    let want = libc::makedev(MAJOR, minor);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        ensure!(
+            meta.file_type().is_char_device() && meta.rdev() == want,
+            "{} exists but is not char {MAJOR}:{minor}",
+            path.display()
+        );
+        return Ok(path);
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: `c_path` is a valid NUL-terminated string.
+    let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, want) };
+    if rc != 0 {
+        return Err(format!(
+            "mknod {} c {MAJOR} {minor}: {}",
+            path.display(),
+            errno_name(last_errno())
+        ));
+    }
+    // mknod's mode is filtered by the umask; make the node usable by anyone as the rig's are.
+    // SAFETY: as above.
+    unsafe { libc::chmod(c_path.as_ptr(), 0o666) };
+    Ok(path)
+}
+
+/// Opens a slot read-write.
+pub fn open(path: &Path) -> Result<Slot, String> {
+    Slot::open(path).ctx(&format!("open {}", path.display()))
+}
+
+/// Opens a slot read-write and binds the new descriptor to `channel`.
+pub fn open_bound(path: &Path, channel: u32) -> Result<Slot, String> {
+    let slot = open(path)?;
+    slot.set_channel(channel)
+        .ctx(&format!("bind {} to channel {channel}", path.display()))?;
+    Ok(slot)
+}
+
+/// Opens the slot with minor `minor` and binds it to `channel`.
+pub fn open_minor_bound(minor: u32, channel: u32) -> Result<Slot, String> {
+    open_bound(&slot_path(minor)?, channel)
+}
+
+/// Sends `msg` and checks that the whole message was accepted.
+pub fn send_all(slot: &Slot, msg: &[u8], what: &str) -> TestResult {
+    let n = slot.send(msg).ctx(what)?;
+    ensure!(
+        n == msg.len(),
+        "{what}: write returned {n}, expected {}",
+        msg.len()
+    );
+    Ok(())
+}
+
+/// Reads the current message and checks that it is exactly `want`.
+pub fn expect_message(slot: &Slot, want: &[u8], what: &str) -> TestResult {
+    let mut buf = [0u8; MAX_MSG];
+    let n = slot.receive(&mut buf).ctx(what)?;
+    ensure!(
+        &buf[..n] == want,
+        "{what}: read {}, expected {}",
+        show(&buf[..n]),
+        show(want)
+    );
+    Ok(())
+}
+
+/// The raw descriptor of a slot, for raw system calls.
+pub fn raw_fd(slot: &Slot) -> RawFd {
+    slot.as_fd().as_raw_fd()
+}
+
+/// The calling thread's `errno`.
+pub fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `write(2)` with an arbitrary (possibly invalid) pointer.
+pub fn raw_write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32> {
+    // SAFETY: the kernel validates `buf`; passing bad pointers is the point of these tests.
+    let n = unsafe { libc::write(fd, buf.cast(), len) };
+    usize::try_from(n).map_err(|_| last_errno())
+}
+
+/// `read(2)` with an arbitrary (possibly invalid) pointer.
+pub fn raw_read(fd: RawFd, buf: *mut u8, len: usize) -> Result<usize, i32> {
+    // SAFETY: the kernel validates `buf`; it is either valid for `len` bytes or unmapped
+    // or inaccessible memory owned by this test, never memory Rust relies on.
+    let n = unsafe { libc::read(fd, buf.cast(), len) };
+    usize::try_from(n).map_err(|_| last_errno())
+}
+
+/// `ioctl(2)` with an arbitrary command and a by-value argument.
+pub fn raw_ioctl(fd: RawFd, cmd: u32, arg: u64) -> Result<i32, i32> {
+    // SAFETY: no memory is passed to the kernel, only integers.
+    let rc = unsafe { libc::ioctl(fd, cmd as _, arg as libc::c_ulong) };
+    if rc < 0 {
+        Err(last_errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Two anonymous pages: the first read-write, the second `PROT_NONE`.
+pub struct GuardPages {
+    base: *mut u8,
+    page: usize,
+}
+
+impl GuardPages {
+    /// Maps the pages.
+    pub fn new() -> Result<Self, String> {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| "sysconf(_SC_PAGESIZE) failed".to_string())?;
+        // SAFETY: a fresh anonymous mapping that aliases nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", errno_name(last_errno())));
+        }
+        let pages = GuardPages {
+            base: base.cast(),
+            page,
+        };
+        // SAFETY: the second page belongs to the mapping created above.
+        let rc = unsafe { libc::mprotect(pages.inaccessible().cast(), page, libc::PROT_NONE) };
+        ensure!(rc == 0, "mprotect: {}", errno_name(last_errno()));
+        Ok(pages)
+    }
+
+    /// Start of the `PROT_NONE` page.
+    pub fn inaccessible(&self) -> *mut u8 {
+        self.base.wrapping_add(self.page)
+    }
+
+    /// A pointer `accessible` bytes before the `PROT_NONE` page; those bytes are filled from
+    /// `fill` (cycled), so a buffer longer than `accessible` runs into the inaccessible page.
+    pub fn before_guard(&self, accessible: usize, fill: &[u8]) -> *mut u8 {
+        let start = self.page - accessible;
+        for i in 0..accessible {
+            // SAFETY: `start + i` is inside the read-write first page.
+            unsafe { *self.base.add(start + i) = fill[i % fill.len()] };
+        }
+        self.base.wrapping_add(start)
+    }
+}
+
+impl Drop for GuardPages {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`.
+        unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
+    }
+}
+
+/// This executable, for re-executing it as a child. Falls back to `argv[0]` (searched in
+/// `PATH` when it has no slash) in case `/proc` is not mounted in the guest.
+pub fn self_exe() -> PathBuf {
+    if let Ok(p) = std::env::current_exe() {
+        if p.exists() {
+            return p;
+        }
+    }
+    let arg0 = PathBuf::from(std::env::args_os().next().unwrap_or_default());
+    if arg0.as_os_str().as_bytes().contains(&b'/') {
+        return arg0;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(&arg0))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or(arg0)
+}
+
+/// A command that re-executes this binary as a child of kind `kind`.
+pub fn child_command<S: AsRef<std::ffi::OsStr>>(kind: &str, args: &[S]) -> Command {
+    let mut cmd = Command::new(self_exe());
+    cmd.arg(crate::child::FLAG).arg(kind).args(args);
+    cmd
+}
+
+/// A started process whose output is being collected.
+pub struct Running {
+    what: String,
+    pid: u32,
+    rx: mpsc::Receiver<std::io::Result<Output>>,
+}
+
+/// Starts `cmd` with stdin closed and stdout/stderr captured.
+pub fn spawn(mut cmd: Command, what: &str) -> Result<Running, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().ctx(&format!("spawn {what}"))?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    Ok(Running {
+        what: what.to_string(),
+        pid,
+        rx,
+    })
+}
+
+impl Running {
+    /// Waits for the process until `deadline`, killing it if it is still running then.
+    pub fn wait(self, deadline: Instant) -> Result<Output, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(r) => r.ctx(&format!("wait for {}", self.what)),
+            Err(_) => {
+                // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped
+                // child (the collector thread reaps it only after it exits).
+                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+                Err(format!(
+                    "{} still running after the deadline; killed",
+                    self.what
+                ))
+            }
+        }
+    }
+}
+
+/// Runs `cmd` to completion (at most `timeout`) and returns its output.
+pub fn run(cmd: Command, what: &str, timeout: Duration) -> Result<Output, String> {
+    spawn(cmd, what)?.wait(Instant::now() + timeout)
+}
+
+/// Describes a finished process for failure messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}, stdout {:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    )
+}
