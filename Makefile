@@ -24,7 +24,7 @@ all: module tools
 # kernels do not share object files and the source tree stays clean.
 module:
 	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
-	@cp -u kernel/* $(MODULE_BUILD)/kernel/ && cp -u uapi/* $(MODULE_BUILD)/uapi/
+	@cp -ru kernel/. $(MODULE_BUILD)/kernel/ && cp -ru uapi/. $(MODULE_BUILD)/uapi/
 	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel W=1 modules'
 	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
 

@@ -5,8 +5,10 @@
 //! Char major [`MAJOR_NUM`]; every minor is an independent slot, created on first open. An
 //! open file is bound to a channel with the `MSG_SLOT_CHANNEL` ioctl; `write` replaces the
 //! channel's message, `read` copies it out and leaves it. Messages live until unload.
+//!
+//! `ffi` holds all raw kernel bindings behind safe interfaces; the driver logic (this file,
+//! `slot`, `channel`) is safe Rust.
 
-use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     c_str,
@@ -15,15 +17,16 @@ use kernel::{
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
-mod chrdev;
+mod channel;
+mod ffi;
 mod slot;
 // Shared with user space, which uses the items this crate does not.
 #[allow(dead_code, unreachable_pub)]
 #[path = "../uapi/uapi.rs"]
 mod uapi;
 
-use chrdev::{CharDevice, Registration};
-use slot::{ChannelId, Message, Slot};
+use ffi::{CharDevice, OpenFileRef, Registration};
+use slot::{ChannelId, OpenSlot, Slot};
 use uapi::{MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS};
 
 module! {
@@ -46,7 +49,10 @@ struct MessageSlotDevice {
 impl MessageSlotDevice {
     fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            slots <- kernel::new_mutex!([const { None }; SLOT_MINORS as usize], "MessageSlotDevice::slots"),
+            slots <- kernel::new_mutex!(
+                [const { None }; SLOT_MINORS as usize],
+                "MessageSlotDevice::slots"
+            ),
         })
     }
 
@@ -55,62 +61,35 @@ impl MessageSlotDevice {
         if let Some(slot) = self.slots.lock().get(minor).ok_or(ENXIO)? {
             return Ok(slot.clone());
         }
-        // Allocate outside the lock; if another opener won the race, ours is dropped unused
-        // after the lock is released.
+        // Allocated outside the lock; if another opener created the slot meanwhile, ours is
+        // dropped unused after the lock is released.
         let created = Arc::pin_init(Slot::new(), GFP_KERNEL)?;
         let mut slots = self.slots.lock();
-        let slot = slots[minor].get_or_insert_with(|| created.clone()).clone();
-        drop(slots);
-        Ok(slot)
-    }
-}
-
-/// One open file: its slot and the channel it is bound to (0 while unbound).
-struct OpenSlot {
-    slot: Arc<Slot>,
-    channel: AtomicU32,
-}
-
-impl OpenSlot {
-    /// The bound channel; `EINVAL` if the file is not bound yet.
-    fn channel(&self) -> Result<ChannelId> {
-        ChannelId::from_raw(self.channel.load(Ordering::Relaxed)).ok_or(EINVAL)
+        Ok(slots[minor].get_or_insert_with(|| created.clone()).clone())
     }
 }
 
 impl CharDevice for MessageSlotDevice {
-    type OpenFile = KBox<OpenSlot>;
+    type OpenFile = Pin<KBox<OpenSlot>>;
 
-    fn open(&self, minor: u32) -> Result<KBox<OpenSlot>> {
+    fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        Ok(KBox::new(
-            OpenSlot {
-                slot,
-                channel: AtomicU32::new(0),
-            },
-            GFP_KERNEL_ACCOUNT,
-        )?)
+        KBox::pin_init(OpenSlot::new(slot), GFP_KERNEL_ACCOUNT)
     }
 
-    fn read(file: &OpenSlot, buf: UserSliceWriter) -> Result<usize> {
-        let channel = file.channel()?;
-        file.slot.load(channel)?.to_user(buf)
+    fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {
+        file.read(buf)
     }
 
-    fn write(file: &OpenSlot, buf: UserSliceReader) -> Result<usize> {
-        let channel = file.channel()?;
-        let message = Message::from_user(buf)?;
-        let len = message.as_bytes().len();
-        file.slot.store(channel, message)?;
-        Ok(len)
+    fn write(file: OpenFileRef<'_, Self>, buf: UserSliceReader) -> Result<usize> {
+        file.write(buf)
     }
 
-    fn ioctl(file: &OpenSlot, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         if cmd != MSG_SLOT_CHANNEL {
             return Err(EINVAL);
         }
-        let channel = ChannelId::from_ioctl_arg(arg)?;
-        file.channel.store(channel.get(), Ordering::Relaxed);
+        file.bind(ChannelId::from_ioctl_arg(arg)?);
         Ok(0)
     }
 }
@@ -131,11 +110,7 @@ impl kernel::Module for MessageSlotModule {
             ),
             GFP_KERNEL,
         )?;
-        pr_info!(
-            "registered char major {}, minors 0..{}\n",
-            MAJOR_NUM,
-            SLOT_MINORS
-        );
+        pr_info!("registered char major {MAJOR_NUM}, minors 0..{SLOT_MINORS}\n");
         Ok(Self {
             _registration: registration,
         })

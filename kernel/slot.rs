@@ -1,30 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Message slots and their channels, in safe Rust.
+//! Message slots: channels indexed by id, and the per-file binding to one of them.
 //!
-//! A [`Slot`] maps channel ids to the last [`Message`] written there. A write copies the user
-//! buffer into a [`Message`] on the stack before any lock is taken, allocates a tree node (if
-//! the channel is new) also before the lock, then replaces the message under the slot's lock;
-//! a read copies the message out under the lock and touches user memory only after unlocking.
-//! Either way a reader sees one whole message, and a failed write changes nothing.
+//! A [`Slot`] owns its channels in an insert-only map (lock-free lookups); a channel is created
+//! by the first write to it and lives as long as the slot. An [`OpenSlot`] (one open file)
+//! remembers its channel id and, once the channel exists, the channel itself, so that reads
+//! and writes on a bound file skip the index entirely.
 
-use crate::uapi::MAX_MESSAGE_LEN;
+use crate::channel::{Channel, Message};
+use crate::ffi::InsertOnlyMap;
 use core::num::NonZeroU32;
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     prelude::*,
-    rbtree::{Entry, RBTree, RBTreeNodeReservation},
-    sync::SpinLock,
+    sync::{Arc, Mutex},
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
-/// `EMSGSIZE`, which 6.12's `kernel::error::code` does not declare.
-fn emsgsize() -> Error {
-    Error::from_errno(-(kernel::bindings::EMSGSIZE as i32))
-}
-
 /// A channel id: any non-zero `u32`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChannelId(NonZeroU32);
 
 impl ChannelId {
@@ -33,102 +27,104 @@ impl ChannelId {
         let id = u32::try_from(arg).map_err(|_| EINVAL)?;
         NonZeroU32::new(id).map(Self).ok_or(EINVAL)
     }
-
-    /// The id, or `None` for the unbound marker 0.
-    pub(crate) fn from_raw(id: u32) -> Option<Self> {
-        NonZeroU32::new(id).map(Self)
-    }
-
-    /// The raw id (never 0).
-    pub(crate) fn get(self) -> u32 {
-        self.0.get()
-    }
 }
 
-/// One message: `1..=MAX_MESSAGE_LEN` arbitrary bytes, stored inline.
-///
-/// # Invariants
-///
-/// `1 <= len <= MAX_MESSAGE_LEN`.
-#[derive(Clone)]
-pub(crate) struct Message {
-    len: u8,
-    bytes: [u8; MAX_MESSAGE_LEN],
-}
-
-const _: () = assert!(MAX_MESSAGE_LEN <= u8::MAX as usize);
-
-impl Message {
-    /// Copies a whole message from user space; `EMSGSIZE` for a length of 0 or above the
-    /// maximum, `EFAULT` for a bad buffer. User memory is read once.
-    pub(crate) fn from_user(mut reader: UserSliceReader) -> Result<Self> {
-        let len = reader.len();
-        if len == 0 || len > MAX_MESSAGE_LEN {
-            return Err(emsgsize());
-        }
-        let mut bytes = [0u8; MAX_MESSAGE_LEN];
-        reader.read_slice(&mut bytes[..len])?;
-        // INVARIANT: `len` was checked to be in `1..=MAX_MESSAGE_LEN`.
-        Ok(Self {
-            len: len as u8,
-            bytes,
-        })
-    }
-
-    /// The message bytes.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    /// Copies the message to user space and returns its length: `ENOSPC` (before touching user
-    /// memory) if the buffer is too small, `EFAULT` for a bad buffer.
-    pub(crate) fn to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
-        let bytes = self.as_bytes();
-        if writer.len() < bytes.len() {
-            return Err(ENOSPC);
-        }
-        writer.write_slice(bytes)?;
-        Ok(bytes.len())
-    }
-}
-
-/// One message slot (one minor): its channels and their last messages.
+/// One message slot (one minor): its channels, created by their first write.
 #[pin_data]
 pub(crate) struct Slot {
     #[pin]
-    channels: SpinLock<RBTree<ChannelId, Message>>,
+    channels: InsertOnlyMap<Arc<Channel>>,
 }
 
 impl Slot {
     /// An empty slot.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            channels <- kernel::new_spinlock!(RBTree::new(), "Slot::channels"),
+            channels <- InsertOnlyMap::new(),
         })
     }
 
-    /// Replaces the message of `channel`. On error (`ENOMEM`) the old message is untouched.
-    pub(crate) fn store(&self, channel: ChannelId, message: Message) -> Result {
-        if let Some(stored) = self.channels.lock().get_mut(&channel) {
-            *stored = message;
-            return Ok(());
-        }
-        // A new channel: allocate its node without holding the lock. Declared before the guard,
-        // an unused reservation (another writer created the channel meanwhile) is freed after
-        // the lock is released.
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let mut channels = self.channels.lock();
-        match channels.entry(channel) {
-            Entry::Occupied(mut entry) => *entry.get_mut() = message,
-            Entry::Vacant(entry) => {
-                entry.insert(message, reservation);
-            }
-        }
-        Ok(())
+    /// The channel `id`, if a message was ever written to it.
+    fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        self.channels.get(id.0.get()).map(Arc::from)
     }
 
-    /// A copy of the last message of `channel`; `EWOULDBLOCK` if none was written.
-    pub(crate) fn load(&self, channel: ChannelId) -> Result<Message> {
-        self.channels.lock().get(&channel).cloned().ok_or(EAGAIN)
+    /// Replaces the message of channel `id`, creating the channel if needed, and returns it.
+    /// On error (`ENOMEM`) nothing changes.
+    fn store(&self, id: ChannelId, message: &Message) -> Result<Arc<Channel>> {
+        if let Some(channel) = self.channel(id) {
+            channel.store(message);
+            return Ok(channel);
+        }
+        let created = Arc::pin_init(Channel::new(message), GFP_KERNEL_ACCOUNT)?;
+        let (channel, unused) = self
+            .channels
+            .get_or_insert(id.0.get(), created)
+            .map_err(|(error, _)| error)?;
+        if unused.is_some() {
+            // Another writer created the channel first; this write comes after its message.
+            channel.store(message);
+        }
+        Ok(channel.into())
+    }
+}
+
+/// What an open file is bound to.
+struct Binding {
+    id: ChannelId,
+    /// The channel, once it exists (cached so that reads and writes skip the index).
+    channel: Option<Arc<Channel>>,
+}
+
+/// One open file of a slot.
+#[pin_data]
+pub(crate) struct OpenSlot {
+    slot: Arc<Slot>,
+    #[pin]
+    binding: Mutex<Option<Binding>>,
+}
+
+impl OpenSlot {
+    /// A file of `slot`, not bound to any channel yet.
+    pub(crate) fn new(slot: Arc<Slot>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            slot,
+            binding <- kernel::new_mutex!(None, "OpenSlot::binding"),
+        })
+    }
+
+    /// Binds the file to channel `id`. Allocates nothing.
+    pub(crate) fn bind(&self, id: ChannelId) {
+        let channel = self.slot.channel(id);
+        let old = self.binding.lock().replace(Binding { id, channel });
+        drop(old);
+    }
+
+    /// Replaces the bound channel's message with `buf` and returns its length.
+    ///
+    /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE`, `EFAULT`, `ENOMEM`.
+    pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
+        let mut guard = self.binding.lock();
+        let binding = guard.as_mut().ok_or(EINVAL)?;
+        let message = Message::from_user(buf)?;
+        match &binding.channel {
+            Some(channel) => channel.store(&message),
+            None => binding.channel = Some(self.slot.store(binding.id, &message)?),
+        }
+        Ok(message.len())
+    }
+
+    /// Copies the bound channel's message into `buf` and returns its length.
+    ///
+    /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
+    pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
+        let mut guard = self.binding.lock();
+        let binding = guard.as_mut().ok_or(EINVAL)?;
+        if binding.channel.is_none() {
+            binding.channel = self.slot.channel(binding.id);
+        }
+        let message = binding.channel.as_ref().ok_or(EAGAIN)?.load();
+        drop(guard);
+        message.to_user(buf)
     }
 }

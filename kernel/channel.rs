@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A channel: the last message written to it, readable without locks.
+//!
+//! The message is guarded by a sequence lock built from atomics: writers serialise on a
+//! spinlock and make the sequence odd while they store; readers copy the message with relaxed
+//! atomic loads and retry if the sequence was odd or changed meanwhile. Readers therefore
+//! never write shared memory (two readers of one channel do not slow each other down), never
+//! see a torn message, and everything is safe Rust.
+
+use crate::uapi::MAX_MESSAGE_LEN;
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use kernel::{
+    prelude::*,
+    sync::SpinLock,
+    uaccess::{UserSliceReader, UserSliceWriter},
+};
+
+const WORD: usize = core::mem::size_of::<u64>();
+const WORDS: usize = MAX_MESSAGE_LEN / WORD;
+
+const _: () = assert!(MAX_MESSAGE_LEN <= u8::MAX as usize && MAX_MESSAGE_LEN % WORD == 0);
+
+/// `EMSGSIZE`, which 6.12's `kernel::error::code` does not declare.
+fn emsgsize() -> Error {
+    Error::from_errno(-(kernel::bindings::EMSGSIZE as i32))
+}
+
+/// One message: `1..=MAX_MESSAGE_LEN` arbitrary bytes, stored inline.
+///
+/// # Invariants
+///
+/// `1 <= len <= MAX_MESSAGE_LEN`.
+pub(crate) struct Message {
+    len: u8,
+    bytes: [u8; MAX_MESSAGE_LEN],
+}
+
+impl Message {
+    /// Copies a whole message from user space: `EMSGSIZE` for a length of 0 or above the
+    /// maximum, `EFAULT` for a bad buffer. User memory is read once.
+    pub(crate) fn from_user(mut reader: UserSliceReader) -> Result<Self> {
+        let len = reader.len();
+        if len == 0 || len > MAX_MESSAGE_LEN {
+            return Err(emsgsize());
+        }
+        let mut bytes = [0u8; MAX_MESSAGE_LEN];
+        reader.read_slice(&mut bytes[..len])?;
+        // INVARIANT: `len` was checked to be in `1..=MAX_MESSAGE_LEN`.
+        Ok(Self {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Copies the message to user space and returns its length: `ENOSPC` (before touching user
+    /// memory) if the buffer is too small, `EFAULT` for a bad buffer.
+    pub(crate) fn to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
+        let bytes = &self.bytes[..self.len()];
+        if writer.len() < bytes.len() {
+            return Err(ENOSPC);
+        }
+        writer.write_slice(bytes)?;
+        Ok(bytes.len())
+    }
+
+    /// The bytes as native-endian words, the first `len.div_ceil(WORD)` of which hold the
+    /// message.
+    fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bytes
+            .as_chunks::<WORD>()
+            .0
+            .iter()
+            .map(|chunk| u64::from_ne_bytes(*chunk))
+    }
+}
+
+/// A channel holding a message.
+///
+/// # Invariants
+///
+/// `sequence` is odd exactly while a writer holding `writer` is storing; when it is even,
+/// `len` and the first `len` bytes of `words` are one message written by a single `store`,
+/// and `1 <= len <= MAX_MESSAGE_LEN`.
+#[pin_data]
+pub(crate) struct Channel {
+    #[pin]
+    writer: SpinLock<()>,
+    sequence: AtomicU32,
+    len: AtomicU8,
+    words: [AtomicU64; WORDS],
+}
+
+impl Channel {
+    /// A channel holding `message`.
+    pub(crate) fn new(message: &Message) -> impl PinInit<Self> + '_ {
+        // INVARIANT: The sequence is even and the stored message is whole.
+        let mut words = [const { AtomicU64::new(0) }; WORDS];
+        for (word, value) in words.iter_mut().zip(message.words()) {
+            *word.get_mut() = value;
+        }
+        pin_init!(Self {
+            writer <- kernel::new_spinlock!((), "Channel::writer"),
+            sequence: AtomicU32::new(0),
+            len: AtomicU8::new(message.len),
+            words,
+        })
+    }
+
+    /// Replaces the message.
+    pub(crate) fn store(&self, message: &Message) {
+        let _writer = self.writer.lock();
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        // INVARIANT: Odd while storing; only the holder of `writer` changes `sequence`.
+        self.sequence
+            .store(sequence.wrapping_add(1), Ordering::Relaxed);
+        // Orders the odd sequence before the data stores (pairs with `load`'s acquire fence).
+        fence(Ordering::Release);
+        self.len.store(message.len, Ordering::Relaxed);
+        let stored = message.len().div_ceil(WORD);
+        for (word, value) in self.words.iter().zip(message.words()).take(stored) {
+            word.store(value, Ordering::Relaxed);
+        }
+        self.sequence
+            .store(sequence.wrapping_add(2), Ordering::Release);
+    }
+
+    /// A consistent copy of the message.
+    pub(crate) fn load(&self) -> Message {
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let len = self.len.load(Ordering::Relaxed);
+            let mut bytes = [0u8; MAX_MESSAGE_LEN];
+            let stored = usize::from(len).div_ceil(WORD);
+            let chunks = bytes.as_chunks_mut::<WORD>().0;
+            for (chunk, word) in chunks.iter_mut().zip(&self.words).take(stored) {
+                *chunk = word.load(Ordering::Relaxed).to_ne_bytes();
+            }
+            // Orders the data loads before re-reading the sequence.
+            fence(Ordering::Acquire);
+            if self.sequence.load(Ordering::Relaxed) == before {
+                // INVARIANT: The sequence was even and unchanged, so no store overlapped the
+                // copy and `len` belongs to the copied message (type invariant of `Channel`).
+                return Message { len, bytes };
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An insert-only map from `u32` indices to owned values, on the kernel's XArray.
+//!
+//! 6.12's `kernel` crate has no XArray abstraction (upstream added `kernel::xarray` later).
+//! Lookups are lock-free (`xa_load` runs under RCU internally); inserts take the XArray's
+//! spinlock, which the XArray drops while it allocates nodes. Entries are only removed when
+//! the whole map is dropped, which is what makes handing out borrows for `&self` sound.
+
+use core::{marker::PhantomData, ptr};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::c_ulong,
+    prelude::*,
+    types::{ForeignOwnable, Opaque},
+};
+
+/// `XA_PRESENT`, the search mark matching every present entry (a cast macro bindgen skips).
+const XA_PRESENT: bindings::xa_mark_t = 8;
+
+/// Lockdep class of every map's internal spinlock.
+struct LockClass(Opaque<bindings::lock_class_key>);
+
+// SAFETY: A `lock_class_key` is only used by lockdep, which synchronises its own accesses.
+unsafe impl Sync for LockClass {}
+
+static LOCK_CLASS: LockClass = LockClass(Opaque::uninit());
+
+/// A map from `u32` to `T`, where entries can be added but not removed while it is shared.
+///
+/// # Invariants
+///
+/// `xa` is an initialised XArray. Every entry in it came from `T::into_foreign` and is owned
+/// by the map; entries are only removed (and converted back) in `drop`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct InsertOnlyMap<T: ForeignOwnable> {
+    #[pin]
+    xa: Opaque<bindings::xarray>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: The XArray synchronises its own accesses; the map hands out `T::Borrowed` to several
+// threads (so `T: Sync`) and drops `T`s on whichever thread drops the map (so `T: Send`).
+unsafe impl<T: ForeignOwnable + Send + Sync> Sync for InsertOnlyMap<T> {}
+// SAFETY: As above; moving the map moves ownership of its `T`s.
+unsafe impl<T: ForeignOwnable + Send> Send for InsertOnlyMap<T> {}
+
+impl<T: ForeignOwnable> InsertOnlyMap<T> {
+    /// An empty map.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            xa <- Opaque::ffi_init(|xa: *mut bindings::xarray| {
+                // SAFETY: `xa` is valid for writes. This is `xa_init_flags(xa, 0)`, an inline C
+                // function: initialise the lock, no flags, an empty head.
+                unsafe {
+                    bindings::__spin_lock_init(
+                        ptr::addr_of_mut!((*xa).xa_lock),
+                        kernel::c_str!("InsertOnlyMap::xa_lock").as_char_ptr(),
+                        LOCK_CLASS.0.get(),
+                    );
+                    ptr::addr_of_mut!((*xa).xa_flags).write(0);
+                    ptr::addr_of_mut!((*xa).xa_head).write(ptr::null_mut());
+                }
+            }),
+            _owns: PhantomData,
+        })
+    }
+
+    /// The entry at `index`, if any.
+    pub(crate) fn get(&self, index: u32) -> Option<T::Borrowed<'_>> {
+        // SAFETY: `xa` is initialised (type invariant); `xa_load` takes the RCU read lock.
+        let entry = unsafe { bindings::xa_load(self.xa.get(), index as c_ulong) };
+        if entry.is_null() {
+            return None;
+        }
+        // SAFETY: Non-null entries came from `T::into_foreign` (type invariant) and are only
+        // converted back in `drop`, which cannot run while `self` is borrowed.
+        Some(unsafe { T::borrow(entry) })
+    }
+
+    /// Inserts `value` at `index` unless an entry exists there; returns the entry at `index`
+    /// afterwards and, if `value` was not inserted, `value` itself (so that the caller drops it
+    /// outside any lock). Fails with `ENOMEM` (giving `value` back as well). The XArray's
+    /// nodes are allocated with `GFP_KERNEL_ACCOUNT`: charged to the caller's memory cgroup.
+    pub(crate) fn get_or_insert(
+        &self,
+        index: u32,
+        value: T,
+    ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
+        let entry = value.into_foreign().cast_mut();
+        // SAFETY: `xa` is initialised; `__xa_insert` is called with its lock held, as the C
+        // API requires (it drops and retakes the lock itself to allocate with `flags`).
+        let ret = unsafe {
+            bindings::spin_lock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
+            let ret = bindings::__xa_insert(
+                self.xa.get(),
+                index as c_ulong,
+                entry,
+                bindings::GFP_KERNEL_ACCOUNT,
+            );
+            bindings::spin_unlock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
+            ret
+        };
+        match to_result(ret) {
+            // SAFETY: `entry` is now owned by the map, which keeps it until `drop`.
+            Ok(()) => Ok((unsafe { T::borrow(entry) }, None)),
+            Err(error) => {
+                // SAFETY: `entry` was not stored, so ownership returns to us.
+                let value = unsafe { T::from_foreign(entry) };
+                if error != EBUSY {
+                    return Err((error, value));
+                }
+                // Another thread inserted first; its entry stays until `drop`.
+                match self.get(index) {
+                    Some(existing) => Ok((existing, Some(value))),
+                    None => Err((EINVAL, value)),
+                }
+            }
+        }
+    }
+}
+
+#[pinned_drop]
+impl<T: ForeignOwnable> PinnedDrop for InsertOnlyMap<T> {
+    fn drop(self: Pin<&mut Self>) {
+        let xa = self.xa.get();
+        let mut index: c_ulong = 0;
+        // SAFETY: `xa` is initialised and no longer shared. Each entry came from
+        // `T::into_foreign` and is converted back exactly once: `xa_find_after` moves past it.
+        unsafe {
+            let mut entry = bindings::xa_find(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
+            while !entry.is_null() {
+                drop(T::from_foreign(entry));
+                entry = bindings::xa_find_after(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
+            }
+            bindings::xa_destroy(xa);
+        }
+    }
+}
