@@ -100,6 +100,10 @@ struct MessageSlotModule {
 
 impl kernel::Module for MessageSlotModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        if ffi::max_channels() == 0 {
+            pr_err!("max_channels must be at least 1\n");
+            return Err(EINVAL);
+        }
         let registration = KBox::pin_init(
             Registration::new(
                 c_str!("message_slot"),

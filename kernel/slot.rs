@@ -8,8 +8,11 @@
 //! and writes on a bound file skip the index entirely.
 
 use crate::channel::{Channel, Message};
-use crate::ffi::InsertOnlyMap;
-use core::num::NonZeroU32;
+use crate::ffi::{max_channels, InsertOnlyMap};
+use core::{
+    num::NonZeroU32,
+    sync::atomic::{AtomicU32, Ordering},
+};
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     prelude::*,
@@ -30,10 +33,15 @@ impl ChannelId {
 }
 
 /// One message slot (one minor): its channels, created by their first write.
+///
+/// # Invariants
+///
+/// `channels` holds at most `reserved <= max_channels()` entries.
 #[pin_data]
 pub(crate) struct Slot {
     #[pin]
     channels: InsertOnlyMap<Arc<Channel>>,
+    reserved: AtomicU32,
 }
 
 impl Slot {
@@ -41,6 +49,7 @@ impl Slot {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             channels <- InsertOnlyMap::new(),
+            reserved: AtomicU32::new(0),
         })
     }
 
@@ -50,22 +59,42 @@ impl Slot {
     }
 
     /// Replaces the message of channel `id`, creating the channel if needed, and returns it.
-    /// On error (`ENOMEM`) nothing changes.
+    ///
+    /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
+    /// `ENOMEM` if it cannot be allocated.
     fn store(&self, id: ChannelId, message: &Message) -> Result<Arc<Channel>> {
         if let Some(channel) = self.channel(id) {
             channel.store(message);
             return Ok(channel);
         }
-        let created = Arc::pin_init(Channel::new(message), GFP_KERNEL_ACCOUNT)?;
-        let (channel, unused) = self
-            .channels
-            .get_or_insert(id.0.get(), created)
-            .map_err(|(error, _)| error)?;
-        if unused.is_some() {
-            // Another writer created the channel first; this write comes after its message.
-            channel.store(message);
+        let limit = max_channels();
+        // INVARIANT: A place is reserved before the channel is inserted and given back if it
+        // is not.
+        self.reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|_| ENOSPC)?;
+        let inserted = Arc::pin_init(Channel::new(message), GFP_KERNEL_ACCOUNT)
+            .map_err(|_| ENOMEM)
+            .and_then(|created| {
+                self.channels
+                    .get_or_insert(id.0.get(), created)
+                    .map_err(|(error, _)| error)
+            });
+        match inserted {
+            Ok((channel, None)) => Ok(channel.into()),
+            Ok((channel, Some(_unused))) => {
+                // Another writer created the channel first; this write comes after its message.
+                self.reserved.fetch_sub(1, Ordering::Relaxed);
+                channel.store(message);
+                Ok(channel.into())
+            }
+            Err(error) => {
+                self.reserved.fetch_sub(1, Ordering::Relaxed);
+                Err(error)
+            }
         }
-        Ok(channel.into())
     }
 }
 

@@ -72,16 +72,20 @@ pub enum ErrorKind {
     MessageSize,
     /// `EAGAIN`/`EWOULDBLOCK`: the channel holds no message yet.
     NoMessage,
-    /// `ENOSPC`: the buffer is smaller than the channel's message.
+    /// `ENOSPC` from a receive: the buffer is smaller than the channel's message.
     BufferTooSmall,
+    /// `ENOSPC` from a send: the message would open a new channel in a slot that already
+    /// holds the module's `max_channels` (default [`CHANNELS_PER_SLOT`]).
+    SlotFull,
     /// Any other system error.
     Other,
 }
 
 impl ErrorKind {
-    /// Classifies a raw `errno` value.
-    pub fn from_errno(errno: i32) -> Self {
+    /// Classifies a raw `errno` value returned by `operation`.
+    pub fn from_errno(operation: &Operation, errno: i32) -> Self {
         match Errno::from_raw_os_error(errno) {
+            Errno::NOSPC if *operation == Operation::Send => Self::SlotFull,
             Errno::INVAL => Self::InvalidArgument,
             Errno::MSGSIZE => Self::MessageSize,
             Errno::AGAIN => Self::NoMessage,
@@ -116,7 +120,7 @@ impl Error {
 
     /// The classified error.
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::from_errno(self.errno)
+        ErrorKind::from_errno(&self.operation, self.errno)
     }
 
     fn os_error(&self) -> io::Error {
@@ -275,6 +279,8 @@ mod tests {
             assert_eq!(error.kind(), kind, "{errno:?}");
             assert_eq!(error.errno(), errno.raw_os_error());
         }
+        let full = Error::new(Operation::Send, Errno::NOSPC.raw_os_error());
+        assert_eq!(full.kind(), ErrorKind::SlotFull);
     }
 
     #[test]

@@ -67,5 +67,6 @@ pub fn all() -> Vec<Test> {
         scale::million_channels = 240,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
+        module::max_channels_param = 60,
     ]
 }

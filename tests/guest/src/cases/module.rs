@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use libc::EAGAIN;
+use libc::{EAGAIN, ENOSPC};
 use message_slot::Slot;
 
 use crate::util::{
@@ -23,10 +23,14 @@ fn rmmod() -> Result<std::process::Output, String> {
     run(cmd, "rmmod", TIMEOUT)
 }
 
-fn insmod() -> TestResult {
+fn insmod_with(params: &[&str]) -> Result<std::process::Output, String> {
     let mut cmd = Command::new("insmod");
-    cmd.arg(MODULE_FILE);
-    let out = run(cmd, "insmod", TIMEOUT)?;
+    cmd.arg(MODULE_FILE).args(params);
+    run(cmd, "insmod", TIMEOUT)
+}
+
+fn insmod() -> TestResult {
+    let out = insmod_with(&[])?;
     ensure!(
         out.status.success(),
         "insmod {MODULE_FILE}: {}",
@@ -122,4 +126,57 @@ pub fn reload_wipes_messages() -> TestResult {
     let slot = open_minor_bound(0, ch)?;
     send_all(&slot, b"after reload", "write after reload")?;
     expect_message(&slot, b"after reload", "read after reload")
+}
+
+/// `max_channels=N` caps the channels per slot: a write that would create channel N+1 fails
+/// with `ENOSPC` and changes nothing, existing channels stay writable, and other slots have
+/// their own budget. `max_channels=0` is refused at load time.
+pub fn max_channels_param() -> TestResult {
+    let out = rmmod()?;
+    ensure!(out.status.success(), "rmmod: {}", describe(&out));
+    let refused = insmod_with(&["max_channels=0"])?;
+    if refused.status.success() {
+        return Err("insmod max_channels=0 succeeded".to_string());
+    }
+    let out = insmod_with(&["max_channels=3"])?;
+    ensure!(
+        out.status.success(),
+        "insmod max_channels=3: {}",
+        describe(&out)
+    );
+    let result = (|| {
+        let shown = std::fs::read_to_string("/sys/module/message_slot/parameters/max_channels")
+            .map_err(|e| format!("read max_channels from sysfs: {e}"))?;
+        ensure!(shown.trim() == "3", "sysfs shows max_channels={shown:?}");
+        for id in 1..=3 {
+            send_all(
+                &open_minor_bound(0, id)?,
+                format!("c{id}").as_bytes(),
+                "fill",
+            )?;
+        }
+        let fourth = open_minor_bound(0, 4)?;
+        expect_errno(
+            fourth.send(b"one too many"),
+            ENOSPC,
+            "write to a 4th channel",
+        )?;
+        expect_errno(fourth.receive_message(), EAGAIN, "read the refused channel")?;
+        send_all(
+            &open_minor_bound(0, 2)?,
+            b"overwrite",
+            "overwrite channel 2",
+        )?;
+        expect_message(&open_minor_bound(0, 2)?, b"overwrite", "channel 2")?;
+        expect_message(&open_minor_bound(0, 1)?, b"c1", "channel 1")?;
+        send_all(
+            &open_minor_bound(1, 4)?,
+            b"other slot",
+            "channel 4 on minor 1",
+        )
+    })();
+    let out = rmmod()?;
+    ensure!(out.status.success(), "rmmod: {}", describe(&out));
+    insmod()?;
+    result
 }
