@@ -2,8 +2,8 @@
 
 //! Character-device registration with a safe, trait-based interface.
 //!
-//! Linux 6.12's `kernel` crate has no file or misc-device abstractions, so this module is the
-//! only place in the driver that touches raw `bindings`. It is modelled on upstream's later
+//! Linux 6.12's `kernel` crate has no file or misc-device abstractions, so this module is where
+//! the driver's file operations meet the raw `bindings`. It is modelled on upstream's later
 //! `kernel::miscdevice`: a driver implements [`CharDevice`] and holds a pinned [`Registration`],
 //! which owns the `file_operations` table and the registered device numbers.
 //!
