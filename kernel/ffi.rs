@@ -12,3 +12,18 @@ mod xarray;
 pub(crate) use chrdev::{CharDevice, OpenFileRef, Registration};
 pub(crate) use param::max_channels;
 pub(crate) use xarray::InsertOnlyMap;
+
+use kernel::{alloc::flags, alloc::Flags, bindings};
+
+/// Allocation flags for memory that a user's request makes the driver allocate: charged to
+/// the caller's memory cgroup (`__GFP_ACCOUNT`) and without direct reclaim, so that at the
+/// cgroup's `memory.max` the request fails with `ENOMEM` instead of invoking the OOM killer
+/// (the memcg charge path only fails gracefully for non-blocking or `__GFP_RETRY_MAYFAIL`
+/// requests, and 6.12's Rust `Flags` cannot express the latter). Also `__GFP_NOWARN`.
+pub(crate) fn user_memory() -> Flags {
+    (flags::GFP_KERNEL_ACCOUNT & !flags::GFP_KERNEL) | flags::GFP_NOWAIT
+}
+
+/// [`user_memory`] as raw `gfp_t`, for the C allocations made on the driver's behalf.
+const USER_MEMORY_GFP: bindings::gfp_t =
+    (bindings::GFP_KERNEL_ACCOUNT & !bindings::GFP_KERNEL) | bindings::GFP_NOWAIT;

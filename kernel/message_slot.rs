@@ -10,7 +10,6 @@
 //! `slot`, `channel`) is safe Rust.
 
 use kernel::{
-    alloc::flags::GFP_KERNEL_ACCOUNT,
     c_str,
     prelude::*,
     sync::{Arc, Mutex},
@@ -74,7 +73,7 @@ impl CharDevice for MessageSlotDevice {
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        KBox::pin_init(OpenSlot::new(slot), GFP_KERNEL_ACCOUNT)
+        KBox::pin_init(OpenSlot::new(slot), ffi::user_memory())
     }
 
     fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {

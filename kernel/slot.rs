@@ -8,13 +8,12 @@
 //! and writes on a bound file skip the index entirely.
 
 use crate::channel::{Channel, Message};
-use crate::ffi::{max_channels, InsertOnlyMap};
+use crate::ffi::{max_channels, user_memory, InsertOnlyMap};
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    alloc::flags::GFP_KERNEL_ACCOUNT,
     prelude::*,
     sync::{Arc, Mutex},
     uaccess::{UserSliceReader, UserSliceWriter},
@@ -75,7 +74,7 @@ impl Slot {
                 (n < limit).then_some(n + 1)
             })
             .map_err(|_| ENOSPC)?;
-        let inserted = Arc::pin_init(Channel::new(message), GFP_KERNEL_ACCOUNT)
+        let inserted = Arc::pin_init(Channel::new(message), user_memory())
             .map_err(|_| ENOMEM)
             .and_then(|created| {
                 self.channels

@@ -82,7 +82,7 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     /// Inserts `value` at `index` unless an entry exists there; returns the entry at `index`
     /// afterwards and, if `value` was not inserted, `value` itself (so that the caller drops it
     /// outside any lock). Fails with `ENOMEM` (giving `value` back as well). The XArray's
-    /// nodes are allocated with `GFP_KERNEL_ACCOUNT`: charged to the caller's memory cgroup.
+    /// nodes are allocated as [`super::user_memory`]: charged to the caller's memory cgroup.
     pub(crate) fn get_or_insert(
         &self,
         index: u32,
@@ -97,7 +97,7 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
                 self.xa.get(),
                 index as c_ulong,
                 entry,
-                bindings::GFP_KERNEL_ACCOUNT,
+                super::USER_MEMORY_GFP,
             );
             bindings::spin_unlock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
             ret
