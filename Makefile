@@ -4,6 +4,9 @@
 #   make KDIR=...     the module against another Rust-enabled kernel build tree
 #   make demo         set up the VM rig and run the example session in the guest
 #   make test         set up the VM rig and run every test (host and guest)
+#   make test-debug   the same on the debug kernel (KASAN, lockdep, kmemleak, failslab), plus
+#                     the fuzzer and a kmemleak scan
+#   make bench        benchmarks against the kernel's own IPC, in the guest
 #   make lint         rustfmt, clippy and the kernel's W=1 build, warning-free
 #
 # Without KDIR the module is built against the rig's guest kernel (vm/build-kernel builds or
@@ -16,7 +19,7 @@ KDIR ?= $(shell vm/build-kernel $(BUILD_VARIANT))
 MODULE_BUILD := build/$(BUILD_VARIANT)
 TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}"
 
-.PHONY: all module tools setup test demo lint clean
+.PHONY: all module tools setup test test-debug demo lint clean bench
 all: module tools
 	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader .
 
@@ -39,8 +42,14 @@ setup:
 test: setup
 	@tests/run
 
+test-debug: setup
+	@tests/run --kernel debug
+
 demo: setup
 	@vm/run --bare --add vm/demo-session.sh -- sh /demo-session.sh | sed -n '/^rig: ready/,$$p' | grep -v '^rig: \|^reboot:' || true
+
+bench: setup
+	@bench/run
 
 lint:
 	cargo fmt --all --check

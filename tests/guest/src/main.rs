@@ -116,7 +116,7 @@ fn main() {
     for t in selected {
         {
             let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
-            p.current = Some((t.name, Instant::now(), t.timeout));
+            p.current = Some((t.name, Instant::now(), util::scaled(t.timeout)));
         }
         let started = Instant::now();
         let result = (t.run)();

@@ -407,9 +407,19 @@ impl Running {
     }
 }
 
-/// Runs `cmd` to completion (at most `timeout`) and returns its output.
+/// `timeout` stretched by `MSG_SLOT_TIMEOUT_SCALE` (default 1): the debug kernel runs the
+/// same work many times slower. Timeouts only catch hangs; they never judge speed.
+pub fn scaled(timeout: Duration) -> Duration {
+    let scale = std::env::var("MSG_SLOT_TIMEOUT_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u32);
+    timeout * scale.max(1)
+}
+
+/// Runs `cmd` to completion (at most the [`scaled`] `timeout`) and returns its output.
 pub fn run(cmd: Command, what: &str, timeout: Duration) -> Result<Output, String> {
-    spawn(cmd, what)?.wait(Instant::now() + timeout)
+    spawn(cmd, what)?.wait(Instant::now() + scaled(timeout))
 }
 
 /// Describes a finished process for failure messages.

@@ -2,10 +2,11 @@
 
 //! The ordered list of tests. Each test uses fresh channel ids (or its own minor) so that
 //! tests do not see each other's messages; the module reload tests come last because they
-//! wipe every slot.
+//! wipe every slot (the hardening tests that unload the module run last of all).
 
 mod concurrency;
 mod errors;
+mod hardening;
 mod module;
 mod scale;
 mod semantics;
@@ -67,6 +68,12 @@ pub fn all() -> Vec<Test> {
         scale::million_channels = 240,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
+        hardening::permissions_unprivileged,
+        hardening::failslab_enomem = 120,
+        hardening::memcg_enomem_not_oom = 960,
+        // These two unload the module (and load it again).
+        hardening::load_unload_cycles = 1500,
+        hardening::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
     ]
 }

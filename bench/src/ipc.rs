@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Single-threaded exchanges: one 128-byte message written and read back by the same
+//! thread, on the message slot and on the IPC mechanisms it is compared with, plus the
+//! floor (the cheapest possible write + read system-call pair).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::measure::{Body, Sample, Timer};
+use crate::sys::{bind, open, open_bound, os_err, read_exact, write_all, MSG, PAYLOAD};
+
+/// One measured single-threaded case.
+pub struct Case {
+    /// Short stable key (JSON `name`).
+    pub name: &'static str,
+    /// What one exchange is, for the table.
+    pub what: &'static str,
+    /// The timings.
+    pub sample: Sample,
+}
+
+/// Minor used by the slot cases.
+const MINOR: u32 = 244;
+
+/// Runs every single-threaded case, interleaved (see [`Timer::run_interleaved`]); the
+/// floor comes first.
+pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
+    type Setup = fn() -> Result<Body<'static>, String>;
+    let benches: [(&str, &str, Setup); 7] = [
+        ("floor", "write /dev/null + read /dev/zero", floor),
+        ("slot", "slot write + read (bound fd)", slot_hot),
+        ("slot_cold", "slot ioctl + write + read", slot_cold),
+        ("pipe", "pipe write + read", pipe),
+        ("mqueue", "POSIX mq_send + mq_receive", mqueue),
+        (
+            "unix_dgram",
+            "UNIX dgram socketpair send + recv",
+            unix_dgram,
+        ),
+        ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
+    ];
+    let mut bodies = Vec::new();
+    for (name, _, setup) in &benches {
+        bodies.push(setup().map_err(|e| format!("{name}: {e}"))?);
+    }
+    let samples = timer.run_interleaved(&mut bodies)?;
+    let mut cases = Vec::new();
+    for ((name, what, _), sample) in benches.into_iter().zip(samples) {
+        let case = Case { name, what, sample };
+        log(&case);
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
+fn floor() -> Result<Body<'static>, String> {
+    let owners = (
+        open("/dev/null", libc::O_WRONLY)?,
+        open("/dev/zero", libc::O_RDONLY)?,
+    );
+    let (w, r) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
+    let mut buf = [0u8; MSG];
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            write_all(w, &PAYLOAD, "write /dev/null")?;
+            read_exact(r, &mut buf, MSG, "read /dev/zero")?;
+        }
+        Ok(())
+    }))
+}
+
+fn slot_hot() -> Result<Body<'static>, String> {
+    let owners = open_bound(MINOR, 1)?;
+    let fd = owners.as_raw_fd();
+    let mut buf = [0u8; MSG];
+    write_all(fd, &PAYLOAD, "slot write")?;
+    read_exact(fd, &mut buf, MSG, "slot read")?;
+    if buf != PAYLOAD {
+        return Err("slot read back a different message".into());
+    }
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            write_all(fd, &PAYLOAD, "slot write")?;
+            read_exact(fd, &mut buf, MSG, "slot read")?;
+        }
+        Ok(())
+    }))
+}
+
+/// Re-binds before every exchange, alternating between two channels so that every ioctl
+/// really switches channel.
+fn slot_cold() -> Result<Body<'static>, String> {
+    let owners = open_bound(MINOR, 2)?;
+    let fd = owners.as_raw_fd();
+    let mut buf = [0u8; MSG];
+    let mut channel = 2u32;
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            channel ^= 1;
+            bind(fd, channel)?;
+            write_all(fd, &PAYLOAD, "slot write")?;
+            read_exact(fd, &mut buf, MSG, "slot read")?;
+        }
+        Ok(())
+    }))
+}
+
+fn pipe() -> Result<Body<'static>, String> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(os_err("pipe2"));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
+    let mut buf = [0u8; MSG];
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            write_all(w, &PAYLOAD, "pipe write")?;
+            read_exact(r, &mut buf, MSG, "pipe read")?;
+        }
+        Ok(())
+    }))
+}
+
+/// A POSIX message queue that is unlinked and closed when dropped.
+struct MessageQueue {
+    name: CString,
+    mqd: libc::mqd_t,
+}
+
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        // SAFETY: `mqd` is an open queue descriptor and `name` a valid string.
+        unsafe {
+            libc::mq_close(self.mqd);
+            libc::mq_unlink(self.name.as_ptr());
+        }
+    }
+}
+
+fn mqueue() -> Result<Body<'static>, String> {
+    let name = CString::new(format!("/message-slot-bench-{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
+    // SAFETY: mq_attr is plain data; all-zero is valid and the used fields are set below.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 8;
+    attr.mq_msgsize = MSG as libc::c_long;
+    // SAFETY: `name` is a valid string and `attr` a valid attribute block for O_CREAT.
+    let mqd = unsafe {
+        libc::mq_open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o600 as libc::mode_t,
+            &attr as *const libc::mq_attr,
+        )
+    };
+    if mqd < 0 {
+        return Err(os_err("mq_open"));
+    }
+    let owners = MessageQueue { name, mqd };
+    let q = owners.mqd;
+    let mut buf = [0u8; MSG];
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            // SAFETY: `PAYLOAD` is valid for `MSG` bytes and `q` is open.
+            if unsafe { libc::mq_send(q, PAYLOAD.as_ptr().cast(), MSG, 0) } != 0 {
+                return Err(os_err("mq_send"));
+            }
+            let mut prio = 0;
+            // SAFETY: `buf` is valid for writes of `MSG` bytes (the queue's message size).
+            let got = unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), MSG, &mut prio) };
+            if got != MSG as isize {
+                return Err(os_err(&format!("mq_receive returned {got}")));
+            }
+        }
+        Ok(())
+    }))
+}
+
+fn unix_dgram() -> Result<Body<'static>, String> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(os_err("socketpair(AF_UNIX, SOCK_DGRAM)"));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (a, b) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
+    let mut buf = [0u8; MSG];
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            // SAFETY: `PAYLOAD` is valid for reads of `MSG` bytes.
+            let sent = unsafe { libc::send(a, PAYLOAD.as_ptr().cast(), MSG, 0) };
+            if sent != MSG as isize {
+                return Err(os_err(&format!("send returned {sent}")));
+            }
+            // SAFETY: `buf` is valid for writes of `MSG` bytes.
+            let got = unsafe { libc::recv(b, buf.as_mut_ptr().cast(), MSG, 0) };
+            if got != MSG as isize {
+                return Err(os_err(&format!("recv returned {got}")));
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// The `struct msgbuf` of a 128-byte SysV message.
+#[repr(C)]
+struct MsgBuf {
+    mtype: libc::c_long,
+    mtext: [u8; MSG],
+}
+
+/// A SysV message queue that is removed when dropped.
+struct SysvQueue(libc::c_int);
+
+impl Drop for SysvQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer.
+        unsafe { libc::msgctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+fn sysv_msgq() -> Result<Body<'static>, String> {
+    // SAFETY: msgget has no memory arguments.
+    let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+    if id < 0 {
+        return Err(os_err("msgget"));
+    }
+    let owners = SysvQueue(id);
+    let q = owners.0;
+    let out = MsgBuf {
+        mtype: 1,
+        mtext: PAYLOAD,
+    };
+    let mut inb = MsgBuf {
+        mtype: 0,
+        mtext: [0; MSG],
+    };
+    Ok(Box::new(move |n| {
+        let _owners = &owners;
+        for _ in 0..n {
+            // SAFETY: `out` is a msgbuf with `MSG` bytes of text.
+            if unsafe { libc::msgsnd(q, (&out as *const MsgBuf).cast(), MSG, 0) } != 0 {
+                return Err(os_err("msgsnd"));
+            }
+            // SAFETY: `inb` is a writable msgbuf with room for `MSG` bytes of text.
+            let got = unsafe { libc::msgrcv(q, (&mut inb as *mut MsgBuf).cast(), MSG, 0, 0) };
+            if got != MSG as isize {
+                return Err(os_err(&format!("msgrcv returned {got}")));
+            }
+        }
+        Ok(())
+    }))
+}

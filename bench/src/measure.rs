@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Timing harness, statistics and a small deterministic random-number generator.
+//!
+//! A benchmark is a closure that performs `n` exchanges. [`Timer::run`] calibrates `n` so
+//! that one repetition lasts about [`Timer::rep`] (the calibration doubles as warm-up), then
+//! times [`Timer::reps`] repetitions and reports the median nanoseconds per exchange;
+//! [`Timer::run_interleaved`] does the same for several closures, taking turns.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long and how often every case is measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Timer {
+    /// Target duration of one repetition.
+    pub rep: Duration,
+    /// Number of timed repetitions.
+    pub reps: usize,
+}
+
+/// The result of timing one case.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Exchanges per repetition.
+    pub iters: u64,
+    /// Nanoseconds per exchange of each repetition, in run order.
+    pub ns: Vec<f64>,
+}
+
+impl Sample {
+    /// Median nanoseconds per exchange.
+    pub fn median(&self) -> f64 {
+        median(&self.ns)
+    }
+
+    /// Smallest nanoseconds per exchange over the repetitions.
+    pub fn min(&self) -> f64 {
+        self.ns.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Largest nanoseconds per exchange over the repetitions.
+    pub fn max(&self) -> f64 {
+        self.ns.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// JSON fields shared by every timed case.
+    pub fn json(&self) -> Value {
+        json!({
+            "ns_median": round(self.median()),
+            "ns_min": round(self.min()),
+            "ns_max": round(self.max()),
+            "ns_reps": self.ns.iter().map(|&v| round(v)).collect::<Vec<_>>(),
+            "iters_per_rep": self.iters,
+        })
+    }
+}
+
+/// A benchmark body: performs `n` exchanges.
+pub type Body<'a> = Box<dyn FnMut(u64) -> Result<(), String> + 'a>;
+
+impl Timer {
+    /// Times `body(n)` (which performs `n` exchanges) as described in the module docs.
+    pub fn run(&self, body: impl FnMut(u64) -> Result<(), String>) -> Result<Sample, String> {
+        let mut bodies: Vec<Body> = vec![Box::new(body)];
+        Ok(self.run_interleaved(&mut bodies)?.remove(0))
+    }
+
+    /// Like [`Timer::run`] for several bodies, whose repetitions take turns (all first
+    /// repetitions, then all second ones, ...) so that a change in the host's load affects
+    /// them alike and their ratios stay meaningful.
+    pub fn run_interleaved(&self, bodies: &mut [Body]) -> Result<Vec<Sample>, String> {
+        let mut samples = Vec::with_capacity(bodies.len());
+        for body in bodies.iter_mut() {
+            samples.push(Sample {
+                iters: self.calibrate(body)?,
+                ns: Vec::with_capacity(self.reps),
+            });
+        }
+        for _ in 0..self.reps {
+            for (body, sample) in bodies.iter_mut().zip(&mut samples) {
+                let t = Instant::now();
+                body(sample.iters)?;
+                sample
+                    .ns
+                    .push(t.elapsed().as_nanos() as f64 / sample.iters as f64);
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Exchanges per repetition for `body` (doubling runs until one lasts an eighth of a
+    /// repetition; they double as warm-up).
+    fn calibrate(&self, body: &mut Body) -> Result<u64, String> {
+        let mut n = 1u64;
+        let calibrate = self.rep / 8;
+        loop {
+            let t = Instant::now();
+            body(n)?;
+            let took = t.elapsed();
+            if took >= calibrate || n >= 1 << 40 {
+                let per = took.as_secs_f64() / n as f64;
+                return Ok(((self.rep.as_secs_f64() / per.max(1e-12)) as u64).max(1));
+            }
+            n *= 2;
+        }
+    }
+}
+
+/// Median of `values` (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `value` rounded to one decimal, for JSON.
+pub fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// `a / b` rounded to three decimals, for ratios.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        return 0.0;
+    }
+    ((a / b) * 1000.0).round() / 1000.0
+}
+
+/// SplitMix64: small, fast and good enough to pick channels in an unpredictable order.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator with the given seed (runs are reproducible).
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform index in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Shuffles `v` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}

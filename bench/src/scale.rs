@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Scaling with the number of live channels, and kernel memory per channel.
+//!
+//! Each size gets its own fresh minor, filled with that many channels holding a 128-byte
+//! message. Channel ids are *sparse*, `scramble(1..=N)` (a bijection of `u32` that spreads
+//! them over the whole id space, so a structure indexed by dense ids gets no free ride), and
+//! for 2^20 channels also *dense*, `1..=N`. Then:
+//!
+//! * `rebind`: every exchange binds one fd to a channel picked in random order (a shuffled
+//!   list of all N ids, walked cyclically), writes and reads: `ioctl + write + read`;
+//! * `bound_fds`: 1024 descriptors, each bound once to a random live channel, are used in a
+//!   random order (a fixed random sequence of 65536 picks): `write + read` on a bound fd.
+//!
+//! The 2^20-channel fills are also the memory measurements: `/proc/meminfo` is read just
+//! before and just after each, with every user-space buffer already allocated.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::measure::{ratio, round, Rng, Sample, Timer};
+use crate::sys::{
+    bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all, MSG,
+    PAYLOAD,
+};
+
+/// How the channel ids of a fill are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// `scramble(1..=N)`: spread over the whole `u32` space.
+    Sparse,
+    /// `1..=N`.
+    Dense,
+}
+
+impl Ids {
+    /// The id of the `i`-th channel (`i >= 1`).
+    pub fn id(self, i: u32) -> u32 {
+        match self {
+            Ids::Sparse => scramble(i),
+            Ids::Dense => i,
+        }
+    }
+
+    /// Lower-case name for tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ids::Sparse => "sparse",
+            Ids::Dense => "dense",
+        }
+    }
+}
+
+/// Channel counts measured, with their ids and the minor each is filled on.
+pub const SIZES: [(u32, Ids, u32); 4] = [
+    (1, Ids::Sparse, 240),
+    (1 << 10, Ids::Sparse, 241),
+    (1 << 20, Ids::Sparse, 242),
+    (1 << 20, Ids::Dense, 245),
+];
+/// Fills at least this large are also memory measurements.
+const MEMORY_FILL: u32 = 1 << 20;
+/// Descriptors of the `bound_fds` variant.
+const BOUND_FDS: usize = 1024;
+/// Length of the random fd visiting sequence of the `bound_fds` variant.
+const FD_PICKS: usize = 1 << 16;
+
+/// A bijection of `u32` with `scramble(0) == 0` (so non-zero ids stay non-zero).
+pub fn scramble(i: u32) -> u32 {
+    let mut x = i;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7FEB_352D);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846C_A68B);
+    x ^ (x >> 16)
+}
+
+/// One channel count's results.
+pub struct Point {
+    /// Live channels in the slot.
+    pub channels: u32,
+    /// How their ids were chosen.
+    pub ids: Ids,
+    /// `ioctl + write + read` with channels in random order.
+    pub rebind: Sample,
+    /// `write + read` on 1024 randomly bound fds used in random order.
+    pub bound_fds: Sample,
+    /// Nanoseconds per channel of the fill (`ioctl + write`, ids in increasing `i`).
+    pub fill_ns_per_channel: f64,
+}
+
+/// `/proc/meminfo` values in kB.
+pub type MemInfo = BTreeMap<String, i64>;
+
+/// Reads `/proc/meminfo` after folding the per-CPU counters and dropping clean caches.
+pub fn meminfo() -> Result<MemInfo, String> {
+    // Best effort: both only make the numbers steadier.
+    let _ = fs::write("/proc/sys/vm/drop_caches", "3");
+    let _ = fs::write("/proc/sys/vm/stat_refresh", "1");
+    let text = fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
+    let mut info = MemInfo::new();
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            info.insert(key.to_string(), v);
+        }
+    }
+    Ok(info)
+}
+
+/// Kernel memory per channel derived from two `/proc/meminfo` samples around a fill.
+pub struct Memory {
+    /// Channels added between the samples.
+    pub channels: u32,
+    /// How their ids were chosen.
+    pub ids: Ids,
+    /// Sample before the fill.
+    pub before: MemInfo,
+    /// Sample after the fill.
+    pub after: MemInfo,
+}
+
+impl Memory {
+    /// Bytes per channel of the growth of `key` (for `MemFree`/`MemAvailable`: of the drop).
+    pub fn per_channel(&self, key: &str) -> f64 {
+        let (b, a) = (
+            self.before.get(key).copied().unwrap_or(0),
+            self.after.get(key).copied().unwrap_or(0),
+        );
+        let delta = if key.starts_with("Mem") { b - a } else { a - b };
+        delta as f64 * 1024.0 / f64::from(self.channels)
+    }
+
+    /// The keys reported, with what they mean.
+    pub const KEYS: [(&'static str, &'static str); 6] = [
+        ("Slab", "Slab growth"),
+        ("SUnreclaim", "SUnreclaim growth"),
+        ("MemFree", "MemFree drop"),
+        ("MemAvailable", "MemAvailable drop"),
+        ("VmallocUsed", "VmallocUsed growth"),
+        ("PageTables", "PageTables growth"),
+    ];
+
+    /// The JSON object `memory_bytes_per_channel`.
+    pub fn json(&self) -> Value {
+        let mut per = serde_json::Map::new();
+        let mut before = serde_json::Map::new();
+        let mut after = serde_json::Map::new();
+        for (key, _) in Self::KEYS {
+            per.insert(key.to_string(), json!(round(self.per_channel(key))));
+            before.insert(key.to_string(), json!(self.before.get(key)));
+            after.insert(key.to_string(), json!(self.after.get(key)));
+        }
+        json!({
+            "channels": self.channels,
+            "ids": self.ids.name(),
+            "message_bytes": MSG,
+            "method": "/proc/meminfo before and after filling a fresh minor; \
+                       growth (Slab, ...) or drop (MemFree, MemAvailable) / channels",
+            "bytes_per_channel": per,
+            "before_kb": before,
+            "after_kb": after,
+        })
+    }
+}
+
+/// Fills `minor` with channels `ids.id(1..=n)`, each holding [`PAYLOAD`]; returns
+/// nanoseconds per channel.
+fn fill(minor: u32, n: u32, ids: Ids) -> Result<f64, String> {
+    if !channel_is_empty(minor, ids.id(1))? {
+        return Err(format!(
+            "minor {minor} already holds messages (the benchmark needs a freshly loaded module)"
+        ));
+    }
+    let fd = open_slot(minor)?;
+    let fd = fd.as_raw_fd();
+    let t = Instant::now();
+    for i in 1..=n {
+        bind(fd, ids.id(i))?;
+        write_all(fd, &PAYLOAD, "fill write")?;
+    }
+    Ok(t.elapsed().as_nanos() as f64 / f64::from(n))
+}
+
+/// Measures every size; returns the points and the memory measurements of the 2^20 fills.
+pub fn run(
+    timer: &Timer,
+    log: &mut dyn FnMut(&Point),
+) -> Result<(Vec<Point>, Vec<Memory>), String> {
+    raise_fd_limit(BOUND_FDS as u64 + 256)?;
+    let mut rng = Rng::new(0x6d65_7373_6167_6531);
+    let mut points = Vec::new();
+    let mut memory = Vec::new();
+    for (n, ids, minor) in SIZES {
+        // Every user-space buffer is allocated (and touched) before the fill.
+        let mut order: Vec<u32> = (1..=n).map(|i| ids.id(i)).collect();
+        rng.shuffle(&mut order);
+        let picks: Vec<usize> = (0..FD_PICKS).map(|_| rng.below(BOUND_FDS)).collect();
+
+        let before = if n >= MEMORY_FILL {
+            Some(meminfo()?)
+        } else {
+            None
+        };
+        let fill_ns = fill(minor, n, ids).map_err(|e| format!("fill {n} channels: {e}"))?;
+        if let Some(before) = before {
+            memory.push(Memory {
+                channels: n,
+                ids,
+                before,
+                after: meminfo()?,
+            });
+        }
+
+        let fd = open_slot(minor)?;
+        let fd = fd.as_raw_fd();
+        let mut buf = [0u8; MSG];
+        let mut next = 0usize;
+        let rebind = timer
+            .run(|iters| {
+                for _ in 0..iters {
+                    bind(fd, order[next])?;
+                    next = if next + 1 == order.len() { 0 } else { next + 1 };
+                    write_all(fd, &PAYLOAD, "write")?;
+                    read_exact(fd, &mut buf, MSG, "read")?;
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("scale {n} rebind: {e}"))?;
+
+        // 1024 fds on random live channels (all of them when there are at most 1024).
+        let fds: Vec<OwnedFd> = (0..BOUND_FDS)
+            .map(|k| open_bound(minor, order[k % order.len()]))
+            .collect::<Result<_, _>>()?;
+        let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let mut next = 0usize;
+        let bound_fds = timer
+            .run(|iters| {
+                for _ in 0..iters {
+                    let fd = raw[picks[next]];
+                    next = if next + 1 == picks.len() { 0 } else { next + 1 };
+                    write_all(fd, &PAYLOAD, "write")?;
+                    read_exact(fd, &mut buf, MSG, "read")?;
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("scale {n} bound fds: {e}"))?;
+        drop(fds);
+
+        let point = Point {
+            channels: n,
+            ids,
+            rebind,
+            bound_fds,
+            fill_ns_per_channel: fill_ns,
+        };
+        log(&point);
+        points.push(point);
+    }
+    Ok((points, memory))
+}
+
+/// The JSON object `scale`.
+pub fn json(points: &[Point], floor_ns: f64) -> Value {
+    let base = &points[0];
+    let entry = |p: &Point, s: &Sample, b: &Sample| {
+        let mut v = s.json();
+        v["channels"] = json!(p.channels);
+        v["ids"] = json!(p.ids.name());
+        v["ratio_to_1_channel"] = json!(ratio(s.median(), b.median()));
+        v["ratio_to_floor"] = json!(ratio(s.median(), floor_ns));
+        v
+    };
+    json!({
+        "channel_ids": "sparse: scramble(1..=N), a bijection of u32 spreading ids over the id space; dense: 1..=N",
+        "rebind": {
+            "exchange": "ioctl + write + read, channels in random order",
+            "points": points.iter().map(|p| entry(p, &p.rebind, &base.rebind)).collect::<Vec<_>>(),
+        },
+        "bound_fds": {
+            "exchange": "write + read on one of 1024 fds bound to random live channels, fds in random order",
+            "points": points.iter().map(|p| entry(p, &p.bound_fds, &base.bound_fds)).collect::<Vec<_>>(),
+        },
+        "fill_ns_per_channel": points.iter().map(|p| json!({
+            "channels": p.channels,
+            "ids": p.ids.name(),
+            "ns": round(p.fill_ns_per_channel),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin, checked wrappers over the system calls the benchmarks use.
+//!
+//! Every benchmark calls the C library directly (never a higher-level wrapper) so that the
+//! message slot and the IPC mechanisms it is compared with pay the same user-space cost. The
+//! hot-loop wrappers are `#[inline]` and return `Result<_, String>` so that a failing call
+//! ends the run with a description instead of producing a meaningless number.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Major number of every message slot (from the shared uapi).
+pub const MAJOR: u32 = message_slot::MAJOR_NUM;
+/// The channel ioctl (from the shared uapi).
+pub const CHANNEL_CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
+/// Largest message (from the shared uapi); every benchmark moves messages of this size.
+pub const MSG: usize = message_slot::MAX_MESSAGE_LEN;
+
+/// The message every benchmark writes.
+pub const PAYLOAD: [u8; MSG] = {
+    let mut b = [0u8; MSG];
+    let mut i = 0;
+    while i < MSG {
+        b[i] = (i as u8).wrapping_mul(31).wrapping_add(7);
+        i += 1;
+    }
+    b
+};
+
+/// The current `errno` as an `io::Error`, with `what` in front.
+pub fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// `open(path, flags | O_CLOEXEC)`.
+pub fn open(path: &str, flags: libc::c_int) -> Result<OwnedFd, String> {
+    let c = CString::new(path).map_err(|e| format!("open {path}: {e}"))?;
+    // SAFETY: `c` is a valid NUL-terminated string; open has no other memory arguments.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(os_err(&format!("open {path}")));
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Creates (or reuses) `/dev/slot_bench_<minor>` for message-slot `minor`, mode 0666, and
+/// returns its path. An existing node must be the same character device.
+pub fn slot_node(minor: u32) -> Result<String, String> {
+    let path = format!("/dev/slot_bench_{minor}");
+    let dev = libc::makedev(MAJOR, minor);
+    let c = CString::new(path.clone()).map_err(|e| e.to_string())?;
+    // SAFETY: `c` is a valid NUL-terminated path; mknod reads nothing else.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) };
+    if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+        return Err(os_err(&format!("mknod {path} c {MAJOR} {minor}")));
+    }
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid path and `st` a writable stat buffer.
+    if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+        return Err(os_err(&format!("stat {path}")));
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != dev {
+        return Err(format!(
+            "{path} exists but is not char device {MAJOR}:{minor}"
+        ));
+    }
+    Ok(path)
+}
+
+/// Opens message-slot `minor` read-write.
+pub fn open_slot(minor: u32) -> Result<OwnedFd, String> {
+    open(&slot_node(minor)?, libc::O_RDWR)
+}
+
+/// `ioctl(fd, MSG_SLOT_CHANNEL, channel)`.
+#[inline]
+pub fn bind(fd: RawFd, channel: u32) -> Result<(), String> {
+    // SAFETY: MSG_SLOT_CHANNEL takes its argument by value and touches no user memory.
+    let rc = unsafe { libc::ioctl(fd, CHANNEL_CMD as _, libc::c_ulong::from(channel)) };
+    if rc != 0 {
+        return Err(os_err(&format!("ioctl(MSG_SLOT_CHANNEL, {channel})")));
+    }
+    Ok(())
+}
+
+/// `write(fd, buf)`, which must write all of `buf`.
+#[inline]
+pub fn write_all(fd: RawFd, buf: &[u8], what: &str) -> Result<(), String> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n != buf.len() as isize {
+        return Err(if n < 0 {
+            os_err(what)
+        } else {
+            format!("{what}: short write of {n} bytes")
+        });
+    }
+    Ok(())
+}
+
+/// `read(fd, buf)`, which must return exactly `want` bytes.
+#[inline]
+pub fn read_exact(fd: RawFd, buf: &mut [u8], want: usize, what: &str) -> Result<(), String> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n != want as isize {
+        return Err(if n < 0 {
+            os_err(what)
+        } else {
+            format!("{what}: read {n} bytes, expected {want}")
+        });
+    }
+    Ok(())
+}
+
+/// Opens message-slot `minor`, binds it to `channel` and returns the descriptor.
+pub fn open_bound(minor: u32, channel: u32) -> Result<OwnedFd, String> {
+    let fd = open_slot(minor)?;
+    bind(fd.as_raw_fd(), channel)?;
+    Ok(fd)
+}
+
+/// Whether channel `channel` of `minor` holds no message yet (read fails with `EAGAIN`).
+pub fn channel_is_empty(minor: u32, channel: u32) -> Result<bool, String> {
+    let fd = open_bound(minor, channel)?;
+    let mut buf = [0u8; MSG];
+    // SAFETY: `buf` is valid for writes of `MSG` bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), MSG) };
+    Ok(n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN))
+}
+
+/// Raises the soft open-file limit to at least `want` (up to the hard limit, which root may
+/// raise too).
+pub fn raise_fd_limit(want: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(os_err("getrlimit(RLIMIT_NOFILE)"));
+    }
+    if lim.rlim_cur >= want {
+        return Ok(());
+    }
+    lim.rlim_cur = want;
+    lim.rlim_max = lim.rlim_max.max(want);
+    // SAFETY: `lim` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(os_err(&format!("setrlimit(RLIMIT_NOFILE, {want})")));
+    }
+    Ok(())
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}

@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One fuzzing worker (a thread, or a forked child of one): random operations on its own
+//! descriptors, each checked against a model of the expected outcome.
+//!
+//! The model per descriptor is its minor, access mode and binding (descriptors are private
+//! to a worker; a forked child may read and write inherited ones but never re-binds them, so
+//! the parent's model stays exact). Message contents are checked with [`crate::msg`]; which
+//! channels certainly hold a message of this run comes from [`Shared::written`].
+
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use crate::msg::{self, Decoded, Meta, MAX};
+use crate::rng::Rng;
+use crate::shared::{Shared, CLOSE, FORK, IOCTL, MINORS, OPEN, POOL, READ, WRITE};
+
+/// `MSG_SLOT_CHANNEL`.
+const CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
+/// Minors from this index on are the fuzzer's own nodes, where the extreme ids are used too.
+const DEDICATED: usize = 4;
+/// Pool entries usable on every minor (the rest are the extreme ids 1 and `u32::MAX`).
+const RUN_IDS: usize = 4;
+/// Descriptors a worker holds at most.
+const MAX_FDS: usize = 8;
+/// A non-canonical / kernel address (`access_ok` rejects it before the driver runs).
+const KERNEL_PTR: usize = 0xFFFF_8880_0000_0000;
+/// A low address below any mapping of a static non-PIE binary.
+const LOW_PTR: usize = 0x2000;
+
+/// Run-wide read-only configuration.
+pub struct Config {
+    /// The `--seed`.
+    pub seed: u64,
+    /// This run's nonce (in every message).
+    pub nonce: u32,
+    /// Channel ids: `RUN_IDS` run-specific ones, then 1 and `u32::MAX`.
+    pub pool: [u32; POOL],
+    /// Device paths, one per entry of [`MINORS`].
+    pub paths: Vec<CString>,
+    /// The shared counters.
+    pub shared: &'static Shared,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    Both,
+}
+
+impl Access {
+    fn flags(self) -> i32 {
+        match self {
+            Access::Read => libc::O_RDONLY,
+            Access::Write => libc::O_WRONLY,
+            Access::Both => libc::O_RDWR,
+        }
+    }
+    fn can_read(self) -> bool {
+        self != Access::Write
+    }
+    fn can_write(self) -> bool {
+        self != Access::Read
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OpenFd {
+    fd: i32,
+    minor: usize,
+    access: Access,
+    binding: Option<usize>,
+    inherited: bool,
+}
+
+/// Where a read or write buffer points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ptr {
+    Valid,
+    Null,
+    Low,
+    Guard,
+    Straddle(usize),
+    ReadOnly,
+    Kernel,
+}
+
+/// Three pages: read-write, `PROT_NONE`, read-only.
+struct Pages {
+    base: *mut u8,
+    page: usize,
+}
+
+impl Pages {
+    fn new() -> Pages {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        // SAFETY: a fresh private anonymous mapping.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(base != libc::MAP_FAILED, "mmap failed");
+        let base = base.cast::<u8>();
+        // SAFETY: both ranges are inside the mapping created above.
+        unsafe {
+            assert_eq!(
+                libc::mprotect(base.add(page).cast(), page, libc::PROT_NONE),
+                0
+            );
+            assert_eq!(
+                libc::mprotect(base.add(2 * page).cast(), page, libc::PROT_READ),
+                0
+            );
+        }
+        Pages { base, page }
+    }
+    fn guard(&self) -> *mut u8 {
+        self.base.wrapping_add(self.page)
+    }
+    fn read_only(&self) -> *mut u8 {
+        self.base.wrapping_add(2 * self.page)
+    }
+    /// Copies `bytes` into the read-only page (temporarily making it writable).
+    fn fill_read_only(&self, bytes: &[u8]) {
+        let ro = self.read_only();
+        // SAFETY: the third page of our mapping; `bytes` is at most 300 bytes.
+        unsafe {
+            libc::mprotect(ro.cast(), self.page, libc::PROT_READ | libc::PROT_WRITE);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ro, bytes.len());
+            libc::mprotect(ro.cast(), self.page, libc::PROT_READ);
+        }
+    }
+}
+
+/// Errno bit set (every errno the model uses is below 128).
+fn bit(e: i32) -> u128 {
+    1u128 << e
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Symbolic errno name.
+pub fn errno_name(e: i32) -> String {
+    let s = match e {
+        0 => "success",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::ENODEV => "ENODEV",
+        libc::ENXIO => "ENXIO",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EMSGSIZE => "EMSGSIZE",
+        _ => return format!("errno {e}"),
+    };
+    s.to_string()
+}
+
+fn allowed_names(errs: u128, ok: &str) -> String {
+    let mut v: Vec<String> = (0..128)
+        .filter(|&e| errs & (1u128 << e) != 0)
+        .map(errno_name)
+        .collect();
+    if !ok.is_empty() {
+        v.insert(0, ok.to_string());
+    }
+    v.join(" or ")
+}
+
+/// A worker's state.
+pub struct Worker {
+    cfg: &'static Config,
+    rng: Rng,
+    /// Writer id: `proc << 24 | thread << 16 | fork number`.
+    id: u32,
+    label: String,
+    fds: Vec<OpenFd>,
+    seq: u32,
+    forks: u32,
+    child: bool,
+    op: u64,
+    last_seen: HashMap<(u8, u8, u32), u32>,
+    pages: Pages,
+    buf: Vec<u8>,
+}
+
+impl Worker {
+    /// A worker for process `proc` thread `thread`.
+    pub fn new(cfg: &'static Config, proc: u32, thread: u32) -> Worker {
+        Worker {
+            cfg,
+            rng: Rng::new(cfg.seed, u64::from(proc) << 32 | u64::from(thread)),
+            id: proc << 24 | thread << 16,
+            label: format!("proc {proc} thread {thread}"),
+            fds: Vec::new(),
+            seq: 0,
+            forks: 0,
+            child: false,
+            op: 0,
+            last_seen: HashMap::new(),
+            pages: Pages::new(),
+            buf: vec![0u8; 512],
+        }
+    }
+
+    /// Runs `ops` operations, then closes every descriptor.
+    pub fn run(&mut self, ops: u64) {
+        for _ in 0..ops {
+            self.step();
+        }
+        for f in std::mem::take(&mut self.fds) {
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(f.fd) };
+        }
+    }
+
+    fn fail(&self, what: &str, expected: &str, got: &str) {
+        self.cfg.shared.fail(&format!(
+            "{} op #{}: {what}: expected {expected}, got {got} (seed {})",
+            self.label, self.op, self.cfg.seed
+        ));
+    }
+
+    fn step(&mut self) {
+        self.op += 1;
+        let r = self.rng.below(1000);
+        if self.fds.is_empty() || (r < 70 && self.fds.len() < MAX_FDS) {
+            self.open();
+        } else if r < 140 {
+            self.close();
+        } else if r < 340 {
+            self.ioctl();
+        } else if r < 660 {
+            self.write();
+        } else if r < 999 || self.child {
+            self.read();
+        } else {
+            self.fork();
+        }
+    }
+
+    fn describe(&self, f: &OpenFd) -> String {
+        format!(
+            "fd {} (minor {}, {:?}, channel {})",
+            f.fd,
+            MINORS[f.minor],
+            f.access,
+            f.binding
+                .map(|c| format!("{:#x}", self.cfg.pool[c]))
+                .unwrap_or_else(|| "unbound".into())
+        )
+    }
+
+    fn open(&mut self) {
+        if self.fds.len() >= MAX_FDS {
+            return self.close();
+        }
+        let minor = self.rng.below(MINORS.len() as u64) as usize;
+        let access =
+            [Access::Read, Access::Write, Access::Both, Access::Both][self.rng.below(4) as usize];
+        let path = &self.cfg.paths[minor];
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), access.flags() | libc::O_CLOEXEC) };
+        let e = if fd < 0 { errno() } else { 0 };
+        self.cfg.shared.count(OPEN, e);
+        if fd < 0 {
+            return self.fail(
+                &format!("open {:?} {access:?}", path),
+                "success",
+                &errno_name(e),
+            );
+        }
+        self.fds.push(OpenFd {
+            fd,
+            minor,
+            access,
+            binding: None,
+            inherited: false,
+        });
+    }
+
+    fn close(&mut self) {
+        if self.fds.is_empty() {
+            return self.open();
+        }
+        let i = self.rng.below(self.fds.len() as u64) as usize;
+        let f = self.fds.swap_remove(i);
+        // SAFETY: closing our own descriptor.
+        let rc = unsafe { libc::close(f.fd) };
+        let e = if rc < 0 { errno() } else { 0 };
+        self.cfg.shared.count(CLOSE, e);
+        if rc < 0 {
+            self.fail(
+                &format!("close {}", self.describe(&f)),
+                "success",
+                &errno_name(e),
+            );
+        }
+    }
+
+    fn pick_fd(&mut self) -> usize {
+        self.rng.below(self.fds.len() as u64) as usize
+    }
+
+    fn ioctl(&mut self) {
+        // Forked children never re-bind inherited descriptors (the binding belongs to the
+        // open file, shared with the parent, whose model would go stale).
+        let own: Vec<usize> = (0..self.fds.len())
+            .filter(|&i| !self.fds[i].inherited)
+            .collect();
+        if own.is_empty() {
+            return self.open();
+        }
+        let i = own[self.rng.below(own.len() as u64) as usize];
+        let f = self.fds[i];
+        let r = self.rng.below(100);
+        // (cmd, arg, new binding if it succeeds)
+        let (cmd, arg, target): (u32, u64, Option<usize>) = if r < 70 {
+            let n = if f.minor >= DEDICATED { POOL } else { RUN_IDS };
+            let c = self.rng.below(n as u64) as usize;
+            (CMD, u64::from(self.cfg.pool[c]), Some(c))
+        } else if r < 78 {
+            (CMD, 0, None)
+        } else if r < 88 {
+            let low = u64::from(self.cfg.pool[self.rng.below(RUN_IDS as u64) as usize]);
+            let high =
+                [1u64 << 32, 0xFF << 32, 1 << 63, u64::MAX << 32][self.rng.below(4) as usize];
+            (CMD, high | low, None)
+        } else {
+            let wrong = [
+                CMD + 1,
+                CMD ^ (3 << 30),                     // _IOR instead of _IOW
+                CMD & !(3 << 30),                    // _IO
+                CMD | (3 << 30),                     // _IOWR
+                (CMD & !(0x3FFF << 16)) | (8 << 16), // _IOW with an 8-byte size
+                CMD + 0x100,                         // another ioctl type (236)
+                0,
+                // Random commands of type 235 (never one of the VFS's generic ioctls).
+                (self.rng.next_u64() as u32 & 0xFFFF_00FF) | 0xEB00,
+            ][self.rng.below(8) as usize];
+            let cmd = if wrong == CMD { CMD + 2 } else { wrong };
+            let arg = u64::from(self.cfg.pool[self.rng.below(RUN_IDS as u64) as usize]);
+            (cmd, arg, None)
+        };
+        // SAFETY: the argument is passed by value; no memory is involved.
+        let rc = unsafe { libc::ioctl(f.fd, cmd as _, arg as libc::c_ulong) };
+        let e = if rc < 0 { errno() } else { 0 };
+        self.cfg.shared.count(IOCTL, e);
+        let what = || format!("ioctl({}, {cmd:#010x}, {arg:#x})", self.describe(&f));
+        match target {
+            Some(c) if rc == 0 => self.fds[i].binding = Some(c),
+            Some(_) => self.fail(&what(), "success", &errno_name(e)),
+            None if e == libc::EINVAL => {}
+            None => self.fail(
+                &what(),
+                "EINVAL (binding unchanged)",
+                &if rc < 0 {
+                    errno_name(e)
+                } else {
+                    format!("success ({rc})")
+                },
+            ),
+        }
+    }
+
+    fn pick_ptr(&mut self) -> Ptr {
+        match self.rng.below(100) {
+            0..=69 => Ptr::Valid,
+            70..=77 => Ptr::ReadOnly,
+            78..=85 => Ptr::Straddle(self.rng.range(1, 200)),
+            86..=89 => Ptr::Null,
+            90..=93 => Ptr::Low,
+            94..=96 => Ptr::Guard,
+            _ => Ptr::Kernel,
+        }
+    }
+
+    fn address(&mut self, ptr: Ptr) -> *mut u8 {
+        match ptr {
+            Ptr::Valid => self.buf.as_mut_ptr(),
+            Ptr::Null => std::ptr::null_mut(),
+            Ptr::Low => LOW_PTR as *mut u8,
+            Ptr::Guard => self.pages.guard(),
+            Ptr::Straddle(a) => self.pages.guard().wrapping_sub(a),
+            Ptr::ReadOnly => self.pages.read_only(),
+            Ptr::Kernel => KERNEL_PTR as *mut u8,
+        }
+    }
+
+    fn write(&mut self) {
+        let i = self.pick_fd();
+        let f = self.fds[i];
+        let len = match self.rng.below(100) {
+            0..=5 => 0,
+            6..=13 => self.rng.range(MAX + 1, 300),
+            14..=21 => MAX,
+            22..=29 => self.rng.range(1, msg::MIN_FULL),
+            _ => self.rng.range(1, MAX),
+        };
+        let ptr = self.pick_ptr();
+        self.seq += 1;
+        // The bytes: a message for the bound channel (garbage past MAX).
+        let mut src = [0x5Au8; 300];
+        if let Some(c) = f.binding {
+            let meta = Meta {
+                minor: MINORS[f.minor],
+                channel: self.cfg.pool[c],
+                nonce: self.cfg.nonce,
+                writer: self.id,
+                seq: self.seq,
+            };
+            msg::encode(&meta, len.clamp(1, MAX), &mut src);
+        }
+        let addr = self.address(ptr);
+        match ptr {
+            Ptr::Valid => self.buf[..len].copy_from_slice(&src[..len]),
+            Ptr::ReadOnly => self.pages.fill_read_only(&src[..len]),
+            // SAFETY: the `a` bytes before the guard page are ours and writable.
+            Ptr::Straddle(a) => unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), addr, a.min(len));
+            },
+            _ => {}
+        }
+        let (ok, errs): (bool, u128) = if !f.access.can_write() {
+            (false, bit(libc::EBADF))
+        } else if ptr == Ptr::Kernel {
+            (false, bit(libc::EFAULT))
+        } else if f.binding.is_none() {
+            (false, bit(libc::EINVAL))
+        } else if len == 0 || len > MAX {
+            (false, bit(libc::EMSGSIZE))
+        } else {
+            match ptr {
+                Ptr::Valid | Ptr::ReadOnly => (true, 0),
+                Ptr::Straddle(a) if len <= a => (true, 0),
+                _ => (false, bit(libc::EFAULT)),
+            }
+        };
+        // SAFETY: the kernel validates the pointer; bad pointers are the point.
+        let n = unsafe { libc::write(f.fd, addr.cast(), len) };
+        let e = if n < 0 { errno() } else { 0 };
+        self.cfg.shared.count(WRITE, e);
+        let what = || {
+            format!(
+                "write({}, {ptr:?}, {len}) seq {}",
+                self.describe(&f),
+                self.seq
+            )
+        };
+        if n >= 0 {
+            if !ok || n as usize != len {
+                self.fail(
+                    &what(),
+                    &allowed_names(errs, if ok { "success" } else { "" }),
+                    &format!("success ({n})"),
+                );
+            } else if let Some(c) = f.binding {
+                self.cfg.shared.set_written(f.minor, c);
+            }
+        } else if errs & bit(e) == 0 || e >= 128 {
+            self.fail(
+                &what(),
+                &allowed_names(errs, if ok { "success" } else { "" }),
+                &errno_name(e),
+            );
+        }
+    }
+
+    fn read(&mut self) {
+        let i = self.pick_fd();
+        let f = self.fds[i];
+        let size = match self.rng.below(100) {
+            0..=4 => 0,
+            5..=24 => self.rng.range(1, MAX - 1),
+            25..=39 => MAX,
+            _ => self.rng.range(MAX + 1, 300),
+        };
+        let ptr = self.pick_ptr();
+        let addr = self.address(ptr);
+        let written_before = f
+            .binding
+            .is_some_and(|c| self.cfg.shared.written(f.minor, c));
+        // Bytes the kernel can store at `addr`.
+        let cap = match ptr {
+            Ptr::Valid => size,
+            Ptr::Straddle(a) => a.min(size),
+            _ => 0,
+        };
+        let (may_succeed, errs): (bool, u128) = if !f.access.can_read() {
+            (false, bit(libc::EBADF))
+        } else if ptr == Ptr::Kernel {
+            (false, bit(libc::EFAULT))
+        } else if f.binding.is_none() {
+            (false, bit(libc::EINVAL))
+        } else {
+            let mut errs = 0;
+            if !written_before {
+                errs |= bit(libc::EAGAIN);
+            }
+            if size < MAX {
+                errs |= bit(libc::ENOSPC);
+            }
+            if cap < size && cap < MAX {
+                errs |= bit(libc::EFAULT);
+            }
+            (cap >= 1, errs)
+        };
+        // SAFETY: the kernel validates the pointer; valid targets are our own buffers.
+        let n = unsafe { libc::read(f.fd, addr.cast(), size) };
+        let e = if n < 0 { errno() } else { 0 };
+        self.cfg.shared.count(READ, e);
+        let what = || format!("read({}, {ptr:?}, {size})", self.describe(&f));
+        let expected = || allowed_names(errs, if may_succeed { "success" } else { "" });
+        if n < 0 {
+            if errs & bit(e) == 0 || e >= 128 {
+                self.fail(&what(), &expected(), &errno_name(e));
+            }
+            return;
+        }
+        let n = n as usize;
+        if !may_succeed || n > cap || n == 0 {
+            return self.fail(&what(), &expected(), &format!("success ({n} bytes)"));
+        }
+        let got = match ptr {
+            Ptr::Valid => self.buf[..n].to_vec(),
+            // SAFETY: `n <= a`: these bytes are in our writable page before the guard.
+            _ => unsafe { std::slice::from_raw_parts(addr, n) }.to_vec(),
+        };
+        let c = f.binding.unwrap_or(0);
+        if let Err(why) = self.check_message(&got, f.minor, c, written_before) {
+            let what = format!("read({}, {ptr:?}, {size})", self.describe(&f));
+            self.fail(&what, "a whole message of this channel", &why);
+        }
+    }
+
+    /// Checks a message read from (minor index, pool index).
+    fn check_message(
+        &mut self,
+        got: &[u8],
+        minor: usize,
+        c: usize,
+        written_before: bool,
+    ) -> Result<(), String> {
+        let channel = self.cfg.pool[c];
+        match msg::decode(got, MINORS[minor], channel, self.cfg.nonce)? {
+            Decoded::Short => Ok(()),
+            Decoded::ShortForeign if !written_before => Ok(()),
+            Decoded::ShortForeign => Err(format!(
+                "short message not of this run after this run wrote the channel: {}",
+                msg::show(got)
+            )),
+            Decoded::Full(m) if m.nonce != self.cfg.nonce => {
+                if written_before {
+                    Err(format!(
+                        "message of another run (nonce {:#x}) after this run wrote the channel",
+                        m.nonce
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Decoded::Full(m) => {
+                if m.writer == self.id && m.seq > self.seq {
+                    return Err(format!(
+                        "own message seq {} but only {} written so far",
+                        m.seq, self.seq
+                    ));
+                }
+                let prev = self
+                    .last_seen
+                    .entry((minor as u8, c as u8, m.writer))
+                    .or_insert(0);
+                if m.seq < *prev {
+                    return Err(format!(
+                        "writer {:#x} went back from seq {} to {}",
+                        m.writer, *prev, m.seq
+                    ));
+                }
+                *prev = m.seq;
+                Ok(())
+            }
+        }
+    }
+
+    fn fork(&mut self) {
+        self.forks += 1;
+        let child_seed = self.rng.next_u64();
+        let ops = self.rng.range(8, 40) as u64;
+        // SAFETY: the child only runs this worker's loop (malloc is fork-safe in glibc) and
+        // leaves with `_exit`, never returning into the parent's code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = errno();
+            self.cfg.shared.count(FORK, e);
+            return self.fail("fork", "success", &errno_name(e));
+        }
+        if pid == 0 {
+            self.child = true;
+            self.id |= self.forks & 0xFFFF;
+            self.label = format!("{} fork {}", self.label, self.forks);
+            self.rng = Rng::new(child_seed, 1);
+            self.seq = 0;
+            self.op = 0;
+            for f in &mut self.fds {
+                f.inherited = true;
+            }
+            self.run(ops);
+            // SAFETY: ends the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let fine = rc == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        self.cfg
+            .shared
+            .count(FORK, if fine { 0 } else { libc::ECHILD });
+        if !fine {
+            self.fail(
+                &format!("fork child {pid}"),
+                "exit status 0",
+                &format!("wait status {status:#x}"),
+            );
+        }
+    }
+
+    /// The final check from the main process: every pool channel of every minor holds a
+    /// message of this run if one was written, and a valid (or earlier run's) one otherwise.
+    pub fn sweep(cfg: &'static Config) {
+        let mut w = Worker::new(cfg, 255, 255);
+        w.label = "final sweep".into();
+        w.seq = u32::MAX;
+        for (m, path) in cfg.paths.iter().enumerate() {
+            // SAFETY: `path` is a valid C string.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+            if fd < 0 {
+                w.fail(&format!("open {path:?}"), "success", &errno_name(errno()));
+                continue;
+            }
+            let n_ids = if m >= DEDICATED { POOL } else { RUN_IDS };
+            for c in 0..n_ids {
+                let id = cfg.pool[c];
+                let written = cfg.shared.written(m, c);
+                let what = format!("sweep minor {} channel {id:#x}", MINORS[m]);
+                // SAFETY: by-value ioctl; then a read into our own buffer.
+                let (rc, n) = unsafe {
+                    (
+                        libc::ioctl(fd, CMD as _, id as libc::c_ulong),
+                        libc::read(fd, w.buf.as_mut_ptr().cast(), MAX),
+                    )
+                };
+                if rc != 0 {
+                    w.fail(&what, "bind", &errno_name(errno()));
+                } else if n < 0 {
+                    let e = errno();
+                    if e != libc::EAGAIN || written {
+                        w.fail(&what, "a message", &errno_name(e));
+                    }
+                } else {
+                    let got = w.buf[..n as usize].to_vec();
+                    if let Err(why) = w.check_message(&got, m, c, written) {
+                        w.fail(&what, "a whole message of this channel", &why);
+                    }
+                }
+            }
+            // SAFETY: our descriptor.
+            unsafe { libc::close(fd) };
+        }
+    }
+}

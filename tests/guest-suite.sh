@@ -1,0 +1,54 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs in the guest (tests/run adds it): the in-guest suite and, on the debug kernel, the
+# model-based fuzzer and a kmemleak scan after the module is unloaded. Prints PASS/FAIL lines
+# and ends with the combined `N passed, M failed`.
+#
+#   sh /guest-suite.sh base|debug [SUITE_FILTER...]
+mode=$1
+shift
+passed=0
+failed=0
+verdict() { # NAME STATUS
+	if [ "$2" = 0 ]; then
+		passed=$((passed + 1)); echo "PASS $1"
+	else
+		failed=$((failed + 1)); echo "FAIL $1"
+	fi
+}
+
+if [ "$mode" = debug ]; then
+	export MSG_SLOT_DEBUG_KERNEL=1
+	# Sanitizers make every call tens of times slower; hang timeouts stretch accordingly.
+	export MSG_SLOT_TIMEOUT_SCALE=10
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	# Only what the tests leak counts, not boot-time objects.
+	echo clear >/sys/kernel/debug/kmemleak
+fi
+
+/message-slot-guest-tests "$@" | tee /tmp/suite.log
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' /tmp/suite.log | tail -1)
+if [ -n "$summary" ]; then
+	set -- $summary
+	passed=$((passed + $1)); failed=$((failed + $3))
+else
+	verdict "guest suite printed its summary" 1
+fi
+
+if [ "$mode" = debug ]; then
+	/message-slot-fuzz --ops "${MSG_SLOT_FUZZ_OPS:-1000000}"
+	verdict "fuzzer: every result matches the model" $?
+
+	rmmod message_slot
+	verdict "module unloads after the suite and the fuzzer" $?
+	# kmemleak reports objects older than ~5 s; scan twice, as its documentation advises.
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >/tmp/leaks
+	cat /tmp/leaks
+	verdict "kmemleak finds no leaks" "$([ -s /tmp/leaks ] && echo 1 || echo 0)"
+fi
+
+echo "$passed passed, $failed failed"
