@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::measure::{ratio, round, Rng, Sample, Timer};
+use crate::measure::{ratio, round, Sample, Timer};
 use crate::sys::{
     bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all, MSG,
     PAYLOAD,
@@ -194,14 +194,14 @@ pub fn run(
     log: &mut dyn FnMut(&Point),
 ) -> Result<(Vec<Point>, Vec<Memory>), String> {
     raise_fd_limit(BOUND_FDS as u64 + 256)?;
-    let mut rng = Rng::new(0x6d65_7373_6167_6531);
+    let mut rng = fastrand::Rng::with_seed(0x6d65_7373_6167_6531);
     let mut points = Vec::new();
     let mut memory = Vec::new();
     for (n, ids, minor) in SIZES {
         // Every user-space buffer is allocated (and touched) before the fill.
         let mut order: Vec<u32> = (1..=n).map(|i| ids.id(i)).collect();
         rng.shuffle(&mut order);
-        let picks: Vec<usize> = (0..FD_PICKS).map(|_| rng.below(BOUND_FDS)).collect();
+        let picks: Vec<usize> = (0..FD_PICKS).map(|_| rng.usize(..BOUND_FDS)).collect();
 
         let before = if n >= MEMORY_FILL {
             Some(meminfo()?)

@@ -138,6 +138,20 @@ fn bind_write(fd: i32, id: u32, msg: &[u8]) -> Result<(), (&'static str, i32)> {
 
 /// `Slab` and `SUnreclaim` of `/proc/meminfo`, in KiB, after asking SLUB to release empty
 /// slabs (where `/sys/kernel/slab/*/shrink` exists).
+/// [`slab_kib`] once it is back within tolerance of `start` KiB, or after 5 s of waiting
+/// (freed slabs and RCU-deferred frees take a moment to show).
+fn slab_kib_settled(start: u64) -> Result<(u64, u64), String> {
+    let mut now = slab_kib()?;
+    for _ in 0..10 {
+        if now.0 <= start + SLAB_TOLERANCE_KIB {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        now = slab_kib()?;
+    }
+    Ok(now)
+}
+
 fn slab_kib() -> Result<(u64, u64), String> {
     if let Ok(dir) = std::fs::read_dir("/sys/kernel/slab") {
         for entry in dir.flatten() {
@@ -950,14 +964,7 @@ fn cycles_inner(cycles: u64, per_minor: u32, paths: &[PathBuf]) -> TestResult {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let mut after = slab_kib()?;
-    for _ in 0..10 {
-        if after.0 <= slab0 + SLAB_TOLERANCE_KIB {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        after = slab_kib()?;
-    }
+    let after = slab_kib_settled(slab0)?;
     eprintln!(
         "  (load/unload: {cycles} cycles x 3 minors x {per_minor} channels in {secs:.1}s; \
          Slab {slab0} -> {} KiB, SUnreclaim {unrec0} -> {} KiB)",
@@ -1042,14 +1049,7 @@ pub fn large_scale_two_slots() -> TestResult {
     }
 
     unload_module_settled()?;
-    let mut after = slab_kib()?;
-    for _ in 0..10 {
-        if after.0 <= slab0 + SLAB_TOLERANCE_KIB {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        after = slab_kib()?;
-    }
+    let after = slab_kib_settled(slab0)?;
     let info1 = slabinfo();
     let loaded = ensure_loaded();
     eprintln!(
