@@ -124,20 +124,36 @@ impl OpenSlot {
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
         let channel = self.slot.channel(id);
+        // The old binding is dropped after the lock is released.
         let old = self.binding.lock().replace(Binding { id, channel });
         drop(old);
     }
 
     /// Replaces the bound channel's message with `buf` and returns its length.
     ///
-    /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE`, `EFAULT`, `ENOMEM`.
+    /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE`, `EFAULT`, `ENOSPC` (the slot holds
+    /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
+    /// without any lock held.
     pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
+        if self.binding.lock().is_none() {
+            return Err(EINVAL);
+        }
+        let message = Message::from_user(buf)?;
         let mut guard = self.binding.lock();
         let binding = guard.as_mut().ok_or(EINVAL)?;
-        let message = Message::from_user(buf)?;
-        match &binding.channel {
-            Some(channel) => channel.store(&message),
-            None => binding.channel = Some(self.slot.store(binding.id, &message)?),
+        if let Some(channel) = &binding.channel {
+            channel.store(&message);
+            return Ok(message.len());
+        }
+        let id = binding.id;
+        drop(guard);
+        // Declared before the guard below, so that an unused `channel` is dropped unlocked.
+        let channel = self.slot.store(id, &message)?;
+        let mut guard = self.binding.lock();
+        if let Some(binding) = guard.as_mut() {
+            if binding.id == id && binding.channel.is_none() {
+                binding.channel = Some(channel);
+            }
         }
         Ok(message.len())
     }
