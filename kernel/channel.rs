@@ -26,31 +26,34 @@ fn emsgsize() -> Error {
     Error::from_errno(-(kernel::bindings::EMSGSIZE as i32))
 }
 
+/// A message buffer: up to `MAX_MESSAGE_LEN` bytes, as the words a channel stores.
+type Words = [[u8; WORD]; WORDS];
+
 /// One message: `1..=MAX_MESSAGE_LEN` arbitrary bytes, stored inline.
+///
+/// Messages are filled in place and passed by reference: on the fast paths the only copies of
+/// the bytes are the user copy and the channel's word stores or loads.
 ///
 /// # Invariants
 ///
 /// `1 <= len <= MAX_MESSAGE_LEN`.
 pub(crate) struct Message {
     len: u8,
-    bytes: [u8; MAX_MESSAGE_LEN],
+    words: Words,
 }
 
 impl Message {
-    /// Copies a whole message from user space: `EMSGSIZE` for a length of 0 or above the
-    /// maximum, `EFAULT` for a bad buffer. User memory is read once.
-    pub(crate) fn from_user(mut reader: UserSliceReader) -> Result<Self> {
+    /// Copies a whole message from user space into `buf` and returns it: `EMSGSIZE` for a
+    /// length of 0 or above the maximum, `EFAULT` for a bad buffer. User memory is read once.
+    pub(crate) fn from_user(buf: &mut MaybeMessage, mut reader: UserSliceReader) -> Result<&Self> {
         let len = reader.len();
         if len == 0 || len > MAX_MESSAGE_LEN {
             return Err(emsgsize());
         }
-        let mut bytes = [0u8; MAX_MESSAGE_LEN];
-        reader.read_slice(&mut bytes[..len])?;
+        reader.read_slice(&mut buf.0.words.as_flattened_mut()[..len])?;
         // INVARIANT: `len` was checked to be in `1..=MAX_MESSAGE_LEN`.
-        Ok(Self {
-            len: len as u8,
-            bytes,
-        })
+        buf.0.len = len as u8;
+        Ok(&buf.0)
     }
 
     /// The length in bytes.
@@ -58,25 +61,22 @@ impl Message {
         usize::from(self.len)
     }
 
-    /// Copies the message to user space and returns its length: `ENOSPC` (before touching user
-    /// memory) if the buffer is too small, `EFAULT` for a bad buffer.
-    pub(crate) fn to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
-        let bytes = &self.bytes[..self.len()];
-        if writer.len() < bytes.len() {
-            return Err(ENOSPC);
-        }
-        writer.write_slice(bytes)?;
-        Ok(bytes.len())
+    /// The words holding the message (the last one padded with whatever followed it).
+    fn used_words(&self) -> &[[u8; WORD]] {
+        &self.words[..self.len().div_ceil(WORD).min(WORDS)]
     }
+}
 
-    /// The bytes as native-endian words, the first `len.div_ceil(WORD)` of which hold the
-    /// message.
-    fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.bytes
-            .as_chunks::<WORD>()
-            .0
-            .iter()
-            .map(|chunk| u64::from_ne_bytes(*chunk))
+/// Stack space for a [`Message`] read from user space.
+pub(crate) struct MaybeMessage(Message);
+
+impl MaybeMessage {
+    /// Space for one message.
+    pub(crate) const fn new() -> Self {
+        Self(Message {
+            len: 1,
+            words: [[0; WORD]; WORDS],
+        })
     }
 }
 
@@ -101,8 +101,8 @@ impl Channel {
     pub(crate) fn new(message: &Message) -> impl PinInit<Self> + '_ {
         // INVARIANT: The sequence is even and the stored message is whole.
         let mut words = [const { AtomicU64::new(0) }; WORDS];
-        for (word, value) in words.iter_mut().zip(message.words()) {
-            *word.get_mut() = value;
+        for (word, value) in words.iter_mut().zip(message.used_words()) {
+            *word.get_mut() = u64::from_ne_bytes(*value);
         }
         pin_init!(Self {
             writer <- kernel::new_spinlock!((), "Channel::writer"),
@@ -122,36 +122,42 @@ impl Channel {
         // Orders the odd sequence before the data stores (pairs with `load`'s acquire fence).
         fence(Ordering::Release);
         self.len.store(message.len, Ordering::Relaxed);
-        let stored = message.len().div_ceil(WORD);
-        for (word, value) in self.words.iter().zip(message.words()).take(stored) {
-            word.store(value, Ordering::Relaxed);
+        for (word, value) in self.words.iter().zip(message.used_words()) {
+            word.store(u64::from_ne_bytes(*value), Ordering::Relaxed);
         }
         self.sequence
             .store(sequence.wrapping_add(2), Ordering::Release);
     }
 
-    /// A consistent copy of the message.
-    pub(crate) fn load(&self) -> Message {
+    /// Copies the message to user space and returns its length: `ENOSPC` (before touching
+    /// user memory) if the buffer is too small, `EFAULT` for a bad buffer.
+    ///
+    /// The message is first copied consistently to the stack, so a concurrent `store` can
+    /// neither tear it nor wait for the user copy.
+    pub(crate) fn load_to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
+        let mut words: Words = [[0; WORD]; WORDS];
         loop {
             let before = self.sequence.load(Ordering::Acquire);
             if before % 2 == 1 {
                 core::hint::spin_loop();
                 continue;
             }
-            let len = self.len.load(Ordering::Relaxed);
-            let mut bytes = [0u8; MAX_MESSAGE_LEN];
-            let stored = usize::from(len).div_ceil(WORD);
-            let chunks = bytes.as_chunks_mut::<WORD>().0;
-            for (chunk, word) in chunks.iter_mut().zip(&self.words).take(stored) {
-                *chunk = word.load(Ordering::Relaxed).to_ne_bytes();
+            let len = usize::from(self.len.load(Ordering::Relaxed)).min(MAX_MESSAGE_LEN);
+            for (word, stored) in words.iter_mut().zip(&self.words) {
+                *word = stored.load(Ordering::Relaxed).to_ne_bytes();
             }
             // Orders the data loads before re-reading the sequence.
             fence(Ordering::Acquire);
-            if self.sequence.load(Ordering::Relaxed) == before {
-                // INVARIANT: The sequence was even and unchanged, so no store overlapped the
-                // copy and `len` belongs to the copied message (type invariant of `Channel`).
-                return Message { len, bytes };
+            if self.sequence.load(Ordering::Relaxed) != before {
+                continue;
             }
+            // The sequence was even and unchanged, so no store overlapped the copy and `len`
+            // belongs to the copied message (type invariant).
+            if writer.len() < len {
+                return Err(ENOSPC);
+            }
+            writer.write_slice(&words.as_flattened()[..len])?;
+            return Ok(len);
         }
     }
 }

@@ -4,18 +4,19 @@
 //!
 //! A [`Slot`] owns its channels in an insert-only map (lock-free lookups); a channel is created
 //! by the first write to it and lives as long as the slot. An [`OpenSlot`] (one open file)
-//! remembers its channel id and, once the channel exists, the channel itself, so that reads
-//! and writes on a bound file skip the index entirely.
+//! holds the id of its channel in an atomic: reads and writes take no lock and touch no
+//! reference count, only the channel's own sequence lock.
 
-use crate::channel::{Channel, Message};
+use crate::channel::{Channel, MaybeMessage, Message};
 use crate::ffi::{max_channels, user_memory, InsertOnlyMap};
 use core::{
     num::NonZeroU32,
+    ops::Deref,
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::Arc,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
@@ -53,25 +54,25 @@ impl Slot {
     }
 
     /// The channel `id`, if a message was ever written to it.
-    fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
-        self.channels.get(id.0.get()).map(Arc::from)
+    fn channel(&self, id: ChannelId) -> Option<impl Deref<Target = Channel> + '_> {
+        self.channels.get(id.0.get())
     }
 
-    /// Replaces the message of channel `id`, creating the channel if needed, and returns it.
+    /// Replaces the message of channel `id`, creating the channel if needed.
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, message: &Message) -> Result<Arc<Channel>> {
+    fn store(&self, id: ChannelId, message: &Message) -> Result {
         if let Some(channel) = self.channel(id) {
             channel.store(message);
-            return Ok(channel);
+            return Ok(());
         }
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
         // is not.
         self.reserved
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < limit).then_some(n + 1)
+                n.checked_add(1).filter(|&reserved| reserved <= limit)
             })
             .map_err(|_| ENOSPC)?;
         let inserted = Arc::pin_init(Channel::new(message), user_memory())
@@ -82,12 +83,12 @@ impl Slot {
                     .map_err(|(error, _)| error)
             });
         match inserted {
-            Ok((channel, None)) => Ok(channel.into()),
+            Ok((_, None)) => Ok(()),
             Ok((channel, Some(_unused))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
                 channel.store(message);
-                Ok(channel.into())
+                Ok(())
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -97,36 +98,37 @@ impl Slot {
     }
 }
 
-/// What an open file is bound to.
-struct Binding {
-    id: ChannelId,
-    /// The channel, once it exists (cached so that reads and writes skip the index).
-    channel: Option<Arc<Channel>>,
-}
-
 /// One open file of a slot.
-#[pin_data]
+///
+/// # Invariants
+///
+/// `channel` is 0 (unbound) or a valid channel id.
 pub(crate) struct OpenSlot {
     slot: Arc<Slot>,
-    #[pin]
-    binding: Mutex<Option<Binding>>,
+    channel: AtomicU32,
 }
 
 impl OpenSlot {
     /// A file of `slot`, not bound to any channel yet.
-    pub(crate) fn new(slot: Arc<Slot>) -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        // INVARIANT: 0 means unbound.
+        Self {
             slot,
-            binding <- kernel::new_mutex!(None, "OpenSlot::binding"),
-        })
+            channel: AtomicU32::new(0),
+        }
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
-        let channel = self.slot.channel(id);
-        // The old binding is dropped after the lock is released.
-        let old = self.binding.lock().replace(Binding { id, channel });
-        drop(old);
+        // INVARIANT: `id` is non-zero.
+        self.channel.store(id.0.get(), Ordering::Relaxed);
+    }
+
+    /// The bound channel's id: `EINVAL` if the file is not bound.
+    fn bound(&self) -> Result<ChannelId> {
+        NonZeroU32::new(self.channel.load(Ordering::Relaxed))
+            .map(ChannelId)
+            .ok_or(EINVAL)
     }
 
     /// Replaces the bound channel's message with `buf` and returns its length.
@@ -135,26 +137,10 @@ impl OpenSlot {
     /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
     /// without any lock held.
     pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
-        if self.binding.lock().is_none() {
-            return Err(EINVAL);
-        }
-        let message = Message::from_user(buf)?;
-        let mut guard = self.binding.lock();
-        let binding = guard.as_mut().ok_or(EINVAL)?;
-        if let Some(channel) = &binding.channel {
-            channel.store(&message);
-            return Ok(message.len());
-        }
-        let id = binding.id;
-        drop(guard);
-        // Declared before the guard below, so that an unused `channel` is dropped unlocked.
-        let channel = self.slot.store(id, &message)?;
-        let mut guard = self.binding.lock();
-        if let Some(binding) = guard.as_mut() {
-            if binding.id == id && binding.channel.is_none() {
-                binding.channel = Some(channel);
-            }
-        }
+        let id = self.bound()?;
+        let mut space = MaybeMessage::new();
+        let message = Message::from_user(&mut space, buf)?;
+        self.slot.store(id, message)?;
         Ok(message.len())
     }
 
@@ -162,13 +148,7 @@ impl OpenSlot {
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
     pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
-        let mut guard = self.binding.lock();
-        let binding = guard.as_mut().ok_or(EINVAL)?;
-        if binding.channel.is_none() {
-            binding.channel = self.slot.channel(binding.id);
-        }
-        let message = binding.channel.as_ref().ok_or(EAGAIN)?.load();
-        drop(guard);
-        message.to_user(buf)
+        let id = self.bound()?;
+        self.slot.channel(id).ok_or(EAGAIN)?.load_to_user(buf)
     }
 }
