@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use measure::{ratio, round, Timer};
+use measure::{paired_ratio, round, Timer};
 
 /// Line printed before the JSON results.
 pub const JSON_BEGIN: &str = "=== message-slot-bench json begin ===";
@@ -42,8 +42,8 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut accel = None;
-    let mut rep_ms = 300u64;
-    let mut reps = 7usize;
+    let mut rep_ms = 150u64;
+    let mut reps = 15usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value\n{USAGE}"));
@@ -119,7 +119,8 @@ fn run(opts: &Options) -> Result<(), String> {
             r.median()
         ))
     })?;
-    let (points, memory) = scale::run(timer, &mut |p| {
+    let (scale, memory) = scale::run(timer)?;
+    for p in &scale.points {
         progress(&format!(
             "scale {:>7} {} channels: rebind {:.1} ns, bound fds {:.1} ns, fill {:.1} ns/channel",
             p.channels,
@@ -127,14 +128,14 @@ fn run(opts: &Options) -> Result<(), String> {
             p.rebind.median(),
             p.bound_fds.median(),
             p.fill_ns_per_channel
-        ))
-    })?;
+        ));
+    }
 
     // The tables.
     println!();
     println!(
         "message-slot benchmarks: accel {}, {vcpus} vCPUs, kernel {kernel}, 128-byte messages, \
-         median of {} reps of ~{} ms",
+         median of {} reps of ~{} ms; ratios: median of the per-turn ratios",
         opts.accel,
         timer.reps,
         timer.rep.as_millis()
@@ -150,7 +151,7 @@ fn run(opts: &Options) -> Result<(), String> {
             "{label:<46} {:>12.1} {:>10.1} {:>10.2}",
             c.sample.median(),
             c.sample.min(),
-            c.sample.median() / floor
+            paired_ratio(&c.sample, &cases[0].sample)
         );
     }
     println!();
@@ -158,23 +159,19 @@ fn run(opts: &Options) -> Result<(), String> {
         "{:<38} {:>15} {:>12} {:>10} {:>10}",
         "scale (random channel order)", "channels", "ns/exchange", "vs 1 ch", "vs floor"
     );
-    for (label, pick) in [
-        (
-            "rebind: ioctl + write + read",
-            (|p: &scale::Point| &p.rebind) as fn(&scale::Point) -> &measure::Sample,
-        ),
-        ("1024 bound fds: write + read", |p: &scale::Point| {
-            &p.bound_fds
-        }),
+    for (label, rebind) in [
+        ("rebind: ioctl + write + read", true),
+        ("1024 bound fds: write + read", false),
     ] {
-        let base = pick(&points[0]).median();
-        for p in &points {
-            let ns = pick(p).median();
+        for p in &scale.points {
+            let pick = |pair: (f64, f64)| if rebind { pair.0 } else { pair.1 };
+            let sample = if rebind { &p.rebind } else { &p.bound_fds };
             let channels = format!("{} {}", p.channels, p.ids.name());
             println!(
-                "{label:<38} {channels:>15} {ns:>12.1} {:>10.2} {:>10.2}",
-                ns / base,
-                ns / floor
+                "{label:<38} {channels:>15} {:>12.1} {:>10.2} {:>10.2}",
+                sample.median(),
+                pick(scale.vs_one_channel(p)),
+                pick(scale.vs_floor(p))
             );
         }
     }
@@ -221,7 +218,7 @@ fn run(opts: &Options) -> Result<(), String> {
             let mut v = c.sample.json();
             v["name"] = json!(c.name);
             v["exchange"] = json!(c.what);
-            v["ratio_to_floor"] = json!(ratio(c.sample.median(), floor));
+            v["ratio_to_floor"] = json!(paired_ratio(&c.sample, &cases[0].sample));
             v
         }).collect::<Vec<_>>(),
         "memory_bytes_per_channel": memory
@@ -229,7 +226,7 @@ fn run(opts: &Options) -> Result<(), String> {
             .map(|m| (format!("{}_ids", m.ids.name()), m.json()))
             .collect::<serde_json::Map<_, _>>(),
         "parallel": parallel::json(&runs),
-        "scale": scale::json(&points, floor),
+        "scale": scale::json(&scale),
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{JSON_BEGIN}\n{text}\n{JSON_END}");

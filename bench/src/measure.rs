@@ -2,10 +2,10 @@
 
 //! Timing harness, statistics and a small deterministic random-number generator.
 //!
-//! A benchmark is a closure that performs `n` exchanges. [`Timer::run`] calibrates `n` so
-//! that one repetition lasts about [`Timer::rep`] (the calibration doubles as warm-up), then
-//! times [`Timer::reps`] repetitions and reports the median nanoseconds per exchange;
-//! [`Timer::run_interleaved`] does the same for several closures, taking turns.
+//! A benchmark is a closure that performs `n` exchanges. [`Timer::run_interleaved`]
+//! calibrates `n` for each closure so that one repetition lasts about [`Timer::rep`] (the
+//! calibration doubles as warm-up), then times [`Timer::reps`] repetitions of every closure,
+//! taking turns, and reports nanoseconds per exchange.
 
 use std::time::{Duration, Instant};
 
@@ -61,15 +61,9 @@ impl Sample {
 pub type Body<'a> = Box<dyn FnMut(u64) -> Result<(), String> + 'a>;
 
 impl Timer {
-    /// Times `body(n)` (which performs `n` exchanges) as described in the module docs.
-    pub fn run(&self, body: impl FnMut(u64) -> Result<(), String>) -> Result<Sample, String> {
-        let mut bodies: Vec<Body> = vec![Box::new(body)];
-        Ok(self.run_interleaved(&mut bodies)?.remove(0))
-    }
-
-    /// Like [`Timer::run`] for several bodies, whose repetitions take turns (all first
-    /// repetitions, then all second ones, ...) so that a change in the host's load affects
-    /// them alike and their ratios stay meaningful.
+    /// Times several bodies as described in the module docs; their repetitions take turns (all
+    /// first repetitions, then all second ones, ...) so that a change in the host's load
+    /// affects them alike and their ratios stay meaningful (see [`paired_ratio`]).
     pub fn run_interleaved(&self, bodies: &mut [Body]) -> Result<Vec<Sample>, String> {
         let mut samples = Vec::with_capacity(bodies.len());
         for body in bodies.iter_mut() {
@@ -117,6 +111,15 @@ pub fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// Median over the repetitions of `a`'s time divided by `b`'s time in the same turn, rounded
+/// to three decimals: for samples from one [`Timer::run_interleaved`] call, whose repetitions
+/// ran side by side, this ratio is far steadier than the ratio of the medians when the
+/// host's load drifts.
+pub fn paired_ratio(a: &Sample, b: &Sample) -> f64 {
+    let ratios: Vec<f64> = a.ns.iter().zip(&b.ns).map(|(x, y)| x / y).collect();
+    (median(&ratios) * 1000.0).round() / 1000.0
 }
 
 /// `value` rounded to one decimal, for JSON.

@@ -7,6 +7,10 @@
 //! them over the whole id space, so a structure indexed by dense ids gets no free ride), and
 //! for 2^20 channels also *dense*, `1..=N`. Then:
 //!
+//! All sizes are filled first; then the `rebind` samples of every size take turns with each
+//! other and with a floor sample, and so do the `bound_fds` samples, so that their ratios are
+//! paired per turn.
+//!
 //! * `rebind`: every exchange binds one fd to a channel picked in random order (a shuffled
 //!   list of all N ids, walked cyclically), writes and reads: `ioctl + write + read`;
 //! * `bound_fds`: 1024 descriptors, each bound once to a random live channel, are used in a
@@ -22,7 +26,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::measure::{ratio, round, Sample, Timer};
+use crate::measure::{paired_ratio, round, Body, Sample, Timer};
 use crate::sys::{
     bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all, MSG,
     PAYLOAD,
@@ -91,6 +95,36 @@ pub struct Point {
     pub bound_fds: Sample,
     /// Nanoseconds per channel of the fill (`ioctl + write`, ids in increasing `i`).
     pub fill_ns_per_channel: f64,
+}
+
+/// The scaling results: every size's `rebind` samples were taken interleaved with each other
+/// and with a floor sample, and likewise the `bound_fds` samples.
+pub struct Scale {
+    /// One point per entry of [`SIZES`].
+    pub points: Vec<Point>,
+    /// The floor, interleaved with the `rebind` samples.
+    pub rebind_floor: Sample,
+    /// The floor, interleaved with the `bound_fds` samples.
+    pub bound_fds_floor: Sample,
+}
+
+impl Scale {
+    /// `(rebind, bound_fds)` of `p` relative to the first point (1 channel), paired per turn.
+    pub fn vs_one_channel(&self, p: &Point) -> (f64, f64) {
+        let base = &self.points[0];
+        (
+            paired_ratio(&p.rebind, &base.rebind),
+            paired_ratio(&p.bound_fds, &base.bound_fds),
+        )
+    }
+
+    /// `(rebind, bound_fds)` of `p` relative to the floor of the same turns.
+    pub fn vs_floor(&self, p: &Point) -> (f64, f64) {
+        (
+            paired_ratio(&p.rebind, &self.rebind_floor),
+            paired_ratio(&p.bound_fds, &self.bound_fds_floor),
+        )
+    }
 }
 
 /// `/proc/meminfo` values in kB.
@@ -188,14 +222,24 @@ fn fill(minor: u32, n: u32, ids: Ids) -> Result<f64, String> {
     Ok(t.elapsed().as_nanos() as f64 / f64::from(n))
 }
 
-/// Measures every size; returns the points and the memory measurements of the 2^20 fills.
-pub fn run(
-    timer: &Timer,
-    log: &mut dyn FnMut(&Point),
-) -> Result<(Vec<Point>, Vec<Memory>), String> {
-    raise_fd_limit(BOUND_FDS as u64 + 256)?;
+/// A filled minor and the random orders its measurements use.
+struct Filled {
+    channels: u32,
+    ids: Ids,
+    minor: u32,
+    /// All its channel ids, shuffled.
+    order: Vec<u32>,
+    /// Indices into 1024 bound fds.
+    picks: Vec<usize>,
+    fill_ns_per_channel: f64,
+}
+
+/// Fills every size, then measures them side by side; returns the results and the memory
+/// measurements of the 2^20 fills.
+pub fn run(timer: &Timer) -> Result<(Scale, Vec<Memory>), String> {
+    raise_fd_limit((BOUND_FDS * SIZES.len()) as u64 + 256)?;
     let mut rng = fastrand::Rng::with_seed(0x6d65_7373_6167_6531);
-    let mut points = Vec::new();
+    let mut filled = Vec::new();
     let mut memory = Vec::new();
     for (n, ids, minor) in SIZES {
         // Every user-space buffer is allocated (and touched) before the fill.
@@ -217,75 +261,125 @@ pub fn run(
                 after: meminfo()?,
             });
         }
-
-        let fd = open_slot(minor)?;
-        let fd = fd.as_raw_fd();
-        let mut buf = [0u8; MSG];
-        let mut next = 0usize;
-        let rebind = timer
-            .run(|iters| {
-                for _ in 0..iters {
-                    bind(fd, order[next])?;
-                    next = if next + 1 == order.len() { 0 } else { next + 1 };
-                    write_all(fd, &PAYLOAD, "write")?;
-                    read_exact(fd, &mut buf, MSG, "read")?;
-                }
-                Ok(())
-            })
-            .map_err(|e| format!("scale {n} rebind: {e}"))?;
-
-        // 1024 fds on random live channels (all of them when there are at most 1024).
-        let fds: Vec<OwnedFd> = (0..BOUND_FDS)
-            .map(|k| open_bound(minor, order[k % order.len()]))
-            .collect::<Result<_, _>>()?;
-        let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        let mut next = 0usize;
-        let bound_fds = timer
-            .run(|iters| {
-                for _ in 0..iters {
-                    let fd = raw[picks[next]];
-                    next = if next + 1 == picks.len() { 0 } else { next + 1 };
-                    write_all(fd, &PAYLOAD, "write")?;
-                    read_exact(fd, &mut buf, MSG, "read")?;
-                }
-                Ok(())
-            })
-            .map_err(|e| format!("scale {n} bound fds: {e}"))?;
-        drop(fds);
-
-        let point = Point {
+        filled.push(Filled {
             channels: n,
             ids,
+            minor,
+            order,
+            picks,
+            fill_ns_per_channel: fill_ns,
+        });
+    }
+
+    let mut bodies = vec![crate::ipc::floor()?];
+    for f in &filled {
+        bodies.push(rebind(f)?);
+    }
+    let mut rebind = timer
+        .run_interleaved(&mut bodies)
+        .map_err(|e| format!("scale rebind: {e}"))?;
+    drop(bodies);
+    let rebind_floor = rebind.remove(0);
+
+    let mut bodies = vec![crate::ipc::floor()?];
+    for f in &filled {
+        bodies.push(bound_fds(f)?);
+    }
+    let mut bound = timer
+        .run_interleaved(&mut bodies)
+        .map_err(|e| format!("scale bound fds: {e}"))?;
+    drop(bodies);
+    let bound_fds_floor = bound.remove(0);
+
+    let points = filled
+        .into_iter()
+        .zip(rebind.into_iter().zip(bound))
+        .map(|(f, (rebind, bound_fds))| Point {
+            channels: f.channels,
+            ids: f.ids,
             rebind,
             bound_fds,
-            fill_ns_per_channel: fill_ns,
-        };
-        log(&point);
-        points.push(point);
-    }
-    Ok((points, memory))
+            fill_ns_per_channel: f.fill_ns_per_channel,
+        })
+        .collect();
+    let scale = Scale {
+        points,
+        rebind_floor,
+        bound_fds_floor,
+    };
+    Ok((scale, memory))
+}
+
+/// `ioctl + write + read` on one fd, rebinding it to the channels of `f` in shuffled order.
+fn rebind(f: &Filled) -> Result<Body<'_>, String> {
+    let owner = open_slot(f.minor)?;
+    let fd = owner.as_raw_fd();
+    let mut buf = [0u8; MSG];
+    let mut next = 0usize;
+    Ok(Box::new(move |iters| {
+        let _owner = &owner;
+        for _ in 0..iters {
+            bind(fd, f.order[next])?;
+            next = if next + 1 == f.order.len() {
+                0
+            } else {
+                next + 1
+            };
+            write_all(fd, &PAYLOAD, "write")?;
+            read_exact(fd, &mut buf, MSG, "read")?;
+        }
+        Ok(())
+    }))
+}
+
+/// `write + read` on 1024 fds bound to random channels of `f` (all of them when there are at
+/// most 1024), visited in a fixed random order.
+fn bound_fds(f: &Filled) -> Result<Body<'_>, String> {
+    let fds: Vec<OwnedFd> = (0..BOUND_FDS)
+        .map(|k| open_bound(f.minor, f.order[k % f.order.len()]))
+        .collect::<Result<_, _>>()?;
+    let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let mut buf = [0u8; MSG];
+    let mut next = 0usize;
+    Ok(Box::new(move |iters| {
+        let _owners = &fds;
+        for _ in 0..iters {
+            let fd = raw[f.picks[next]];
+            next = if next + 1 == f.picks.len() {
+                0
+            } else {
+                next + 1
+            };
+            write_all(fd, &PAYLOAD, "write")?;
+            read_exact(fd, &mut buf, MSG, "read")?;
+        }
+        Ok(())
+    }))
 }
 
 /// The JSON object `scale`.
-pub fn json(points: &[Point], floor_ns: f64) -> Value {
-    let base = &points[0];
-    let entry = |p: &Point, s: &Sample, b: &Sample| {
+pub fn json(scale: &Scale) -> Value {
+    let entry = |p: &Point, s: &Sample, vs_one: f64, vs_floor: f64| {
         let mut v = s.json();
         v["channels"] = json!(p.channels);
         v["ids"] = json!(p.ids.name());
-        v["ratio_to_1_channel"] = json!(ratio(s.median(), b.median()));
-        v["ratio_to_floor"] = json!(ratio(s.median(), floor_ns));
+        v["ratio_to_1_channel"] = json!(vs_one);
+        v["ratio_to_floor"] = json!(vs_floor);
         v
     };
+    let points = &scale.points;
     json!({
         "channel_ids": "sparse: scramble(1..=N), a bijection of u32 spreading ids over the id space; dense: 1..=N",
+        "ratios": "median over the repetitions of the ratio within one turn (all sizes and a floor run interleaved)",
         "rebind": {
             "exchange": "ioctl + write + read, channels in random order",
-            "points": points.iter().map(|p| entry(p, &p.rebind, &base.rebind)).collect::<Vec<_>>(),
+            "floor": scale.rebind_floor.json(),
+            "points": points.iter().map(|p| entry(p, &p.rebind, scale.vs_one_channel(p).0, scale.vs_floor(p).0)).collect::<Vec<_>>(),
         },
         "bound_fds": {
             "exchange": "write + read on one of 1024 fds bound to random live channels, fds in random order",
-            "points": points.iter().map(|p| entry(p, &p.bound_fds, &base.bound_fds)).collect::<Vec<_>>(),
+            "floor": scale.bound_fds_floor.json(),
+            "points": points.iter().map(|p| entry(p, &p.bound_fds, scale.vs_one_channel(p).1, scale.vs_floor(p).1)).collect::<Vec<_>>(),
         },
         "fill_ns_per_channel": points.iter().map(|p| json!({
             "channels": p.channels,
