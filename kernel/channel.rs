@@ -45,7 +45,7 @@ pub(crate) struct Message {
 impl Message {
     /// Copies a whole message from user space into `buf` and returns it: `EMSGSIZE` for a
     /// length of 0 or above the maximum, `EFAULT` for a bad buffer. User memory is read once.
-    pub(crate) fn from_user(buf: &mut MaybeMessage, mut reader: UserSliceReader) -> Result<&Self> {
+    pub(crate) fn from_user(buf: &mut MessageBuffer, mut reader: UserSliceReader) -> Result<&Self> {
         let len = reader.len();
         if len == 0 || len > MAX_MESSAGE_LEN {
             return Err(emsgsize());
@@ -61,16 +61,27 @@ impl Message {
         usize::from(self.len)
     }
 
+    /// Copies the message to user space and returns its length: `ENOSPC` (before touching user
+    /// memory) if the buffer is too small, `EFAULT` for a bad buffer.
+    pub(crate) fn to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
+        let bytes = &self.words.as_flattened()[..self.len().min(MAX_MESSAGE_LEN)];
+        if writer.len() < bytes.len() {
+            return Err(ENOSPC);
+        }
+        writer.write_slice(bytes)?;
+        Ok(bytes.len())
+    }
+
     /// The words holding the message (the last one padded with whatever followed it).
     fn used_words(&self) -> &[[u8; WORD]] {
         &self.words[..self.len().div_ceil(WORD).min(WORDS)]
     }
 }
 
-/// Stack space for a [`Message`] read from user space.
-pub(crate) struct MaybeMessage(Message);
+/// Stack space for a [`Message`], filled by [`Message::from_user`] or [`Channel::load`].
+pub(crate) struct MessageBuffer(Message);
 
-impl MaybeMessage {
+impl MessageBuffer {
     /// Space for one message.
     pub(crate) const fn new() -> Self {
         Self(Message {
@@ -129,35 +140,30 @@ impl Channel {
             .store(sequence.wrapping_add(2), Ordering::Release);
     }
 
-    /// Copies the message to user space and returns its length: `ENOSPC` (before touching
-    /// user memory) if the buffer is too small, `EFAULT` for a bad buffer.
+    /// A consistent copy of the message, made in `buf`.
     ///
-    /// The message is first copied consistently to the stack, so a concurrent `store` can
-    /// neither tear it nor wait for the user copy.
-    pub(crate) fn load_to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
-        let mut words: Words = [[0; WORD]; WORDS];
+    /// Copies to kernel memory only, so it may run under a spinlock, and a concurrent `store`
+    /// can neither tear the copy nor wait for a user copy.
+    pub(crate) fn load<'a>(&self, buf: &'a mut MessageBuffer) -> &'a Message {
+        let message = &mut buf.0;
         loop {
             let before = self.sequence.load(Ordering::Acquire);
             if before % 2 == 1 {
                 core::hint::spin_loop();
                 continue;
             }
-            let len = usize::from(self.len.load(Ordering::Relaxed)).min(MAX_MESSAGE_LEN);
-            for (word, stored) in words.iter_mut().zip(&self.words) {
+            let len = self.len.load(Ordering::Relaxed);
+            for (word, stored) in message.words.iter_mut().zip(&self.words) {
                 *word = stored.load(Ordering::Relaxed).to_ne_bytes();
             }
             // Orders the data loads before re-reading the sequence.
             fence(Ordering::Acquire);
-            if self.sequence.load(Ordering::Relaxed) != before {
-                continue;
+            if self.sequence.load(Ordering::Relaxed) == before {
+                // INVARIANT: The sequence was even and unchanged, so no store overlapped the
+                // copy and `len` belongs to the copied message (type invariant of `Channel`).
+                message.len = len;
+                return message;
             }
-            // The sequence was even and unchanged, so no store overlapped the copy and `len`
-            // belongs to the copied message (type invariant).
-            if writer.len() < len {
-                return Err(ENOSPC);
-            }
-            writer.write_slice(&words.as_flattened()[..len])?;
-            return Ok(len);
         }
     }
 }

@@ -69,11 +69,11 @@ impl MessageSlotDevice {
 }
 
 impl CharDevice for MessageSlotDevice {
-    type OpenFile = KBox<OpenSlot>;
+    type OpenFile = Pin<KBox<OpenSlot>>;
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        Ok(KBox::new(OpenSlot::new(slot), ffi::user_memory())?)
+        KBox::pin_init(OpenSlot::new(slot), ffi::user_memory())
     }
 
     fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {

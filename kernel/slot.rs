@@ -4,19 +4,18 @@
 //!
 //! A [`Slot`] owns its channels in an insert-only map (lock-free lookups); a channel is created
 //! by the first write to it and lives as long as the slot. An [`OpenSlot`] (one open file)
-//! holds the id of its channel in an atomic: reads and writes take no lock and touch no
-//! reference count, only the channel's own sequence lock.
+//! remembers its channel id and, once the channel exists, the channel itself, so that reads
+//! and writes on a bound file skip the index entirely.
 
-use crate::channel::{Channel, MaybeMessage, Message};
+use crate::channel::{Channel, Message, MessageBuffer};
 use crate::ffi::{max_channels, user_memory, InsertOnlyMap};
 use core::{
     num::NonZeroU32,
-    ops::Deref,
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     prelude::*,
-    sync::Arc,
+    sync::{Arc, SpinLock},
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
@@ -54,18 +53,18 @@ impl Slot {
     }
 
     /// The channel `id`, if a message was ever written to it.
-    fn channel(&self, id: ChannelId) -> Option<impl Deref<Target = Channel> + '_> {
-        self.channels.get(id.0.get())
+    fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
+        self.channels.get(id.0.get()).map(Arc::from)
     }
 
-    /// Replaces the message of channel `id`, creating the channel if needed.
+    /// Replaces the message of channel `id`, creating the channel if needed, and returns it.
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, message: &Message) -> Result {
+    fn store(&self, id: ChannelId, message: &Message) -> Result<Arc<Channel>> {
         if let Some(channel) = self.channel(id) {
             channel.store(message);
-            return Ok(());
+            return Ok(channel);
         }
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
@@ -83,12 +82,12 @@ impl Slot {
                     .map_err(|(error, _)| error)
             });
         match inserted {
-            Ok((_, None)) => Ok(()),
+            Ok((channel, None)) => Ok(channel.into()),
             Ok((channel, Some(_unused))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
                 channel.store(message);
-                Ok(())
+                Ok(channel.into())
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -98,37 +97,39 @@ impl Slot {
     }
 }
 
+/// What an open file is bound to.
+struct Binding {
+    id: ChannelId,
+    /// The channel, once it exists (cached so that reads and writes skip the index).
+    channel: Option<Arc<Channel>>,
+}
+
 /// One open file of a slot.
 ///
-/// # Invariants
-///
-/// `channel` is 0 (unbound) or a valid channel id.
+/// Its binding is behind a spinlock that only calls on this file take (uncontended unless
+/// threads share the file) and that is never held across a user copy or an allocation.
+#[pin_data]
 pub(crate) struct OpenSlot {
     slot: Arc<Slot>,
-    channel: AtomicU32,
+    #[pin]
+    binding: SpinLock<Option<Binding>>,
 }
 
 impl OpenSlot {
     /// A file of `slot`, not bound to any channel yet.
-    pub(crate) fn new(slot: Arc<Slot>) -> Self {
-        // INVARIANT: 0 means unbound.
-        Self {
+    pub(crate) fn new(slot: Arc<Slot>) -> impl PinInit<Self> {
+        pin_init!(Self {
             slot,
-            channel: AtomicU32::new(0),
-        }
+            binding <- kernel::new_spinlock!(None, "OpenSlot::binding"),
+        })
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
-        // INVARIANT: `id` is non-zero.
-        self.channel.store(id.0.get(), Ordering::Relaxed);
-    }
-
-    /// The bound channel's id: `EINVAL` if the file is not bound.
-    fn bound(&self) -> Result<ChannelId> {
-        NonZeroU32::new(self.channel.load(Ordering::Relaxed))
-            .map(ChannelId)
-            .ok_or(EINVAL)
+        let channel = self.slot.channel(id);
+        // The old binding is dropped after the lock is released.
+        let old = self.binding.lock().replace(Binding { id, channel });
+        drop(old);
     }
 
     /// Replaces the bound channel's message with `buf` and returns its length.
@@ -137,10 +138,29 @@ impl OpenSlot {
     /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
     /// without any lock held.
     pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
-        let id = self.bound()?;
-        let mut space = MaybeMessage::new();
-        let message = Message::from_user(&mut space, buf)?;
-        self.slot.store(id, message)?;
+        let mut space = MessageBuffer::new();
+        let message = match Message::from_user(&mut space, buf) {
+            Ok(message) => message,
+            // An unbound file fails with `EINVAL` whatever the buffer.
+            Err(error) => return Err(if self.is_bound() { error } else { EINVAL }),
+        };
+        let id = {
+            let binding = self.binding.lock();
+            let binding = binding.as_ref().ok_or(EINVAL)?;
+            if let Some(channel) = &binding.channel {
+                channel.store(message);
+                return Ok(message.len());
+            }
+            binding.id
+        };
+        // Declared before the guard below, so that an unused `channel` is dropped unlocked.
+        let channel = self.slot.store(id, message)?;
+        let mut binding = self.binding.lock();
+        if let Some(binding) = binding.as_mut() {
+            if binding.id == id && binding.channel.is_none() {
+                binding.channel = Some(channel);
+            }
+        }
         Ok(message.len())
     }
 
@@ -148,7 +168,19 @@ impl OpenSlot {
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
     pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
-        let id = self.bound()?;
-        self.slot.channel(id).ok_or(EAGAIN)?.load_to_user(buf)
+        let mut space = MessageBuffer::new();
+        let message = {
+            let mut binding = self.binding.lock();
+            let binding = binding.as_mut().ok_or(EINVAL)?;
+            if binding.channel.is_none() {
+                binding.channel = self.slot.channel(binding.id);
+            }
+            binding.channel.as_ref().ok_or(EAGAIN)?.load(&mut space)
+        };
+        message.to_user(buf)
+    }
+
+    fn is_bound(&self) -> bool {
+        self.binding.lock().is_some()
     }
 }
