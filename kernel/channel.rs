@@ -37,9 +37,11 @@ type Words = [[u8; WORD]; WORDS];
 /// # Invariants
 ///
 /// `1 <= len <= MAX_MESSAGE_LEN`.
+// Word-aligned, words first: the user copy and the word loads and stores are then aligned.
+#[repr(C, align(8))]
 pub(crate) struct Message {
-    len: u8,
     words: Words,
+    len: u8,
 }
 
 impl Message {
@@ -85,8 +87,8 @@ impl MessageBuffer {
     /// Space for one message.
     pub(crate) const fn new() -> Self {
         Self(Message {
-            len: 1,
             words: [[0; WORD]; WORDS],
+            len: 1,
         })
     }
 }

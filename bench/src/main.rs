@@ -8,7 +8,7 @@
 //! `vm/run`); it creates its own nodes `/dev/slot_bench_240`.. `/dev/slot_bench_244`.
 //!
 //! ```text
-//! message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] [--sections ipc,scale,parallel]
+//! message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] [--sections ipc,breakdown,scale,parallel]
 //! ```
 //!
 //! `make bench` runs the single-threaded sections (`ipc`, `scale`) in a 1-vCPU guest and
@@ -19,6 +19,7 @@
 //! between the lines [`JSON_BEGIN`] and [`JSON_END`]. Nothing is judged against a threshold:
 //! the exit status is non-zero only if a measurement could not be made.
 
+mod breakdown;
 mod ipc;
 mod measure;
 mod parallel;
@@ -37,7 +38,7 @@ pub const JSON_BEGIN: &str = "=== message-slot-bench json begin ===";
 pub const JSON_END: &str = "=== message-slot-bench json end ===";
 
 const USAGE: &str = "usage: message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] \
-                     [--sections ipc,scale,parallel]";
+                     [--sections ipc,breakdown,scale,parallel]";
 
 /// Command-line options.
 struct Options {
@@ -47,7 +48,7 @@ struct Options {
 }
 
 /// The sections `--sections` accepts, in the order they run.
-const SECTIONS: [&str; 3] = ["ipc", "scale", "parallel"];
+const SECTIONS: [&str; 4] = ["ipc", "breakdown", "scale", "parallel"];
 
 fn parse_args() -> Result<Options, String> {
     let mut accel = None;
@@ -162,6 +163,24 @@ fn run(opts: &Options) -> Result<(), String> {
             })
             .collect();
     }
+    if wants("breakdown") {
+        let calls = breakdown::run(timer)?;
+        let derived = breakdown::derived(&calls);
+        print_breakdown(&calls, &derived);
+        report["breakdown"] = json!({
+            "calls": calls.iter().map(|c| {
+                let mut v = c.sample.json();
+                v["name"] = json!(c.name);
+                v["call"] = json!(c.what);
+                v
+            }).collect::<Vec<_>>(),
+            "derived_ns": derived.iter().map(|(name, what, ns)| json!({
+                "name": name,
+                "what": what,
+                "ns": round(*ns),
+            })).collect::<Vec<_>>(),
+        });
+    }
     if wants("scale") {
         let (scale, memory) = scale::run(timer)?;
         for p in &scale.points {
@@ -215,6 +234,29 @@ fn print_ipc(cases: &[ipc::Case]) {
             c.sample.min(),
             paired_ratio(&c.sample, &cases[0].sample)
         );
+    }
+}
+
+fn print_breakdown(calls: &[breakdown::Call], derived: &[(&str, &str, f64)]) {
+    println!();
+    println!(
+        "{:<46} {:>12} {:>10}",
+        "breakdown: one system call", "ns/call", "(min)"
+    );
+    for c in calls {
+        println!(
+            "{:<46} {:>12.1} {:>10.1}",
+            c.what,
+            c.sample.median(),
+            c.sample.min()
+        );
+    }
+    println!(
+        "{:<58} {:>10}",
+        "derived (median of per-turn differences)", "ns"
+    );
+    for (_, what, ns) in derived {
+        println!("  {what:<56} {ns:>10.1}");
     }
 }
 

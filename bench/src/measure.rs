@@ -122,6 +122,13 @@ pub fn paired_ratio(a: &Sample, b: &Sample) -> f64 {
     (median(&ratios) * 1000.0).round() / 1000.0
 }
 
+/// Median over the repetitions of `a`'s time minus `b`'s time in the same turn (nanoseconds
+/// per exchange), for samples from one [`Timer::run_interleaved`] call.
+pub fn paired_difference(a: &Sample, b: &Sample) -> f64 {
+    let differences: Vec<f64> = a.ns.iter().zip(&b.ns).map(|(x, y)| x - y).collect();
+    median(&differences)
+}
+
 /// `value` rounded to one decimal, for JSON.
 pub fn round(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
