@@ -105,13 +105,14 @@ pub(crate) struct Channel {
     #[pin]
     writer: SpinLock<()>,
     sequence: AtomicU32,
+    id: u32,
     len: AtomicU8,
     words: [AtomicU64; WORDS],
 }
 
 impl Channel {
-    /// A channel holding `message`.
-    pub(crate) fn new(message: &Message) -> impl PinInit<Self> + '_ {
+    /// Channel `id`, holding `message`.
+    pub(crate) fn new(id: u32, message: &Message) -> impl PinInit<Self> + '_ {
         // INVARIANT: The sequence is even and the stored message is whole.
         let mut words = [const { AtomicU64::new(0) }; WORDS];
         for (word, value) in words.iter_mut().zip(message.used_words()) {
@@ -120,9 +121,15 @@ impl Channel {
         pin_init!(Self {
             writer <- kernel::new_spinlock!((), "Channel::writer"),
             sequence: AtomicU32::new(0),
+            id,
             len: AtomicU8::new(message.len),
             words,
         })
+    }
+
+    /// The channel's id.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
     }
 
     /// Replaces the message.
@@ -144,8 +151,8 @@ impl Channel {
 
     /// A consistent copy of the message, made in `buf`.
     ///
-    /// Copies to kernel memory only, so it may run under a spinlock, and a concurrent `store`
-    /// can neither tear the copy nor wait for a user copy.
+    /// Copies to kernel memory only, so a concurrent `store` can neither tear the copy nor
+    /// wait for a user copy.
     pub(crate) fn load<'a>(&self, buf: &'a mut MessageBuffer) -> &'a Message {
         let message = &mut buf.0;
         loop {

@@ -11,7 +11,7 @@ mod xarray;
 
 pub(crate) use chrdev::{CharDevice, OpenFileRef, Registration};
 pub(crate) use param::max_channels;
-pub(crate) use xarray::InsertOnlyMap;
+pub(crate) use xarray::{InsertOnlyMap, MapCursor};
 
 use kernel::{alloc::flags, alloc::Flags, bindings};
 

@@ -62,18 +62,18 @@ impl MessageSlotDevice {
         }
         // Allocated outside the lock; if another opener created the slot meanwhile, ours is
         // dropped unused after the lock is released.
-        let created = Arc::pin_init(Slot::new(), GFP_KERNEL)?;
+        let created = Arc::new(Slot::new()?, GFP_KERNEL)?;
         let mut slots = self.slots.lock();
         Ok(slots[minor].get_or_insert_with(|| created.clone()).clone())
     }
 }
 
 impl CharDevice for MessageSlotDevice {
-    type OpenFile = Pin<KBox<OpenSlot>>;
+    type OpenFile = KBox<OpenSlot>;
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        KBox::pin_init(OpenSlot::new(slot), ffi::user_memory())
+        Ok(KBox::new(OpenSlot::new(slot), ffi::user_memory())?)
     }
 
     fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {

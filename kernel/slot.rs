@@ -4,18 +4,18 @@
 //!
 //! A [`Slot`] owns its channels in an insert-only map (lock-free lookups); a channel is created
 //! by the first write to it and lives as long as the slot. An [`OpenSlot`] (one open file)
-//! remembers its channel id and, once the channel exists, the channel itself, so that reads
-//! and writes on a bound file skip the index entirely.
+//! holds its channel id and remembers the channel itself, so that reads and writes on a bound
+//! file take no lock and skip the index.
 
 use crate::channel::{Channel, Message, MessageBuffer};
-use crate::ffi::{max_channels, user_memory, InsertOnlyMap};
+use crate::ffi::{max_channels, user_memory, InsertOnlyMap, MapCursor};
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     prelude::*,
-    sync::{Arc, SpinLock},
+    sync::Arc,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
@@ -29,42 +29,40 @@ impl ChannelId {
         let id = u32::try_from(arg).map_err(|_| EINVAL)?;
         NonZeroU32::new(id).map(Self).ok_or(EINVAL)
     }
+
+    /// The id as a `u32`.
+    pub(crate) fn get(self) -> u32 {
+        self.0.get()
+    }
 }
 
 /// One message slot (one minor): its channels, created by their first write.
 ///
 /// # Invariants
 ///
-/// `channels` holds at most `reserved <= max_channels()` entries.
-#[pin_data]
+/// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
 pub(crate) struct Slot {
-    #[pin]
-    channels: InsertOnlyMap<Arc<Channel>>,
+    channels: Arc<InsertOnlyMap<Arc<Channel>>>,
     reserved: AtomicU32,
 }
 
 impl Slot {
     /// An empty slot.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            channels <- InsertOnlyMap::new(),
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            channels: Arc::pin_init(InsertOnlyMap::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
         })
     }
 
-    /// The channel `id`, if a message was ever written to it.
-    fn channel(&self, id: ChannelId) -> Option<Arc<Channel>> {
-        self.channels.get(id.0.get()).map(Arc::from)
-    }
-
-    /// Replaces the message of channel `id`, creating the channel if needed, and returns it.
+    /// Replaces the message of channel `id`, creating the channel if needed.
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, message: &Message) -> Result<Arc<Channel>> {
-        if let Some(channel) = self.channel(id) {
+    fn store(&self, id: ChannelId, message: &Message) -> Result {
+        if let Some(channel) = self.channels.get(id.get()) {
             channel.store(message);
-            return Ok(channel);
+            return Ok(());
         }
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
@@ -74,20 +72,20 @@ impl Slot {
                 n.checked_add(1).filter(|&reserved| reserved <= limit)
             })
             .map_err(|_| ENOSPC)?;
-        let inserted = Arc::pin_init(Channel::new(message), user_memory())
+        let inserted = Arc::pin_init(Channel::new(id.get(), message), user_memory())
             .map_err(|_| ENOMEM)
             .and_then(|created| {
                 self.channels
-                    .get_or_insert(id.0.get(), created)
+                    .get_or_insert(id.get(), created)
                     .map_err(|(error, _)| error)
             });
         match inserted {
-            Ok((channel, None)) => Ok(channel.into()),
+            Ok((_, None)) => Ok(()),
             Ok((channel, Some(_unused))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
                 channel.store(message);
-                Ok(channel.into())
+                Ok(())
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -97,39 +95,52 @@ impl Slot {
     }
 }
 
-/// What an open file is bound to.
-struct Binding {
-    id: ChannelId,
-    /// The channel, once it exists (cached so that reads and writes skip the index).
-    channel: Option<Arc<Channel>>,
-}
-
 /// One open file of a slot.
 ///
-/// Its binding is behind a spinlock that only calls on this file take (uncontended unless
-/// threads share the file) and that is never held across a user copy or an allocation.
-#[pin_data]
+/// Reads and writes take no per-file lock: the binding is an atomic channel id, and the
+/// bound channel is remembered in a lock-free [`MapCursor`] that every use checks against
+/// that id (a stale memo, left by a concurrent `ioctl`, only costs a lookup).
+///
+/// # Invariants
+///
+/// `channel` is 0 (unbound) or a valid channel id.
 pub(crate) struct OpenSlot {
     slot: Arc<Slot>,
-    #[pin]
-    binding: SpinLock<Option<Binding>>,
+    channel: AtomicU32,
+    cursor: MapCursor<Channel>,
 }
 
 impl OpenSlot {
     /// A file of `slot`, not bound to any channel yet.
-    pub(crate) fn new(slot: Arc<Slot>) -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        // INVARIANT: 0 means unbound.
+        Self {
+            cursor: MapCursor::new(slot.channels.clone()),
             slot,
-            binding <- kernel::new_spinlock!(None, "OpenSlot::binding"),
-        })
+            channel: AtomicU32::new(0),
+        }
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
-        let channel = self.slot.channel(id);
-        // The old binding is dropped after the lock is released.
-        let old = self.binding.lock().replace(Binding { id, channel });
-        drop(old);
+        // INVARIANT: `id` is non-zero.
+        self.channel.store(id.get(), Ordering::Release);
+        self.cursor.remember(id.get());
+    }
+
+    /// The bound channel's id: `EINVAL` if the file is not bound.
+    fn bound(&self) -> Result<ChannelId> {
+        NonZeroU32::new(self.channel.load(Ordering::Acquire))
+            .map(ChannelId)
+            .ok_or(EINVAL)
+    }
+
+    /// Channel `id`, if it exists: the remembered channel if it is `id`, else a lookup.
+    fn channel(&self, id: ChannelId) -> Option<&Channel> {
+        match self.cursor.memo() {
+            Some(channel) if channel.id() == id.get() => Some(channel),
+            _ => self.cursor.remember(id.get()),
+        }
     }
 
     /// Replaces the bound channel's message with `buf` and returns its length.
@@ -138,28 +149,12 @@ impl OpenSlot {
     /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
     /// without any lock held.
     pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
+        let id = self.bound()?;
         let mut space = MessageBuffer::new();
-        let message = match Message::from_user(&mut space, buf) {
-            Ok(message) => message,
-            // An unbound file fails with `EINVAL` whatever the buffer.
-            Err(error) => return Err(if self.is_bound() { error } else { EINVAL }),
-        };
-        let id = {
-            let binding = self.binding.lock();
-            let binding = binding.as_ref().ok_or(EINVAL)?;
-            if let Some(channel) = &binding.channel {
-                channel.store(message);
-                return Ok(message.len());
-            }
-            binding.id
-        };
-        // Declared before the guard below, so that an unused `channel` is dropped unlocked.
-        let channel = self.slot.store(id, message)?;
-        let mut binding = self.binding.lock();
-        if let Some(binding) = binding.as_mut() {
-            if binding.id == id && binding.channel.is_none() {
-                binding.channel = Some(channel);
-            }
+        let message = Message::from_user(&mut space, buf)?;
+        match self.channel(id) {
+            Some(channel) => channel.store(message),
+            None => self.slot.store(id, message)?,
         }
         Ok(message.len())
     }
@@ -168,19 +163,9 @@ impl OpenSlot {
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
     pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
+        let id = self.bound()?;
+        let channel = self.channel(id).ok_or(EAGAIN)?;
         let mut space = MessageBuffer::new();
-        let message = {
-            let mut binding = self.binding.lock();
-            let binding = binding.as_mut().ok_or(EINVAL)?;
-            if binding.channel.is_none() {
-                binding.channel = self.slot.channel(binding.id);
-            }
-            binding.channel.as_ref().ok_or(EAGAIN)?.load(&mut space)
-        };
-        message.to_user(buf)
-    }
-
-    fn is_bound(&self) -> bool {
-        self.binding.lock().is_some()
+        channel.load(&mut space).to_user(buf)
     }
 }

@@ -5,14 +5,15 @@
 //! numbers a reader sees never go backwards.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libc::EAGAIN;
 
 use crate::msg::{self, ReadStats, STOP_SEQ, STOP_WRITER};
 use crate::util::{
-    child_command, describe, fresh_channel, open, open_bound, open_minor_bound, slot_path, spawn,
-    Context, Running, TestResult,
+    child_command, describe, expect_message, fresh_channel, open, open_bound, open_minor_bound,
+    send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MSG,
 };
 
 /// Messages per writer.
@@ -204,4 +205,75 @@ pub fn concurrent_threads() -> TestResult {
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
     h.join()
         .unwrap_or_else(|_| Err("thread panicked".to_string()))
+}
+
+/// One descriptor shared by reader threads while the main thread keeps re-binding it between
+/// two channels: every read returns one of the two messages, and after each round the
+/// descriptor reads the channel it was bound to last (a channel remembered by a racing
+/// read must not outlive the binding it was looked up for).
+pub fn shared_fd_rebinding() -> TestResult {
+    const ROUNDS: usize = 200;
+    const FLIPS: usize = 50;
+    let (a, b) = (fresh_channel(), fresh_channel());
+    let (msg_a, msg_b) = (b"channel A's message".as_slice(), b"channel B".as_slice());
+    let path = slot_path(3)?;
+    send_all(&open_bound(&path, a)?, msg_a, "write A")?;
+    send_all(&open_bound(&path, b)?, msg_b, "write B")?;
+    let shared = open_bound(&path, a)?;
+    let mut reads = 0u64;
+    for round in 0..ROUNDS {
+        let stop = AtomicBool::new(false);
+        let counts = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (shared, stop) = (&shared, &stop);
+                    s.spawn(move || {
+                        let mut buf = [0u8; MAX_MSG];
+                        let mut n_reads = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let n = shared.receive(&mut buf).ctx("read")?;
+                            ensure!(
+                                &buf[..n] == msg_a || &buf[..n] == msg_b,
+                                "read {} while flipping between A and B",
+                                show(&buf[..n])
+                            );
+                            n_reads += 1;
+                        }
+                        Ok(n_reads)
+                    })
+                })
+                .collect();
+            let mut flips = Ok(());
+            for i in 0..FLIPS {
+                let channel = if i % 2 == 0 { b } else { a };
+                if let Err(e) = shared.set_channel(channel).ctx("re-bind") {
+                    flips = Err(e);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            stop.store(true, Ordering::Relaxed);
+            let counts: Vec<Result<u64, String>> = readers.into_iter().map(join).collect();
+            (flips, counts)
+        });
+        counts.0?;
+        for count in counts.1 {
+            reads += count?;
+        }
+        // FLIPS is even: the last binding is A.
+        expect_message(
+            &shared,
+            msg_a,
+            &format!("round {round}: read after the last re-bind"),
+        )?;
+        shared.set_channel(b).ctx("bind B")?;
+        expect_message(
+            &shared,
+            msg_b,
+            &format!("round {round}: read after binding B"),
+        )?;
+        shared.set_channel(a).ctx("bind A")?;
+    }
+    eprintln!("  ({ROUNDS} rounds of {FLIPS} re-binds, {reads} racing reads)");
+    Ok(())
 }

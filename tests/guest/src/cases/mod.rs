@@ -60,6 +60,7 @@ pub fn all() -> Vec<Test> {
         concurrency::concurrent_processes_one_channel = 150,
         concurrency::concurrent_processes_many_channels = 150,
         concurrency::concurrent_threads = 120,
+        concurrency::shared_fd_rebinding = 120,
         tools::tools_example_session,
         tools::tools_reader_raw_bytes,
         tools::tools_reader_errors,
