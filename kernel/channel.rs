@@ -8,6 +8,7 @@
 //! never write shared memory (two readers of one channel do not slow each other down), never
 //! see a torn message, and everything is safe Rust.
 
+use crate::ffi::{Word, WordBuffer, WORD};
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::{
@@ -16,7 +17,6 @@ use kernel::{
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
-const WORD: usize = core::mem::size_of::<u64>();
 const WORDS: usize = MAX_MESSAGE_LEN / WORD;
 
 const _: () = assert!(MAX_MESSAGE_LEN <= u8::MAX as usize && MAX_MESSAGE_LEN % WORD == 0);
@@ -26,36 +26,50 @@ fn emsgsize() -> Error {
     Error::from_errno(-(kernel::bindings::EMSGSIZE as i32))
 }
 
-/// A message buffer: up to `MAX_MESSAGE_LEN` bytes, as the words a channel stores.
-type Words = [[u8; WORD]; WORDS];
+/// Stack space for one message, filled by [`Message::from_user`] or [`Channel::load`]
+/// without being zeroed first.
+pub(crate) struct MessageBuffer(WordBuffer<WORDS>);
 
-/// One message: `1..=MAX_MESSAGE_LEN` arbitrary bytes, stored inline.
+impl MessageBuffer {
+    /// Space for one message.
+    pub(crate) const fn new() -> Self {
+        Self(WordBuffer::new())
+    }
+}
+
+/// One message: `1..=MAX_MESSAGE_LEN` arbitrary bytes, held in a [`MessageBuffer`].
 ///
-/// Messages are filled in place and passed by reference: on the fast paths the only copies of
-/// the bytes are the user copy and the channel's word stores or loads.
+/// On the fast paths the only copies of the bytes are the user copy and the channel's word
+/// stores or loads.
 ///
 /// # Invariants
 ///
-/// `1 <= len <= MAX_MESSAGE_LEN`.
-// Word-aligned, words first: the user copy and the word loads and stores are then aligned.
-#[repr(C, align(8))]
-pub(crate) struct Message {
-    words: Words,
+/// `1 <= len <= MAX_MESSAGE_LEN` and `words` holds `len.div_ceil(WORD)` words, the message's
+/// bytes first.
+pub(crate) struct Message<'a> {
+    words: &'a [Word],
     len: u8,
 }
 
-impl Message {
+impl<'a> Message<'a> {
     /// Copies a whole message from user space into `buf` and returns it: `EMSGSIZE` for a
     /// length of 0 or above the maximum, `EFAULT` for a bad buffer. User memory is read once.
-    pub(crate) fn from_user(buf: &mut MessageBuffer, mut reader: UserSliceReader) -> Result<&Self> {
+    #[inline]
+    pub(crate) fn from_user(
+        buf: &'a mut MessageBuffer,
+        mut reader: UserSliceReader,
+    ) -> Result<Self> {
         let len = reader.len();
         if len == 0 || len > MAX_MESSAGE_LEN {
             return Err(emsgsize());
         }
-        reader.read_slice(&mut buf.0.words.as_flattened_mut()[..len])?;
-        // INVARIANT: `len` was checked to be in `1..=MAX_MESSAGE_LEN`.
-        buf.0.len = len as u8;
-        Ok(&buf.0)
+        buf.0.read_user(&mut reader, len)?;
+        // INVARIANT: `len` was checked to be in `1..=MAX_MESSAGE_LEN`, and `read_user` filled
+        // `len.div_ceil(WORD)` words with it.
+        Ok(Self {
+            words: buf.0.words(),
+            len: len as u8,
+        })
     }
 
     /// The length in bytes.
@@ -65,31 +79,15 @@ impl Message {
 
     /// Copies the message to user space and returns its length: `ENOSPC` (before touching user
     /// memory) if the buffer is too small, `EFAULT` for a bad buffer.
+    #[inline]
     pub(crate) fn to_user(&self, mut writer: UserSliceWriter) -> Result<usize> {
-        let bytes = &self.words.as_flattened()[..self.len().min(MAX_MESSAGE_LEN)];
+        let bytes = self.words.as_flattened();
+        let bytes = &bytes[..self.len().min(bytes.len())];
         if writer.len() < bytes.len() {
             return Err(ENOSPC);
         }
         writer.write_slice(bytes)?;
         Ok(bytes.len())
-    }
-
-    /// The words holding the message (the last one padded with whatever followed it).
-    fn used_words(&self) -> &[[u8; WORD]] {
-        &self.words[..self.len().div_ceil(WORD).min(WORDS)]
-    }
-}
-
-/// Stack space for a [`Message`], filled by [`Message::from_user`] or [`Channel::load`].
-pub(crate) struct MessageBuffer(Message);
-
-impl MessageBuffer {
-    /// Space for one message.
-    pub(crate) const fn new() -> Self {
-        Self(Message {
-            words: [[0; WORD]; WORDS],
-            len: 1,
-        })
     }
 }
 
@@ -112,17 +110,18 @@ pub(crate) struct Channel {
 
 impl Channel {
     /// Channel `id`, holding `message`.
-    pub(crate) fn new(id: u32, message: &Message) -> impl PinInit<Self> + '_ {
+    pub(crate) fn new(id: u32, message: &Message<'_>) -> impl PinInit<Self> {
         // INVARIANT: The sequence is even and the stored message is whole.
+        let len = message.len;
         let mut words = [const { AtomicU64::new(0) }; WORDS];
-        for (word, value) in words.iter_mut().zip(message.used_words()) {
+        for (word, value) in words.iter_mut().zip(message.words) {
             *word.get_mut() = u64::from_ne_bytes(*value);
         }
         pin_init!(Self {
             writer <- kernel::new_spinlock!((), "Channel::writer"),
             sequence: AtomicU32::new(0),
             id,
-            len: AtomicU8::new(message.len),
+            len: AtomicU8::new(len),
             words,
         })
     }
@@ -133,7 +132,8 @@ impl Channel {
     }
 
     /// Replaces the message.
-    pub(crate) fn store(&self, message: &Message) {
+    #[inline]
+    pub(crate) fn store(&self, message: &Message<'_>) {
         let _writer = self.writer.lock();
         let sequence = self.sequence.load(Ordering::Relaxed);
         // INVARIANT: Odd while storing; only the holder of `writer` changes `sequence`.
@@ -142,7 +142,7 @@ impl Channel {
         // Orders the odd sequence before the data stores (pairs with `load`'s acquire fence).
         fence(Ordering::Release);
         self.len.store(message.len, Ordering::Relaxed);
-        for (word, value) in self.words.iter().zip(message.used_words()) {
+        for (word, value) in self.words.iter().zip(message.words) {
             word.store(u64::from_ne_bytes(*value), Ordering::Relaxed);
         }
         self.sequence
@@ -153,8 +153,8 @@ impl Channel {
     ///
     /// Copies to kernel memory only, so a concurrent `store` can neither tear the copy nor
     /// wait for a user copy.
-    pub(crate) fn load<'a>(&self, buf: &'a mut MessageBuffer) -> &'a Message {
-        let message = &mut buf.0;
+    #[inline]
+    pub(crate) fn load<'a>(&self, buf: &'a mut MessageBuffer) -> Message<'a> {
         loop {
             let before = self.sequence.load(Ordering::Acquire);
             if before % 2 == 1 {
@@ -162,16 +162,19 @@ impl Channel {
                 continue;
             }
             let len = self.len.load(Ordering::Relaxed);
-            for (word, stored) in message.words.iter_mut().zip(&self.words) {
-                *word = stored.load(Ordering::Relaxed).to_ne_bytes();
-            }
+            buf.0.fill(usize::from(len).div_ceil(WORD), |i| {
+                self.words[i].load(Ordering::Relaxed).to_ne_bytes()
+            });
             // Orders the data loads before re-reading the sequence.
             fence(Ordering::Acquire);
             if self.sequence.load(Ordering::Relaxed) == before {
                 // INVARIANT: The sequence was even and unchanged, so no store overlapped the
-                // copy and `len` belongs to the copied message (type invariant of `Channel`).
-                message.len = len;
-                return message;
+                // copy: `1 <= len <= MAX_MESSAGE_LEN` and `buf` holds its `len.div_ceil(WORD)`
+                // words (type invariant of `Channel`).
+                return Message {
+                    words: buf.0.words(),
+                    len,
+                };
             }
         }
     }

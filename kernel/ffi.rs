@@ -7,10 +7,12 @@
 
 mod chrdev;
 mod param;
+mod words;
 mod xarray;
 
 pub(crate) use chrdev::{CharDevice, OpenFileRef, Registration};
 pub(crate) use param::max_channels;
+pub(crate) use words::{Word, WordBuffer, WORD};
 pub(crate) use xarray::{InsertOnlyMap, MapCursor};
 
 use kernel::{alloc::flags, alloc::Flags, bindings};

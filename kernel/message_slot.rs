@@ -76,10 +76,12 @@ impl CharDevice for MessageSlotDevice {
         Ok(KBox::new(OpenSlot::new(slot), ffi::user_memory())?)
     }
 
+    #[inline]
     fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {
         file.read(buf)
     }
 
+    #[inline]
     fn write(file: OpenFileRef<'_, Self>, buf: UserSliceReader) -> Result<usize> {
         file.write(buf)
     }

@@ -59,7 +59,7 @@ impl Slot {
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, message: &Message) -> Result {
+    fn store(&self, id: ChannelId, message: &Message<'_>) -> Result {
         if let Some(channel) = self.channels.get(id.get()) {
             channel.store(message);
             return Ok(());
@@ -129,6 +129,7 @@ impl OpenSlot {
     }
 
     /// The bound channel's id: `EINVAL` if the file is not bound.
+    #[inline]
     fn bound(&self) -> Result<ChannelId> {
         NonZeroU32::new(self.channel.load(Ordering::Acquire))
             .map(ChannelId)
@@ -136,6 +137,7 @@ impl OpenSlot {
     }
 
     /// Channel `id`, if it exists: the remembered channel if it is `id`, else a lookup.
+    #[inline]
     fn channel(&self, id: ChannelId) -> Option<&Channel> {
         match self.cursor.memo() {
             Some(channel) if channel.id() == id.get() => Some(channel),
@@ -148,13 +150,14 @@ impl OpenSlot {
     /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE`, `EFAULT`, `ENOSPC` (the slot holds
     /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
     /// without any lock held.
+    #[inline]
     pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
         let id = self.bound()?;
         let mut space = MessageBuffer::new();
         let message = Message::from_user(&mut space, buf)?;
         match self.channel(id) {
-            Some(channel) => channel.store(message),
-            None => self.slot.store(id, message)?,
+            Some(channel) => channel.store(&message),
+            None => self.slot.store(id, &message)?,
         }
         Ok(message.len())
     }
@@ -162,6 +165,7 @@ impl OpenSlot {
     /// Copies the bound channel's message into `buf` and returns its length.
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
+    #[inline]
     pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;

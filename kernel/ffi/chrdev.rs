@@ -202,7 +202,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
         let writer = UserSlice::new(buf as UserPtr, len).writer();
-        from_result(|| T::read(open_file, writer).map(|n| n as isize))
+        ssize(T::read(open_file, writer))
     }
 
     /// # Safety
@@ -217,7 +217,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
         let reader = UserSlice::new(buf as UserPtr, len).reader();
-        from_result(|| T::write(open_file, reader).map(|n| n as isize))
+        ssize(T::write(open_file, reader))
     }
 
     /// # Safety
@@ -227,5 +227,17 @@ impl<T: CharDevice> FileOperationsVTable<T> {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
         from_result(|| T::ioctl(open_file, cmd, arg as usize).map(|n| n as c_long))
+    }
+}
+
+/// What a read or write operation returns for `result`: the byte count or a negative errno.
+///
+/// Inlined into the operations, unlike the closure-taking `from_result`.
+#[inline(always)]
+fn ssize(result: Result<usize>) -> isize {
+    match result {
+        // A count is at most the request's length, which the VFS caps at `MAX_RW_COUNT`.
+        Ok(count) => count as isize,
+        Err(error) => error.to_errno() as isize,
     }
 }

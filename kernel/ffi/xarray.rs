@@ -184,6 +184,7 @@ impl<T: Send + Sync + 'static> MapCursor<T> {
     }
 
     /// The remembered entry, if any.
+    #[inline]
     pub(crate) fn memo(&self) -> Option<&T> {
         let entry = self.memo.load(Ordering::Acquire);
         // SAFETY: A non-null memo points to the `T` of an entry of `self.map` (type invariant);
