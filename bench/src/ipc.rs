@@ -8,7 +8,10 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::measure::{Body, Sample, Timer};
-use crate::sys::{bind, open, open_bound, os_err, read_exact, write_all, MSG, PAYLOAD};
+use crate::sys::{
+    bind, char_driver_loaded, char_node, open, open_bound, os_err, read_exact, write_all, MSG,
+    PAYLOAD,
+};
 
 /// One measured single-threaded case.
 pub struct Case {
@@ -27,7 +30,7 @@ const MINOR: u32 = 244;
 /// floor comes first.
 pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
     type Setup = fn() -> Result<Body<'static>, String>;
-    let benches: [(&str, &str, Setup); 7] = [
+    let mut benches: Vec<(&str, &str, Setup)> = vec![
         ("floor", "write /dev/null + read /dev/zero", floor),
         ("slot", "slot write + read (bound fd)", slot_hot),
         ("slot_cold", "slot ioctl + write + read", slot_cold),
@@ -40,6 +43,12 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, S
         ),
         ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
     ];
+    if char_driver_loaded(REFERENCE_DRIVER) {
+        benches.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
+        benches.push(("c_seqlock", "C driver: the slot's design", c_seqlock));
+    } else {
+        eprintln!("bench: {REFERENCE_DRIVER}.ko not loaded; skipping the C reference drivers");
+    }
     let mut bodies = Vec::new();
     for (name, _, setup) in &benches {
         bodies.push(setup().map_err(|e| format!("{name}: {e}"))?);
@@ -73,22 +82,47 @@ pub fn floor() -> Result<Body<'static>, String> {
 }
 
 fn slot_hot() -> Result<Body<'static>, String> {
-    let owners = open_bound(MINOR, 1)?;
-    let fd = owners.as_raw_fd();
+    write_read(open_bound(MINOR, 1)?, "slot")
+}
+
+/// Write + read of one message on `fd`, checked once before timing.
+fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
+    let (write, read) = (format!("{device} write"), format!("{device} read"));
+    let raw = fd.as_raw_fd();
     let mut buf = [0u8; MSG];
-    write_all(fd, &PAYLOAD, "slot write")?;
-    read_exact(fd, &mut buf, MSG, "slot read")?;
+    write_all(raw, &PAYLOAD, &write)?;
+    read_exact(raw, &mut buf, MSG, &read)?;
     if buf != PAYLOAD {
-        return Err("slot read back a different message".into());
+        return Err(format!("{device} read back a different message"));
     }
     Ok(Box::new(move |n| {
-        let _owners = &owners;
+        let _fd = &fd;
         for _ in 0..n {
-            write_all(fd, &PAYLOAD, "slot write")?;
-            read_exact(fd, &mut buf, MSG, "slot read")?;
+            write_all(raw, &PAYLOAD, &write)?;
+            read_exact(raw, &mut buf, MSG, &read)?;
         }
         Ok(())
     }))
+}
+
+/// The C reference drivers (bench/reference/reference_slot.c): their name and major.
+const REFERENCE_DRIVER: &str = "reference_slot";
+const REFERENCE_MAJOR: u32 = 240;
+
+/// Write + read of one message on minor `minor` of the C reference driver.
+fn c_reference(minor: u32) -> Result<Body<'static>, String> {
+    let path = char_node(REFERENCE_DRIVER, REFERENCE_MAJOR, minor)?;
+    write_read(open(&path, libc::O_RDWR)?, REFERENCE_DRIVER)
+}
+
+/// The cheapest driver that copies a message in and out: no atomicity, no locking.
+fn c_copies() -> Result<Body<'static>, String> {
+    c_reference(0)
+}
+
+/// The slot's channel design (spinlock + seqcount, stack copies) in C.
+fn c_seqlock() -> Result<Body<'static>, String> {
+    c_reference(1)
 }
 
 /// Re-binds before every exchange, alternating between two channels so that every ioctl

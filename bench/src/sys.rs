@@ -50,13 +50,19 @@ pub fn open(path: &str, flags: libc::c_int) -> Result<OwnedFd, String> {
 /// Creates (or reuses) `/dev/slot_bench_<minor>` for message-slot `minor`, mode 0666, and
 /// returns its path. An existing node must be the same character device.
 pub fn slot_node(minor: u32) -> Result<String, String> {
-    let path = format!("/dev/slot_bench_{minor}");
-    let dev = libc::makedev(MAJOR, minor);
+    char_node("slot_bench", MAJOR, minor)
+}
+
+/// Creates (or reuses) `/dev/<prefix>_<minor>` for char device `major`:`minor`, mode 0666,
+/// and returns its path. An existing node must be the same character device.
+pub fn char_node(prefix: &str, major: u32, minor: u32) -> Result<String, String> {
+    let path = format!("/dev/{prefix}_{minor}");
+    let dev = libc::makedev(major, minor);
     let c = CString::new(path.clone()).map_err(|e| e.to_string())?;
     // SAFETY: `c` is a valid NUL-terminated path; mknod reads nothing else.
     let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) };
     if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-        return Err(os_err(&format!("mknod {path} c {MAJOR} {minor}")));
+        return Err(os_err(&format!("mknod {path} c {major} {minor}")));
     }
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid path and `st` a writable stat buffer.
@@ -65,10 +71,21 @@ pub fn slot_node(minor: u32) -> Result<String, String> {
     }
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != dev {
         return Err(format!(
-            "{path} exists but is not char device {MAJOR}:{minor}"
+            "{path} exists but is not char device {major}:{minor}"
         ));
     }
     Ok(path)
+}
+
+/// Whether the kernel has a char driver registered as `name` (listed in `/proc/devices`).
+pub fn char_driver_loaded(name: &str) -> bool {
+    fs::read_to_string("/proc/devices")
+        .map(|devices| {
+            devices
+                .lines()
+                .any(|line| line.split_whitespace().nth(1) == Some(name))
+        })
+        .unwrap_or(false)
 }
 
 /// Opens message-slot `minor` read-write.
