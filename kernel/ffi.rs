@@ -5,14 +5,16 @@
 //! 6.12's `kernel` crate lacks the file, misc-device, XArray and module-parameter abstractions
 //! upstream added later; these modules provide just what the driver needs, in the same style.
 
+mod buffers;
 mod chrdev;
 mod param;
-mod words;
 mod xarray;
 
+pub(crate) use buffers::{
+    BufferPool, MessageCell, SpareBuffer, SpareHolder, UserDestination, UserSource,
+};
 pub(crate) use chrdev::{CharDevice, OpenFileRef, Registration};
 pub(crate) use param::max_channels;
-pub(crate) use words::{Word, WordBuffer, WORD};
 pub(crate) use xarray::{InsertOnlyMap, MapCursor};
 
 use kernel::{alloc::flags, alloc::Flags, bindings};

@@ -13,7 +13,6 @@ use kernel::{
     c_str,
     prelude::*,
     sync::{Arc, Mutex},
-    uaccess::{UserSliceReader, UserSliceWriter},
 };
 
 mod channel;
@@ -24,7 +23,7 @@ mod slot;
 #[path = "../uapi/uapi.rs"]
 mod uapi;
 
-use ffi::{CharDevice, OpenFileRef, Registration};
+use ffi::{CharDevice, OpenFileRef, Registration, UserDestination, UserSource};
 use slot::{ChannelId, OpenSlot, Slot};
 use uapi::{MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS};
 
@@ -73,16 +72,16 @@ impl CharDevice for MessageSlotDevice {
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        Ok(KBox::new(OpenSlot::new(slot), ffi::user_memory())?)
+        Ok(KBox::new(OpenSlot::new(slot)?, ffi::user_memory())?)
     }
 
     #[inline]
-    fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize> {
+    fn read(file: OpenFileRef<'_, Self>, buf: UserDestination) -> Result<usize> {
         file.read(buf)
     }
 
     #[inline]
-    fn write(file: OpenFileRef<'_, Self>, buf: UserSliceReader) -> Result<usize> {
+    fn write(file: OpenFileRef<'_, Self>, buf: UserSource) -> Result<usize> {
         file.write(buf)
     }
 

@@ -7,17 +7,16 @@
 //! holds its channel id and remembers the channel itself, so that reads and writes on a bound
 //! file take no lock and skip the index.
 
-use crate::channel::{Channel, Message, MessageBuffer};
-use crate::ffi::{max_channels, user_memory, InsertOnlyMap, MapCursor};
+use crate::channel::{check_message_len, Channel};
+use crate::ffi::{
+    max_channels, user_memory, BufferPool, InsertOnlyMap, MapCursor, MessageCell, SpareBuffer,
+    SpareHolder, UserDestination, UserSource,
+};
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, Ordering},
 };
-use kernel::{
-    prelude::*,
-    sync::Arc,
-    uaccess::{UserSliceReader, UserSliceWriter},
-};
+use kernel::{prelude::*, sync::Arc};
 
 /// A channel id: any non-zero `u32`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -36,13 +35,15 @@ impl ChannelId {
     }
 }
 
-/// One message slot (one minor): its channels, created by their first write.
+/// One message slot (one minor): its channels, created by their first write, and the pool of
+/// message buffers its channels and files share.
 ///
 /// # Invariants
 ///
 /// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
 pub(crate) struct Slot {
     channels: Arc<InsertOnlyMap<Arc<Channel>>>,
+    buffers: Arc<BufferPool>,
     reserved: AtomicU32,
 }
 
@@ -51,18 +52,19 @@ impl Slot {
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
             channels: Arc::pin_init(InsertOnlyMap::new(), GFP_KERNEL)?,
+            buffers: Arc::pin_init(BufferPool::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
         })
     }
 
-    /// Replaces the message of channel `id`, creating the channel if needed.
+    /// Makes the message filled into `spare` channel `id`'s message, creating the channel if
+    /// needed.
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, message: &Message<'_>) -> Result {
+    fn store(&self, id: ChannelId, spare: &mut SpareBuffer<'_>) -> Result {
         if let Some(channel) = self.channels.get(id.get()) {
-            channel.store(message);
-            return Ok(());
+            return channel.store(spare);
         }
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
@@ -72,7 +74,8 @@ impl Slot {
                 n.checked_add(1).filter(|&reserved| reserved <= limit)
             })
             .map_err(|_| ENOSPC)?;
-        let inserted = Arc::pin_init(Channel::new(id.get(), message), user_memory())
+        let inserted = MessageCell::new(&self.buffers, spare, user_memory())
+            .and_then(|message| Ok(Arc::new(Channel::new(id.get(), message), user_memory())?))
             .map_err(|_| ENOMEM)
             .and_then(|created| {
                 self.channels
@@ -84,8 +87,7 @@ impl Slot {
             Ok((channel, Some(_unused))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
-                channel.store(message);
-                Ok(())
+                channel.store(spare)
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -99,7 +101,8 @@ impl Slot {
 ///
 /// Reads and writes take no per-file lock: the binding is an atomic channel id, and the
 /// bound channel is remembered in a lock-free [`MapCursor`] that every use checks against
-/// that id (a stale memo, left by a concurrent `ioctl`, only costs a lookup).
+/// that id (a stale memo, left by a concurrent `ioctl`, only costs a lookup). A write fills
+/// the file's spare buffer and swaps it into the channel (see [`crate::channel`]).
 ///
 /// # Invariants
 ///
@@ -108,17 +111,19 @@ pub(crate) struct OpenSlot {
     slot: Arc<Slot>,
     channel: AtomicU32,
     cursor: MapCursor<Channel>,
+    spare: SpareHolder,
 }
 
 impl OpenSlot {
-    /// A file of `slot`, not bound to any channel yet.
-    pub(crate) fn new(slot: Arc<Slot>) -> Self {
+    /// A file of `slot`, not bound to any channel yet, with a spare buffer for its writes.
+    pub(crate) fn new(slot: Arc<Slot>) -> Result<Self> {
         // INVARIANT: 0 means unbound.
-        Self {
+        Ok(Self {
             cursor: MapCursor::new(slot.channels.clone()),
+            spare: SpareHolder::new(slot.buffers.clone(), user_memory())?,
             slot,
             channel: AtomicU32::new(0),
-        }
+        })
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
@@ -145,31 +150,31 @@ impl OpenSlot {
         }
     }
 
-    /// Replaces the bound channel's message with `buf` and returns its length.
+    /// Replaces the bound channel's message with the one in `source` and returns its length.
     ///
     /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE`, `EFAULT`, `ENOSPC` (the slot holds
-    /// `max_channels` channels), `ENOMEM`. User memory is read and the channel allocated
-    /// without any lock held.
+    /// `max_channels` channels), `ENOMEM`. No lock is held while user memory is read.
     #[inline]
-    pub(crate) fn write(&self, buf: UserSliceReader) -> Result<usize> {
+    pub(crate) fn write(&self, source: UserSource) -> Result<usize> {
         let id = self.bound()?;
-        let mut space = MessageBuffer::new();
-        let message = Message::from_user(&mut space, buf)?;
-        match self.channel(id) {
-            Some(channel) => channel.store(&message),
-            None => self.slot.store(id, &message)?,
-        }
-        Ok(message.len())
+        let len = check_message_len(&source)?;
+        let mut spare = self.spare.take(user_memory())?;
+        let stored = spare
+            .fill_from_user(source)
+            .and_then(|()| match self.channel(id) {
+                Some(channel) => channel.store(&mut spare),
+                None => self.slot.store(id, &mut spare),
+            });
+        self.spare.give_back(spare);
+        stored.map(|()| len)
     }
 
-    /// Copies the bound channel's message into `buf` and returns its length.
+    /// Copies the bound channel's message into `destination` and returns its length.
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC`, `EFAULT`.
     #[inline]
-    pub(crate) fn read(&self, buf: UserSliceWriter) -> Result<usize> {
+    pub(crate) fn read(&self, destination: UserDestination) -> Result<usize> {
         let id = self.bound()?;
-        let channel = self.channel(id).ok_or(EAGAIN)?;
-        let mut space = MessageBuffer::new();
-        channel.load(&mut space).to_user(buf)
+        self.channel(id).ok_or(EAGAIN)?.load(destination)
     }
 }

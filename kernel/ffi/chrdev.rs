@@ -12,6 +12,7 @@
 //! per-open state returned by [`CharDevice::open`] lives in `file->private_data` until
 //! `release`.
 
+use super::{UserDestination, UserSource};
 use core::marker::PhantomData;
 use kernel::{
     bindings,
@@ -21,7 +22,7 @@ use kernel::{
     prelude::*,
     str::CStr,
     types::{ForeignOwnable, Opaque},
-    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
+    uaccess::UserPtr,
     ThisModule,
 };
 
@@ -37,10 +38,10 @@ pub(crate) trait CharDevice: Sync + Sized {
     fn open(&self, minor: u32) -> Result<Self::OpenFile>;
 
     /// Reads into the user buffer `buf`; returns the number of bytes written to it.
-    fn read(file: OpenFileRef<'_, Self>, buf: UserSliceWriter) -> Result<usize>;
+    fn read(file: OpenFileRef<'_, Self>, buf: UserDestination) -> Result<usize>;
 
     /// Writes from the user buffer `buf`; returns the number of bytes consumed.
-    fn write(file: OpenFileRef<'_, Self>, buf: UserSliceReader) -> Result<usize>;
+    fn write(file: OpenFileRef<'_, Self>, buf: UserSource) -> Result<usize>;
 
     /// Handles `ioctl(fd, cmd, arg)`.
     fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize>;
@@ -201,8 +202,10 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        let writer = UserSlice::new(buf as UserPtr, len).writer();
-        ssize(T::read(open_file, writer))
+        ssize(T::read(
+            open_file,
+            UserDestination::new(buf as UserPtr, len),
+        ))
     }
 
     /// # Safety
@@ -216,8 +219,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        let reader = UserSlice::new(buf as UserPtr, len).reader();
-        ssize(T::write(open_file, reader))
+        ssize(T::write(open_file, UserSource::new(buf as UserPtr, len)))
     }
 
     /// # Safety
