@@ -47,12 +47,14 @@ struct Buffer {
 }
 
 impl Buffer {
-    /// Runs `fill` to write the buffer's bytes and returns its result with the length to
-    /// record (if any), making the generation odd meanwhile so that concurrent readers retry.
+    /// Writes the bytes with `fill`, which returns the message's length, or `None` if it
+    /// failed (the bytes are then garbage); returns whether it succeeded. The generation is
+    /// odd meanwhile and moves on either way, so concurrent readers retry.
     ///
     /// # Safety
     ///
-    /// The caller owns the buffer (nobody else writes it concurrently).
+    /// The caller owns the buffer (nobody else writes it concurrently), and `fill` writes and
+    /// returns at most `CAPACITY` bytes.
     #[inline]
     unsafe fn write(&self, fill: impl FnOnce(*mut u8) -> Option<u32>) -> bool {
         let generation = self.generation.load(Ordering::Relaxed);
@@ -64,7 +66,7 @@ impl Buffer {
         fence(Ordering::Release);
         let len = fill(self.bytes.get().cast::<u8>());
         if let Some(len) = len {
-            // INVARIANT: `fill` promises `len <= CAPACITY`.
+            // INVARIANT: `len <= CAPACITY` (safety requirement).
             self.len.store(len, Ordering::Relaxed);
         }
         self.generation
@@ -210,7 +212,8 @@ impl<'a> SpareBuffer<'a> {
             };
             (uncopied == 0).then_some(len as u32)
         };
-        // SAFETY: `self` owns the buffer (type invariant).
+        // SAFETY: `self` owns the buffer (type invariant); `copy` writes and returns
+        // `len <= CAPACITY` bytes.
         let copied = unsafe { self.buffer().write(copy) };
         // INVARIANT: Filled only if the whole message was copied; the generation is even again.
         self.filled = copied;
@@ -304,9 +307,9 @@ impl Drop for SpareHolder {
 ///
 /// # Invariants
 ///
-/// `current` is a buffer of `pool` owned by the cell, holding a whole message (except while
-/// its generation is odd, which only a past owner's write in progress can make it, see
-/// [`MessageCell::copy_to_user`]): `1 <= len <= CAPACITY`.
+/// `current` is a buffer of `pool` owned by the cell, so nobody writes it: its generation is
+/// even and it holds a whole message, `1 <= len <= CAPACITY`. (A reader may still hold a
+/// buffer the cell has swapped out since, which its new owner may be writing.)
 pub(crate) struct MessageCell {
     pool: Arc<BufferPool>,
     current: AtomicPtr<Buffer>,
@@ -334,7 +337,7 @@ impl MessageCell {
             };
             Some(len)
         };
-        // SAFETY: `buffer` owns its buffer.
+        // SAFETY: `buffer` owns its buffer; `copy` writes and returns `len <= CAPACITY` bytes.
         unsafe { buffer.buffer().write(copy) };
         let buffer = ManuallyDrop::new(buffer);
         // INVARIANT: The cell takes over the ownership of a buffer of `pool` now holding a copy
