@@ -27,20 +27,13 @@ pub(crate) fn check_message_len(source: &UserSource) -> Result<usize> {
 
 /// A channel holding a message.
 pub(crate) struct Channel {
-    id: u32,
     message: MessageCell,
 }
 
 impl Channel {
-    /// Channel `id`, holding the message in `message`.
-    pub(crate) fn new(id: u32, message: MessageCell) -> Self {
-        Self { id, message }
-    }
-
-    /// The channel's id.
-    #[inline]
-    pub(crate) fn id(&self) -> u32 {
-        self.id
+    /// A channel holding the message in `message`.
+    pub(crate) fn new(message: MessageCell) -> Self {
+        Self { message }
     }
 
     /// Replaces the message with the one filled into `spare`, which gets the old buffer.

@@ -7,6 +7,7 @@
 
 mod buffers;
 mod chrdev;
+mod keyed_map;
 mod param;
 mod xarray;
 
@@ -14,8 +15,9 @@ pub(crate) use buffers::{
     BufferPool, MessageCell, SpareBuffer, SpareHolder, UserDestination, UserSource,
 };
 pub(crate) use chrdev::{CharDevice, OpenFileRef, Registration};
+pub(crate) use keyed_map::{KeyedMap, MapCursor};
 pub(crate) use param::max_channels;
-pub(crate) use xarray::{InsertOnlyMap, MapCursor};
+use xarray::InsertOnlyMap;
 
 use kernel::{alloc::flags, alloc::Flags, bindings};
 

@@ -9,7 +9,7 @@
 
 use crate::channel::{check_message_len, Channel};
 use crate::ffi::{
-    max_channels, user_memory, BufferPool, InsertOnlyMap, MapCursor, MessageCell, SpareBuffer,
+    max_channels, user_memory, BufferPool, KeyedMap, MapCursor, MessageCell, SpareBuffer,
     SpareHolder, UserDestination, UserSource,
 };
 use core::{
@@ -42,7 +42,7 @@ impl ChannelId {
 ///
 /// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
 pub(crate) struct Slot {
-    channels: Arc<InsertOnlyMap<Arc<Channel>>>,
+    channels: Arc<KeyedMap<Channel>>,
     buffers: Arc<BufferPool>,
     reserved: AtomicU32,
 }
@@ -51,7 +51,7 @@ impl Slot {
     /// An empty slot.
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
-            channels: Arc::pin_init(InsertOnlyMap::new(), GFP_KERNEL)?,
+            channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
             buffers: Arc::pin_init(BufferPool::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
         })
@@ -74,17 +74,13 @@ impl Slot {
                 n.checked_add(1).filter(|&reserved| reserved <= limit)
             })
             .map_err(|_| ENOSPC)?;
-        let inserted = MessageCell::new(&self.buffers, spare, user_memory())
-            .and_then(|message| Ok(Arc::new(Channel::new(id.get(), message), user_memory())?))
-            .map_err(|_| ENOMEM)
-            .and_then(|created| {
-                self.channels
-                    .get_or_insert(id.get(), created)
-                    .map_err(|(error, _)| error)
-            });
+        let inserted = MessageCell::new(&self.buffers, spare, user_memory()).and_then(|message| {
+            self.channels
+                .get_or_insert(id.get(), Channel::new(message), user_memory())
+        });
         match inserted {
-            Ok((_, None)) => Ok(()),
-            Ok((channel, Some(_unused))) => {
+            Ok((_, true)) => Ok(()),
+            Ok((channel, false)) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
                 channel.store(spare)
@@ -144,10 +140,7 @@ impl OpenSlot {
     /// Channel `id`, if it exists: the remembered channel if it is `id`, else a lookup.
     #[inline]
     fn channel(&self, id: ChannelId) -> Option<&Channel> {
-        match self.cursor.memo() {
-            Some(channel) if channel.id() == id.get() => Some(channel),
-            _ => self.cursor.remember(id.get()),
-        }
+        self.cursor.get(id.get())
     }
 
     /// Replaces the bound channel's message with the one in `source` and returns its length.

@@ -7,17 +7,12 @@
 //! spinlock, which the XArray drops while it allocates nodes. Entries are only removed when
 //! the whole map is dropped, which is what makes handing out borrows for `&self` sound.
 
-use core::{
-    marker::PhantomData,
-    ptr,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use core::{marker::PhantomData, ptr};
 use kernel::{
     bindings,
     error::to_result,
     ffi::c_ulong,
     prelude::*,
-    sync::Arc,
     types::{ForeignOwnable, Opaque},
 };
 
@@ -157,54 +152,5 @@ fn cond_resched() {
     // map's entries are dropped at release or module unload).
     unsafe {
         bindings::__cond_resched();
-    }
-}
-
-/// A shared [`InsertOnlyMap`] of `Arc<T>` with a lock-free memo of one of its entries.
-///
-/// Reading the memo takes no lock and no reference count: the memo is a plain pointer, valid
-/// because the cursor keeps the map alive and the map never removes entries while alive.
-///
-/// # Invariants
-///
-/// `memo` is null or points to the `T` of an entry of `map`.
-pub(crate) struct MapCursor<T: Send + Sync + 'static> {
-    map: Arc<InsertOnlyMap<Arc<T>>>,
-    memo: AtomicPtr<T>,
-}
-
-impl<T: Send + Sync + 'static> MapCursor<T> {
-    /// A cursor on `map` remembering nothing.
-    pub(crate) fn new(map: Arc<InsertOnlyMap<Arc<T>>>) -> Self {
-        // INVARIANT: The memo is null.
-        Self {
-            map,
-            memo: AtomicPtr::new(ptr::null_mut()),
-        }
-    }
-
-    /// The remembered entry, if any.
-    #[inline]
-    pub(crate) fn memo(&self) -> Option<&T> {
-        let entry = self.memo.load(Ordering::Acquire);
-        // SAFETY: A non-null memo points to the `T` of an entry of `self.map` (type invariant);
-        // `self.map` is kept alive by `self` and removes no entry while alive, so the `T` lives
-        // at least as long as the borrow of `self`. The acquire load pairs with the release
-        // store in `remember`, which published a pointer to an initialised entry.
-        unsafe { entry.as_ref() }
-    }
-
-    /// Looks up the entry at `index`, remembers it (or forgets the memo if there is none) and
-    /// returns that entry.
-    pub(crate) fn remember(&self, index: u32) -> Option<&T> {
-        let entry = self.map.get(index).map_or(ptr::null_mut(), |entry| {
-            ptr::from_ref::<T>(&entry).cast_mut()
-        });
-        // INVARIANT: `entry` is null or the `T` of an entry of `self.map`.
-        self.memo.store(entry, Ordering::Release);
-        // Not `self.memo()`: another thread may have replaced the memo since the store.
-        // SAFETY: `entry` is null or the `T` of the entry at `index` of `self.map`, which is kept
-        // alive by `self` and removes no entry while alive.
-        unsafe { entry.as_ref() }
     }
 }

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An insert-only map from any `u32` key to `T`, with lock-free lookups, and a cursor that
+//! remembers one of its entries.
+//!
+//! Keys below [`BUCKETS`] are their own bucket in an [`InsertOnlyMap`] (an XArray); larger
+//! keys are hashed into the same range with a per-map random multiplier. Each bucket holds an
+//! insert-only chain of entries, appended to with a compare-and-swap. The XArray therefore
+//! spans at most `BUCKETS` indices: four levels of nodes and dense leaves however the keys
+//! are spread over `u32` (a key spread over all of `u32` would need six levels, nearly one
+//! leaf node per entry).
+
+use super::InsertOnlyMap;
+use core::{
+    ptr,
+    sync::atomic::{AtomicPtr, Ordering},
+};
+use kernel::{alloc::Flags, bindings, prelude::*, sync::Arc};
+
+/// Buckets of a map: keys `0..BUCKETS` map to themselves.
+const BUCKETS: u32 = 1 << BUCKET_BITS;
+const BUCKET_BITS: u32 = 20;
+
+/// One entry, and the link to the next of its bucket.
+///
+/// # Invariants
+///
+/// `next` is null or an entry from `KBox::into_raw`, owned by this entry.
+struct Entry<T> {
+    key: u32,
+    next: AtomicPtr<Entry<T>>,
+    value: T,
+}
+
+impl<T> Entry<T> {
+    /// The next entry of the bucket, if any.
+    #[inline]
+    fn next(&self) -> Option<&Entry<T>> {
+        // SAFETY: A non-null `next` is an entry owned by `self` (type invariant), which drops it
+        // only when dropped itself, so it lives as long as `self` is borrowed. The acquire load
+        // pairs with the release compare-and-swap that published it.
+        unsafe { self.next.load(Ordering::Acquire).as_ref() }
+    }
+}
+
+impl<T> Drop for Entry<T> {
+    fn drop(&mut self) {
+        // The rest of the chain, one entry at a time (no recursion however long the chain).
+        let mut next = core::mem::replace(self.next.get_mut(), ptr::null_mut());
+        while !next.is_null() {
+            // SAFETY: `next` came from `KBox::into_raw` and was owned by the entry it was
+            // taken from (type invariant), which no longer refers to it.
+            let mut entry = unsafe { KBox::from_raw(next) };
+            next = core::mem::replace(entry.next.get_mut(), ptr::null_mut());
+        }
+    }
+}
+
+/// An insert-only map from `u32` keys to `T` (see the module documentation).
+///
+/// # Invariants
+///
+/// Every entry reachable from bucket `b` has a key that [`KeyedMap::bucket`] maps to `b`, and
+/// no two entries have the same key. `multiplier` is odd.
+#[pin_data]
+pub(crate) struct KeyedMap<T: 'static> {
+    #[pin]
+    buckets: InsertOnlyMap<KBox<Entry<T>>>,
+    multiplier: u32,
+}
+
+impl<T: 'static> KeyedMap<T> {
+    /// An empty map.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        // SAFETY: `get_random_u32` has no preconditions.
+        let random = unsafe { bindings::get_random_u32() };
+        // INVARIANT: The multiplier is odd.
+        pin_init!(Self {
+            buckets <- InsertOnlyMap::new(),
+            multiplier: random | 1,
+        })
+    }
+
+    /// The bucket of `key`.
+    #[inline]
+    fn bucket(&self, key: u32) -> u32 {
+        if key < BUCKETS {
+            key
+        } else {
+            key.wrapping_mul(self.multiplier) >> (u32::BITS - BUCKET_BITS)
+        }
+    }
+
+    /// The entry with `key`, if any.
+    #[inline]
+    fn entry(&self, key: u32) -> Option<&Entry<T>> {
+        let mut entry = self.buckets.get(self.bucket(key));
+        while let Some(candidate) = entry {
+            if candidate.key == key {
+                return Some(candidate);
+            }
+            entry = candidate.next();
+        }
+        None
+    }
+
+    /// The value with `key`, if any.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> Option<&T> {
+        self.entry(key).map(|entry| &entry.value)
+    }
+
+    /// Inserts `value` under `key` unless the key is present (`value` is then dropped); returns
+    /// the value under `key` afterwards and whether it is `value`. The entry is allocated with
+    /// `flags` (`ENOMEM`), the XArray's nodes as [`super::user_memory`].
+    pub(crate) fn get_or_insert(&self, key: u32, value: T, flags: Flags) -> Result<(&T, bool)> {
+        let created = KBox::new(
+            Entry {
+                key,
+                next: AtomicPtr::new(ptr::null_mut()),
+                value,
+            },
+            flags,
+        )
+        .map_err(|_| ENOMEM)?;
+        let bucket = self.bucket(key);
+        // INVARIANT: `created` goes into the bucket of its key, after a check (below) that no
+        // entry of the bucket has its key; the compare-and-swap only succeeds on the last
+        // entry, so no entry with the key can have been appended after the check.
+        let mut entry = match self.buckets.get(bucket) {
+            Some(head) => head,
+            None => match self.buckets.get_or_insert(bucket, created) {
+                Ok((head, None)) => return Ok((&head.value, true)),
+                Ok((head, Some(created))) => return self.append(head, created),
+                Err((error, _)) => return Err(error),
+            },
+        };
+        loop {
+            if entry.key == key {
+                return Ok((&entry.value, false));
+            }
+            match entry.next() {
+                Some(next) => entry = next,
+                None => return self.append(entry, created),
+            }
+        }
+    }
+
+    /// Appends `created` to the chain from `entry` unless its key is in the chain.
+    fn append<'a>(
+        &'a self,
+        mut entry: &'a Entry<T>,
+        created: KBox<Entry<T>>,
+    ) -> Result<(&'a T, bool)> {
+        let key = created.key;
+        let created = KBox::into_raw(created);
+        loop {
+            if entry.key == key {
+                // SAFETY: `created` came from `KBox::into_raw` and was never published.
+                drop(unsafe { KBox::from_raw(created) });
+                return Ok((&entry.value, false));
+            }
+            match entry.next.compare_exchange(
+                ptr::null_mut(),
+                created,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                // INVARIANT: `entry` now owns `created`, an entry from `KBox::into_raw`.
+                // SAFETY: `created` is now owned by the chain, which keeps it until the map is
+                // dropped, which cannot happen while `self` is borrowed.
+                Ok(_) => return Ok((unsafe { &(*created).value }, true)),
+                // SAFETY: A non-null `next` is an entry owned by `entry` (type invariant of
+                // `Entry`), alive while `self` is borrowed.
+                Err(next) => entry = unsafe { &*next },
+            }
+        }
+    }
+}
+
+/// A shared [`KeyedMap`] with a lock-free memo of one of its entries.
+///
+/// Reading the memo takes no lock and no reference count: the memo is a plain pointer, valid
+/// because the cursor keeps the map alive and the map never removes entries while alive.
+///
+/// # Invariants
+///
+/// `memo` is null or points to an entry of `map`.
+pub(crate) struct MapCursor<T: 'static> {
+    map: Arc<KeyedMap<T>>,
+    memo: AtomicPtr<Entry<T>>,
+}
+
+impl<T: Send + Sync + 'static> MapCursor<T> {
+    /// A cursor on `map` remembering nothing.
+    pub(crate) fn new(map: Arc<KeyedMap<T>>) -> Self {
+        // INVARIANT: The memo is null.
+        Self {
+            map,
+            memo: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The value with `key`, if any: the remembered entry if it has `key`, else a lookup
+    /// (which is then remembered).
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> Option<&T> {
+        // SAFETY: A non-null memo points to an entry of `self.map` (type invariant), which `self`
+        // keeps alive and which removes no entry while alive, so the entry lives at least as
+        // long as `self` is borrowed. The acquire load pairs with the release store in
+        // `remember`, which published a pointer to an initialised entry.
+        match unsafe { self.memo.load(Ordering::Acquire).as_ref() } {
+            Some(entry) if entry.key == key => Some(&entry.value),
+            _ => self.remember(key),
+        }
+    }
+
+    /// Looks up `key`, remembers its entry (or forgets the memo if there is none) and returns
+    /// its value.
+    pub(crate) fn remember(&self, key: u32) -> Option<&T> {
+        let entry = self.map.entry(key);
+        // INVARIANT: The memo is null or an entry of `self.map`.
+        self.memo.store(
+            entry.map_or(ptr::null_mut(), |entry| ptr::from_ref(entry).cast_mut()),
+            Ordering::Release,
+        );
+        entry.map(|entry| &entry.value)
+    }
+}
