@@ -38,6 +38,8 @@ pub const MODULE_FILE: &str = "/message_slot.ko";
 pub const MINOR_FIXED_IDS: u32 = 100;
 /// Minor filled with 2^20 channels.
 pub const MINOR_MANY_CHANNELS: u32 = 200;
+/// Minor filled with channels whose ids are spread over the whole `u32` range.
+pub const MINOR_SPARSE_IDS: u32 = 209;
 
 /// Attaches a description to any `Result` whose error is `Display`.
 pub trait Context<T> {

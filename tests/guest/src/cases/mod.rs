@@ -67,6 +67,7 @@ pub fn all() -> Vec<Test> {
         tools::tools_sender_errors,
         tools::header_user_c,
         scale::million_channels = 240,
+        scale::sparse_channel_ids = 120,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
         hardening::permissions_unprivileged,
