@@ -33,3 +33,15 @@ pub(crate) fn user_memory() -> Flags {
 /// [`user_memory`] as raw `gfp_t`, for the C allocations made on the driver's behalf.
 const USER_MEMORY_GFP: bindings::gfp_t =
     (bindings::GFP_KERNEL_ACCOUNT & !bindings::GFP_KERNEL) | bindings::GFP_NOWAIT;
+
+/// Yields the CPU if a reschedule is due (C's `cond_resched()`).
+fn cond_resched() {
+    // Fully preemptible kernels without dynamic preemption have no `__cond_resched` (and need
+    // none).
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: Only called from `drop`s that run in process context without locks held (the
+    // map's entries and the pool's buffers are dropped at release or module unload).
+    unsafe {
+        bindings::__cond_resched();
+    }
+}

@@ -151,13 +151,18 @@ impl BufferPool {
 #[pinned_drop]
 impl PinnedDrop for BufferPool {
     fn drop(self: Pin<&mut Self>) {
-        let mut free = self.free.lock();
-        while let Some(buffer) = NonNull::new(free.head) {
-            // SAFETY: The list owns `buffer`, which came from `KBox::into_raw` (type invariant).
-            // Nothing else can reach it: every cell and spare borrows or references the pool,
-            // so none exists while the pool is dropped, and without them there is no reader.
+        // Millions of buffers may be freed here (at module unload): not under the lock, and
+        // letting others run.
+        let mut next = core::mem::replace(&mut self.free.lock().head, ptr::null_mut());
+        while let Some(buffer) = NonNull::new(next) {
+            // SAFETY: The list owned `buffer`, which came from `KBox::into_raw` (type invariant),
+            // and now this loop does. Nothing else can reach it: every cell and spare borrows or
+            // references the pool, so none exists while the pool is dropped, and without them
+            // there is no reader.
             let buffer = unsafe { KBox::from_raw(buffer.as_ptr()) };
-            free.head = buffer.next.load(Ordering::Relaxed);
+            next = buffer.next.load(Ordering::Relaxed);
+            drop(buffer);
+            super::cond_resched();
         }
     }
 }

@@ -135,22 +135,10 @@ impl<T: ForeignOwnable> PinnedDrop for InsertOnlyMap<T> {
             while !entry.is_null() {
                 drop(T::from_foreign(entry));
                 // Millions of entries may be freed here (at module unload): let others run.
-                cond_resched();
+                super::cond_resched();
                 entry = bindings::xa_find_after(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
             }
             bindings::xa_destroy(xa);
         }
-    }
-}
-
-/// Yields the CPU if a reschedule is due (C's `cond_resched()`).
-fn cond_resched() {
-    // Fully preemptible kernels without dynamic preemption have no `__cond_resched` (and need
-    // none).
-    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
-    // SAFETY: Only called from `drop`, which runs in process context without locks held (the
-    // map's entries are dropped at release or module unload).
-    unsafe {
-        bindings::__cond_resched();
     }
 }
