@@ -57,15 +57,12 @@ impl Slot {
         })
     }
 
-    /// Makes the message filled into `spare` channel `id`'s message, creating the channel if
-    /// needed.
+    /// Creates channel `id`, which a lookup just found missing, holding the message filled
+    /// into `spare` (or, if another writer created it meanwhile, stores the message there).
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn store(&self, id: ChannelId, spare: &mut SpareBuffer<'_>) -> Result {
-        if let Some(channel) = self.channels.get(id.get()) {
-            return channel.store(spare);
-        }
+    fn create(&self, id: ChannelId, spare: &mut SpareBuffer<'_>) -> Result {
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
         // is not.
@@ -156,7 +153,7 @@ impl OpenSlot {
             .fill_from_user(source)
             .and_then(|()| match self.channel(id) {
                 Some(channel) => channel.store(&mut spare),
-                None => self.slot.store(id, &mut spare),
+                None => self.slot.create(id, &mut spare),
             });
         self.spare.give_back(spare);
         stored.map(|()| len)

@@ -104,12 +104,6 @@ impl<T: 'static> KeyedMap<T> {
         None
     }
 
-    /// The value with `key`, if any.
-    #[inline]
-    pub(crate) fn get(&self, key: u32) -> Option<&T> {
-        self.entry(key).map(|entry| &entry.value)
-    }
-
     /// Inserts `value` under `key` unless the key is present (`value` is then dropped); returns
     /// the value under `key` afterwards and whether it is `value`. The entry is allocated with
     /// `flags` (`ENOMEM`), the XArray's nodes as [`super::user_memory`].
@@ -124,29 +118,18 @@ impl<T: 'static> KeyedMap<T> {
         )
         .map_err(|_| ENOMEM)?;
         let bucket = self.bucket(key);
-        // INVARIANT: `created` goes into the bucket of its key, after a check (below) that no
-        // entry of the bucket has its key; the compare-and-swap only succeeds on the last
-        // entry, so no entry with the key can have been appended after the check.
-        let mut entry = match self.buckets.get(bucket) {
-            Some(head) => head,
+        match self.buckets.get(bucket) {
+            Some(head) => self.append(head, created),
             None => match self.buckets.get_or_insert(bucket, created) {
-                Ok((head, None)) => return Ok((&head.value, true)),
-                Ok((head, Some(created))) => return self.append(head, created),
-                Err((error, _)) => return Err(error),
+                Ok((head, None)) => Ok((&head.value, true)),
+                Ok((head, Some(created))) => self.append(head, created),
+                Err((error, _)) => Err(error),
             },
-        };
-        loop {
-            if entry.key == key {
-                return Ok((&entry.value, false));
-            }
-            match entry.next() {
-                Some(next) => entry = next,
-                None => return self.append(entry, created),
-            }
         }
     }
 
-    /// Appends `created` to the chain from `entry` unless its key is in the chain.
+    /// Appends `created` to the chain from `entry`, the head of its key's bucket, unless its key
+    /// is in the chain; returns the value under the key and whether it is `created`'s.
     fn append<'a>(
         &'a self,
         mut entry: &'a Entry<T>,
@@ -154,6 +137,9 @@ impl<T: 'static> KeyedMap<T> {
     ) -> Result<(&'a T, bool)> {
         let key = created.key;
         let created = KBox::into_raw(created);
+        // INVARIANT: `created` goes into the bucket of its key, after every entry of the chain
+        // was checked not to have its key; the compare-and-swap only succeeds on the last
+        // entry, so no entry with the key can have been appended after the check.
         loop {
             if entry.key == key {
                 // SAFETY: `created` came from `KBox::into_raw` and was never published.
