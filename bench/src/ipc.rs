@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::measure::{Body, Sample, Timer};
 use crate::sys::{
-    bind, char_driver_loaded, char_node, open, open_bound, os_err, read_exact, write_all, MSG,
+    bind, char_driver_major, char_node, open, open_bound, os_err, read_exact, write_all, MSG,
     PAYLOAD,
 };
 
@@ -43,7 +43,7 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, S
         ),
         ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
     ];
-    if char_driver_loaded(REFERENCE_DRIVER) {
+    if char_driver_major(REFERENCE_DRIVER).is_some() {
         benches.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
         benches.push(("c_seqlock", "C driver: the slot's design", c_seqlock));
     } else {
@@ -105,13 +105,14 @@ fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
     }))
 }
 
-/// The C reference drivers (bench/reference/reference_slot.c): their name and major.
+/// The name the C reference drivers (bench/reference/reference_slot.c) register under.
 const REFERENCE_DRIVER: &str = "reference_slot";
-const REFERENCE_MAJOR: u32 = 240;
 
 /// Write + read of one message on minor `minor` of the C reference driver.
 fn c_reference(minor: u32) -> Result<Body<'static>, String> {
-    let path = char_node(REFERENCE_DRIVER, REFERENCE_MAJOR, minor)?;
+    let major = char_driver_major(REFERENCE_DRIVER)
+        .ok_or_else(|| format!("{REFERENCE_DRIVER} is not registered"))?;
+    let path = char_node(REFERENCE_DRIVER, major, minor)?;
     write_read(open(&path, libc::O_RDWR)?, REFERENCE_DRIVER)
 }
 

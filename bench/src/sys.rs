@@ -77,15 +77,19 @@ pub fn char_node(prefix: &str, major: u32, minor: u32) -> Result<String, String>
     Ok(path)
 }
 
-/// Whether the kernel has a char driver registered as `name` (listed in `/proc/devices`).
-pub fn char_driver_loaded(name: &str) -> bool {
-    fs::read_to_string("/proc/devices")
-        .map(|devices| {
-            devices
-                .lines()
-                .any(|line| line.split_whitespace().nth(1) == Some(name))
-        })
-        .unwrap_or(false)
+/// The major of the char driver registered as `name` (from `/proc/devices`), if any.
+pub fn char_driver_major(name: &str) -> Option<u32> {
+    let devices = fs::read_to_string("/proc/devices").ok()?;
+    // The character devices come first; a block device of the same name would follow them.
+    devices
+        .lines()
+        .take_while(|line| !line.starts_with("Block devices"))
+        .find_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [major, driver] if driver == name => major.parse().ok(),
+                _ => None,
+            },
+        )
 }
 
 /// Opens message-slot `minor` read-write.
