@@ -228,13 +228,17 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        from_result(|| T::ioctl(open_file, cmd, arg as usize).map(|n| n as c_long))
+        match T::ioctl(open_file, cmd, arg as usize) {
+            Ok(value) => value as c_long,
+            Err(error) => error.to_errno() as c_long,
+        }
     }
 }
 
 /// What a read or write operation returns for `result`: the byte count or a negative errno.
 ///
-/// Inlined into the operations, unlike the closure-taking `from_result`.
+/// Inlined into the operations, unlike the closure-taking `from_result` (`ioctl` matches the
+/// same way).
 #[inline(always)]
 fn ssize(result: Result<usize>) -> isize {
     match result {
