@@ -7,6 +7,8 @@
 #   make test-debug   the same on the debug kernel (KASAN, lockdep, kmemleak, failslab), plus
 #                     the fuzzer and a kmemleak scan
 #   make bench        benchmarks against the kernel's own IPC, in the guest
+#   make bench-trace  kernel code per exchange of each benchmark case, counted from TCG's
+#                     execution log (deterministic)
 #   make lint         rustfmt, clippy and the kernel's W=1 build, warning-free
 #
 # Without KDIR the module is built against the rig's guest kernel (vm/build-kernel builds or
@@ -19,7 +21,7 @@ KDIR ?= $(shell vm/build-kernel $(BUILD_VARIANT))
 MODULE_BUILD := build/$(BUILD_VARIANT)
 TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}"
 
-.PHONY: all module tools setup test test-debug demo lint clean bench
+.PHONY: all module tools setup test test-debug demo lint clean bench bench-trace
 all: module tools
 	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader .
 
@@ -50,6 +52,9 @@ demo: setup
 
 bench: setup
 	@bench/run
+
+bench-trace: setup
+	@bench/run --trace
 
 lint:
 	cargo fmt --all --check

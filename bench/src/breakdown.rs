@@ -6,10 +6,13 @@
 //! exchange copies 128 bytes in and out of user space. Timing the slot's `write` and `read`
 //! with 8- and 128-byte messages, a `write` that fails with `EMSGSIZE` before any copy, and a
 //! bare `getppid`, separates the system-call entry, the driver's own work and the user copies.
+//! [`cold_page`] (a `getppid` and a load from a random page of a large buffer) prices one
+//! cold page for the scale section.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
-use crate::measure::{paired_difference, Body, Sample, Timer};
+use crate::measure::{paired_difference, Body, Sample, Setup, Timer};
 use crate::sys::{open, open_bound, os_err, read_exact, write_all, MSG, PAYLOAD};
 
 /// One timed system call.
@@ -28,10 +31,40 @@ const SHORT_CHANNEL: u32 = 10;
 const LONG_CHANNEL: u32 = 11;
 /// The short message's length.
 const SHORT: usize = 8;
+/// The buffer [`cold_page`] picks its pages from: far larger than any TLB's reach.
+pub const COLD_BYTES: usize = 256 << 20;
+const PAGE: usize = 4096;
 
 /// A body repeating `call`, which performs one system call.
-fn repeat<'a>(mut call: impl FnMut() -> Result<(), String> + 'a) -> Body<'a> {
+fn repeat(mut call: impl FnMut() -> Result<(), String> + 'static) -> Body<'static> {
     Box::new(move |n| (0..n).try_for_each(|_| call()))
+}
+
+/// `getppid` per exchange: the bare system-call entry and exit.
+pub fn getppid() -> Body<'static> {
+    repeat(|| {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { libc::getppid() };
+        Ok(())
+    })
+}
+
+/// [`getppid`] plus one load from a random page of `cold` (every page of which was written
+/// beforehand, so that it is mapped): one cold page more than `getppid`, which under TCG
+/// is a miss in QEMU's software TLB.
+pub fn cold_page(cold: Arc<Vec<u8>>) -> Body<'static> {
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let pages = cold.len() / PAGE;
+    repeat(move || {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { libc::getppid() };
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let page = (rng >> 16) as usize % pages;
+        std::hint::black_box(cold[page * PAGE + (rng as usize & (PAGE - 1))]);
+        Ok(())
+    })
 }
 
 /// `write(fd, 0 bytes)`, which must fail with `EMSGSIZE`.
@@ -46,71 +79,105 @@ fn write_empty(fd: i32) -> Result<(), String> {
     )))
 }
 
-/// Times every call, interleaved.
+/// A body writing the first `len` bytes of the payload to `fd` (a fresh copy of them).
+fn writes(fd: OwnedFd, len: usize, what: &'static str) -> Body<'static> {
+    let out = PAYLOAD;
+    repeat(move || write_all(fd.as_raw_fd(), &out[..len], what))
+}
+
+/// A body reading `len`-byte messages from `fd` into a fresh buffer.
+fn reads(fd: OwnedFd, len: usize, what: &'static str) -> Body<'static> {
+    let mut buf = [0u8; MSG];
+    repeat(move || read_exact(fd.as_raw_fd(), &mut buf, len, what))
+}
+
+/// A fresh fd bound to `channel` of the benchmark minor, holding a `len`-byte message.
+fn slot_with_message(channel: u32, len: usize) -> Result<OwnedFd, String> {
+    let fd = open_bound(MINOR, channel)?;
+    write_all(fd.as_raw_fd(), &PAYLOAD[..len], "slot write")?;
+    Ok(fd)
+}
+
+/// Times every call, interleaved, each repetition on a fresh setup (see
+/// [`Timer::run_fresh`]).
 pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
-    let owners = [
-        open("/dev/null", libc::O_WRONLY)?,
-        open("/dev/zero", libc::O_RDONLY)?,
-        open_bound(MINOR, SHORT_CHANNEL)?,
-        open_bound(MINOR, LONG_CHANNEL)?,
-    ];
-    let [null, zero, short, long] = owners.each_ref().map(AsRawFd::as_raw_fd);
-    write_all(short, &PAYLOAD[..SHORT], "slot write")?;
-    write_all(long, &PAYLOAD, "slot write")?;
-    let (mut zero_buf, mut short_buf, mut long_buf) = ([0u8; MSG], [0u8; MSG], [0u8; MSG]);
-    let calls: [(&'static str, &'static str, Body); 8] = [
+    let calls: [(&'static str, &'static str, Setup); 8] = [
         (
             "getppid",
             "getppid (system call entry and exit)",
-            repeat(|| {
-                // SAFETY: getppid has no arguments and cannot fail.
-                unsafe { libc::getppid() };
-                Ok(())
-            }),
+            Box::new(|| Ok(getppid())),
         ),
         (
             "null_write",
             "write /dev/null, 128 B (no copy)",
-            repeat(|| write_all(null, &PAYLOAD, "write /dev/null")),
+            Box::new(|| {
+                let fd = open("/dev/null", libc::O_WRONLY)?;
+                Ok(writes(fd, MSG, "write /dev/null"))
+            }),
         ),
         (
             "zero_read",
             "read /dev/zero, 128 B (clear_user)",
-            repeat(|| read_exact(zero, &mut zero_buf, MSG, "read /dev/zero")),
+            Box::new(|| {
+                Ok(reads(
+                    open("/dev/zero", libc::O_RDONLY)?,
+                    MSG,
+                    "read /dev/zero",
+                ))
+            }),
         ),
         (
             "slot_write_emsgsize",
             "slot write, 0 B (EMSGSIZE, no copy)",
-            repeat(|| write_empty(short)),
+            Box::new(|| {
+                let fd = open_bound(MINOR, SHORT_CHANNEL)?;
+                Ok(repeat(move || write_empty(fd.as_raw_fd())))
+            }),
         ),
         (
             "slot_write_8",
             "slot write, 8 B",
-            repeat(|| write_all(short, &PAYLOAD[..SHORT], "slot write")),
+            Box::new(|| {
+                Ok(writes(
+                    open_bound(MINOR, SHORT_CHANNEL)?,
+                    SHORT,
+                    "slot write",
+                ))
+            }),
         ),
         (
             "slot_write_128",
             "slot write, 128 B",
-            repeat(|| write_all(long, &PAYLOAD, "slot write")),
+            Box::new(|| Ok(writes(open_bound(MINOR, LONG_CHANNEL)?, MSG, "slot write"))),
         ),
         (
             "slot_read_8",
             "slot read, 8 B message",
-            repeat(|| read_exact(short, &mut short_buf, SHORT, "slot read")),
+            Box::new(|| {
+                Ok(reads(
+                    slot_with_message(SHORT_CHANNEL, SHORT)?,
+                    SHORT,
+                    "slot read",
+                ))
+            }),
         ),
         (
             "slot_read_128",
             "slot read, 128 B message",
-            repeat(|| read_exact(long, &mut long_buf, MSG, "slot read")),
+            Box::new(|| {
+                Ok(reads(
+                    slot_with_message(LONG_CHANNEL, MSG)?,
+                    MSG,
+                    "slot read",
+                ))
+            }),
         ),
     ];
-    let (names, mut bodies): (Vec<_>, Vec<_>) = calls
+    let (names, setups): (Vec<_>, Vec<_>) = calls
         .into_iter()
-        .map(|(name, what, body)| ((name, what), body))
+        .map(|(name, what, setup)| ((name, what), (name, setup)))
         .unzip();
-    let samples = timer.run_interleaved(&mut bodies)?;
-    drop(bodies);
-    drop(owners);
+    let samples = timer.run_fresh(&setups)?;
     Ok(names
         .into_iter()
         .zip(samples)

@@ -6,8 +6,9 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::measure::{Body, Sample, Timer};
+use crate::measure::{Body, Sample, Setup, Timer};
 use crate::sys::{
     bind, char_driver_major, char_node, open, open_bound, os_err, read_exact, write_all, MSG,
     PAYLOAD,
@@ -26,11 +27,13 @@ pub struct Case {
 /// Minor used by the slot cases.
 const MINOR: u32 = 244;
 
-/// Runs every single-threaded case, interleaved (see [`Timer::run_interleaved`]); the
-/// floor comes first.
-pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
-    type Setup = fn() -> Result<Body<'static>, String>;
-    let mut benches: Vec<(&str, &str, Setup)> = vec![
+/// A case's setup function.
+type SetupFn = fn() -> Result<Body<'static>, String>;
+
+/// Every single-threaded case as `(name, what, setup)`, the floor first; the C reference
+/// drivers only if `reference_slot.ko` is loaded.
+pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
+    let mut cases: Vec<(&'static str, &'static str, SetupFn)> = vec![
         ("floor", "write /dev/null + read /dev/zero", floor),
         ("slot", "slot write + read (bound fd)", slot_hot),
         ("slot_cold", "slot ioctl + write + read", slot_cold),
@@ -44,16 +47,23 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, S
         ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
     ];
     if char_driver_major(REFERENCE_DRIVER).is_some() {
-        benches.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
-        benches.push(("c_seqlock", "C driver: the slot's design", c_seqlock));
+        cases.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
+        cases.push(("c_seqlock", "C driver: the slot's design", c_seqlock));
     } else {
         eprintln!("bench: {REFERENCE_DRIVER}.ko not loaded; skipping the C reference drivers");
     }
-    let mut bodies = Vec::new();
-    for (name, _, setup) in &benches {
-        bodies.push(setup().map_err(|e| format!("{name}: {e}"))?);
-    }
-    let samples = timer.run_interleaved(&mut bodies)?;
+    cases
+}
+
+/// Runs every case of [`cases`], interleaved, each repetition on a fresh setup (see
+/// [`Timer::run_fresh`]).
+pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
+    let benches = cases();
+    let setups: Vec<(&str, Setup)> = benches
+        .iter()
+        .map(|&(name, _, setup)| (name, Box::new(setup) as Setup))
+        .collect();
+    let samples = timer.run_fresh(&setups)?;
     let mut cases = Vec::new();
     for ((name, what, _), sample) in benches.into_iter().zip(samples) {
         let case = Case { name, what, sample };
@@ -70,11 +80,11 @@ pub fn floor() -> Result<Body<'static>, String> {
         open("/dev/zero", libc::O_RDONLY)?,
     );
     let (w, r) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let mut buf = [0u8; MSG];
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            write_all(w, &PAYLOAD, "write /dev/null")?;
+            write_all(w, &out, "write /dev/null")?;
             read_exact(r, &mut buf, MSG, "read /dev/zero")?;
         }
         Ok(())
@@ -89,16 +99,16 @@ fn slot_hot() -> Result<Body<'static>, String> {
 fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
     let (write, read) = (format!("{device} write"), format!("{device} read"));
     let raw = fd.as_raw_fd();
-    let mut buf = [0u8; MSG];
-    write_all(raw, &PAYLOAD, &write)?;
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    write_all(raw, &out, &write)?;
     read_exact(raw, &mut buf, MSG, &read)?;
-    if buf != PAYLOAD {
+    if buf != out {
         return Err(format!("{device} read back a different message"));
     }
     Ok(Box::new(move |n| {
         let _fd = &fd;
         for _ in 0..n {
-            write_all(raw, &PAYLOAD, &write)?;
+            write_all(raw, &out, &write)?;
             read_exact(raw, &mut buf, MSG, &read)?;
         }
         Ok(())
@@ -106,7 +116,7 @@ fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
 }
 
 /// The name the C reference drivers (bench/reference/reference_slot.c) register under.
-const REFERENCE_DRIVER: &str = "reference_slot";
+pub const REFERENCE_DRIVER: &str = "reference_slot";
 
 /// Write + read of one message on minor `minor` of the C reference driver.
 fn c_reference(minor: u32) -> Result<Body<'static>, String> {
@@ -131,14 +141,14 @@ fn c_seqlock() -> Result<Body<'static>, String> {
 fn slot_cold() -> Result<Body<'static>, String> {
     let owners = open_bound(MINOR, 2)?;
     let fd = owners.as_raw_fd();
-    let mut buf = [0u8; MSG];
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     let mut channel = 2u32;
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
             channel ^= 1;
             bind(fd, channel)?;
-            write_all(fd, &PAYLOAD, "slot write")?;
+            write_all(fd, &out, "slot write")?;
             read_exact(fd, &mut buf, MSG, "slot read")?;
         }
         Ok(())
@@ -154,11 +164,11 @@ fn pipe() -> Result<Body<'static>, String> {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (r, w) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let mut buf = [0u8; MSG];
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            write_all(w, &PAYLOAD, "pipe write")?;
+            write_all(w, &out, "pipe write")?;
             read_exact(r, &mut buf, MSG, "pipe read")?;
         }
         Ok(())
@@ -182,8 +192,14 @@ impl Drop for MessageQueue {
 }
 
 fn mqueue() -> Result<Body<'static>, String> {
-    let name = CString::new(format!("/message-slot-bench-{}", std::process::id()))
-        .map_err(|e| e.to_string())?;
+    // Every setup makes its own queue (they are all kept until the section ends).
+    static QUEUES: AtomicU32 = AtomicU32::new(0);
+    let queue = QUEUES.fetch_add(1, Ordering::Relaxed);
+    let name = CString::new(format!(
+        "/message-slot-bench-{}-{queue}",
+        std::process::id()
+    ))
+    .map_err(|e| e.to_string())?;
     // SAFETY: mq_attr is plain data; all-zero is valid and the used fields are set below.
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     attr.mq_maxmsg = 8;
@@ -202,12 +218,12 @@ fn mqueue() -> Result<Body<'static>, String> {
     }
     let owners = MessageQueue { name, mqd };
     let q = owners.mqd;
-    let mut buf = [0u8; MSG];
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            // SAFETY: `PAYLOAD` is valid for `MSG` bytes and `q` is open.
-            if unsafe { libc::mq_send(q, PAYLOAD.as_ptr().cast(), MSG, 0) } != 0 {
+            // SAFETY: `out` is valid for `MSG` bytes and `q` is open.
+            if unsafe { libc::mq_send(q, out.as_ptr().cast(), MSG, 0) } != 0 {
                 return Err(os_err("mq_send"));
             }
             let mut prio = 0;
@@ -238,12 +254,12 @@ fn unix_dgram() -> Result<Body<'static>, String> {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (a, b) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let mut buf = [0u8; MSG];
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            // SAFETY: `PAYLOAD` is valid for reads of `MSG` bytes.
-            let sent = unsafe { libc::send(a, PAYLOAD.as_ptr().cast(), MSG, 0) };
+            // SAFETY: `out` is valid for reads of `MSG` bytes.
+            let sent = unsafe { libc::send(a, out.as_ptr().cast(), MSG, 0) };
             if sent != MSG as isize {
                 return Err(os_err(&format!("send returned {sent}")));
             }

@@ -8,7 +8,7 @@
 //! `vm/run`); it creates its own nodes `/dev/slot_bench_240`.. `/dev/slot_bench_244`.
 //!
 //! ```text
-//! message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] [--sections ipc,breakdown,scale,parallel]
+//! message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] [--sections ipc,breakdown,scale,parallel,trace]
 //! ```
 //!
 //! `make bench` runs the single-threaded sections (`ipc`, `scale`) in a 1-vCPU guest and
@@ -25,6 +25,7 @@ mod measure;
 mod parallel;
 mod scale;
 mod sys;
+mod trace;
 
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub const JSON_BEGIN: &str = "=== message-slot-bench json begin ===";
 pub const JSON_END: &str = "=== message-slot-bench json end ===";
 
 const USAGE: &str = "usage: message-slot-bench [--accel NAME] [--rep-ms MS] [--reps N] \
-                     [--sections ipc,breakdown,scale,parallel]";
+                     [--sections ipc,breakdown,scale,parallel,trace]";
 
 /// Command-line options.
 struct Options {
@@ -47,8 +48,10 @@ struct Options {
     sections: Vec<String>,
 }
 
-/// The sections `--sections` accepts, in the order they run.
+/// The sections run by default, in the order they run.
 const SECTIONS: [&str; 4] = ["ipc", "breakdown", "scale", "parallel"];
+/// Sections run only when asked for: `trace` (see [`trace`]) needs the host's help.
+const EXTRA_SECTIONS: [&str; 1] = ["trace"];
 
 fn parse_args() -> Result<Options, String> {
     let mut accel = None;
@@ -64,7 +67,9 @@ fn parse_args() -> Result<Options, String> {
             "--reps" => reps = value()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--sections" => {
                 sections = value()?.split(',').map(str::to_string).collect();
-                if let Some(bad) = sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                if let Some(bad) = sections.iter().find(|s| {
+                    !SECTIONS.contains(&s.as_str()) && !EXTRA_SECTIONS.contains(&s.as_str())
+                }) {
                     return Err(format!("unknown section {bad}\n{USAGE}"));
                 }
             }
@@ -196,6 +201,8 @@ fn run(opts: &Options) -> Result<(), String> {
         }
         print_scale(&scale, &memory);
         report["scale"] = scale::json(&scale);
+        report["scale"]["cold_page_ns"] = json!(round(scale.cold_page_ns()));
+        report["scale"]["rebind_extra_cold_pages"] = json!(print_cold_pages(&scale));
         report["memory_bytes_per_channel"] = memory
             .iter()
             .map(|m| (format!("{}_ids", m.ids.name()), m.json()))
@@ -213,6 +220,9 @@ fn run(opts: &Options) -> Result<(), String> {
         })?;
         print_parallel(&runs, vcpus);
         report["parallel"] = parallel::json(&runs);
+    }
+    if wants("trace") {
+        report["trace"] = trace::run()?;
     }
 
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -295,6 +305,24 @@ fn print_scale(scale: &scale::Scale, memory: &[scale::Memory]) {
         }
         println!();
     }
+}
+
+/// What each size's rebind costs over one channel, in cold pages (priced in the same
+/// turns); returns them by `channels ids`.
+fn print_cold_pages(scale: &scale::Scale) -> serde_json::Map<String, serde_json::Value> {
+    let mut pages = serde_json::Map::new();
+    println!(
+        "rebind cost over 1 channel, in cold pages (getppid + load from a random page of \
+         256 MiB - getppid: {:.0} ns, same turns):",
+        scale.cold_page_ns()
+    );
+    for p in &scale.points[1..] {
+        let label = format!("{} {}", p.channels, p.ids.name());
+        let extra = scale.rebind_extra_cold_pages(p);
+        println!("  {label:<36} {extra:>6.1} pages");
+        pages.insert(label, json!(round(extra)));
+    }
+    pages
 }
 
 fn print_parallel(runs: &[parallel::Run], vcpus: usize) {

@@ -2,10 +2,11 @@
 
 //! Timing harness, statistics and a small deterministic random-number generator.
 //!
-//! A benchmark is a closure that performs `n` exchanges. [`Timer::run_interleaved`]
-//! calibrates `n` for each closure so that one repetition lasts about [`Timer::rep`] (the
-//! calibration doubles as warm-up), then times [`Timer::reps`] repetitions of every closure,
-//! taking turns, and reports nanoseconds per exchange.
+//! A benchmark is a closure that performs `n` exchanges, made by its case's setup.
+//! [`Timer::run_fresh`] calibrates `n` for each case so that one repetition lasts about
+//! [`Timer::rep`] (the calibration doubles as warm-up), then times [`Timer::reps`]
+//! repetitions of every case, each on a fresh setup, taking turns, and reports nanoseconds
+//! per exchange.
 
 use std::time::{Duration, Instant};
 
@@ -60,25 +61,44 @@ impl Sample {
 /// A benchmark body: performs `n` exchanges.
 pub type Body<'a> = Box<dyn FnMut(u64) -> Result<(), String> + 'a>;
 
+/// A case's setup: opens what the case needs (descriptors, buffers) and returns its body.
+pub type Setup<'a> = Box<dyn Fn() -> Result<Body<'a>, String> + 'a>;
+
 impl Timer {
-    /// Times several bodies as described in the module docs; their repetitions take turns (all
-    /// first repetitions, then all second ones, ...) so that a change in the host's load
-    /// affects them alike and their ratios stay meaningful (see [`paired_ratio`]).
-    pub fn run_interleaved(&self, bodies: &mut [Body]) -> Result<Vec<Sample>, String> {
-        let mut samples = Vec::with_capacity(bodies.len());
-        for body in bodies.iter_mut() {
+    /// Times `cases`, given as `(name, setup)`, as described in the module docs. Repetitions
+    /// take turns (all first repetitions, then all second ones, ...) so that a change in the
+    /// host's load affects the cases alike and their ratios stay meaningful (see
+    /// [`paired_ratio`]). Every repetition runs on a fresh setup, after a short untimed
+    /// warm-up.
+    ///
+    /// Under TCG a case's speed depends on where its kernel objects and user buffers happen
+    /// to lie: QEMU's software TLB is direct-mapped, so two pages of an exchange that share
+    /// an index evict each other on every exchange. In one boot, one of sixteen setups of the
+    /// slot case ran at 2.4x the floor and the others at 1.19-1.23x; with a single setup per
+    /// run, whole runs came out biased by one case's placement. Every setup is kept until the
+    /// end, so that each repetition gets new objects and buffers rather than the freed ones
+    /// back, and the median is taken over placements.
+    pub fn run_fresh<'a>(&self, cases: &[(&str, Setup<'a>)]) -> Result<Vec<Sample>, String> {
+        let mut kept = Vec::with_capacity(cases.len() * (self.reps + 1));
+        let mut samples = Vec::with_capacity(cases.len());
+        for (name, setup) in cases {
+            let mut body = setup().map_err(|e| format!("{name}: {e}"))?;
             samples.push(Sample {
-                iters: self.calibrate(body)?,
+                iters: self.calibrate(&mut body)?,
                 ns: Vec::with_capacity(self.reps),
             });
+            kept.push(body);
         }
         for _ in 0..self.reps {
-            for (body, sample) in bodies.iter_mut().zip(&mut samples) {
+            for ((name, setup), sample) in cases.iter().zip(&mut samples) {
+                let mut body = setup().map_err(|e| format!("{name}: {e}"))?;
+                body((sample.iters / 16).max(1))?;
                 let t = Instant::now();
                 body(sample.iters)?;
                 sample
                     .ns
                     .push(t.elapsed().as_nanos() as f64 / sample.iters as f64);
+                kept.push(body);
             }
         }
         Ok(samples)
@@ -114,7 +134,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Median over the repetitions of `a`'s time divided by `b`'s time in the same turn, rounded
-/// to three decimals: for samples from one [`Timer::run_interleaved`] call, whose repetitions
+/// to three decimals: for samples from one [`Timer::run_fresh`] call, whose repetitions
 /// ran side by side, this ratio is far steadier than the ratio of the medians when the
 /// host's load drifts.
 pub fn paired_ratio(a: &Sample, b: &Sample) -> f64 {
@@ -123,7 +143,7 @@ pub fn paired_ratio(a: &Sample, b: &Sample) -> f64 {
 }
 
 /// Median over the repetitions of `a`'s time minus `b`'s time in the same turn (nanoseconds
-/// per exchange), for samples from one [`Timer::run_interleaved`] call.
+/// per exchange), for samples from one [`Timer::run_fresh`] call.
 pub fn paired_difference(a: &Sample, b: &Sample) -> f64 {
     let differences: Vec<f64> = a.ns.iter().zip(&b.ns).map(|(x, y)| x - y).collect();
     median(&differences)

@@ -19,14 +19,18 @@
 //! The 2^20-channel fills are also the memory measurements: `/proc/meminfo` is read just
 //! before and just after each, with every user-space buffer already allocated.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::measure::{paired_ratio, round, Body, Sample, Timer};
+use crate::breakdown::{cold_page, getppid, COLD_BYTES};
+use crate::measure::{paired_difference, paired_ratio, round, Body, Sample, Setup, Timer};
 use crate::sys::{
     bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all, MSG,
     PAYLOAD,
@@ -106,6 +110,10 @@ pub struct Scale {
     pub rebind_floor: Sample,
     /// The floor, interleaved with the `bound_fds` samples.
     pub bound_fds_floor: Sample,
+    /// `getppid`, interleaved with the `rebind` samples.
+    pub getppid: Sample,
+    /// `getppid` plus a load from a random page of 256 MiB, interleaved likewise.
+    pub cold_page: Sample,
 }
 
 impl Scale {
@@ -116,6 +124,18 @@ impl Scale {
             paired_ratio(&p.rebind, &base.rebind),
             paired_ratio(&p.bound_fds, &base.bound_fds),
         )
+    }
+
+    /// What `p`'s rebind costs over the 1-channel rebind, in cold pages (both differences
+    /// paired per turn).
+    pub fn rebind_extra_cold_pages(&self, p: &Point) -> f64 {
+        paired_difference(&p.rebind, &self.points[0].rebind)
+            / paired_difference(&self.cold_page, &self.getppid)
+    }
+
+    /// One cold page in nanoseconds (paired per turn).
+    pub fn cold_page_ns(&self) -> f64 {
+        paired_difference(&self.cold_page, &self.getppid)
     }
 
     /// `(rebind, bound_fds)` of `p` relative to the floor of the same turns.
@@ -237,7 +257,8 @@ struct Filled {
 /// Fills every size, then measures them side by side; returns the results and the memory
 /// measurements of the 2^20 fills.
 pub fn run(timer: &Timer) -> Result<(Scale, Vec<Memory>), String> {
-    raise_fd_limit((BOUND_FDS * SIZES.len()) as u64 + 256)?;
+    // Every repetition's descriptors are kept until its section ends (`Timer::run_fresh`).
+    raise_fd_limit((BOUND_FDS * SIZES.len() * (timer.reps + 1)) as u64 + 256)?;
     let mut rng = fastrand::Rng::with_seed(0x6d65_7373_6167_6531);
     let mut filled = Vec::new();
     let mut memory = Vec::new();
@@ -271,24 +292,46 @@ pub fn run(timer: &Timer) -> Result<(Scale, Vec<Memory>), String> {
         });
     }
 
-    let mut bodies = vec![crate::ipc::floor()?];
+    // Each repetition on fresh descriptors and buffers (see `Timer::run_fresh`); the walk
+    // through a size's channels goes on where the previous repetition stopped.
+    // The cold-page probe takes turns with the rebinds, to price what they add.
+    let cold = Arc::new(vec![1u8; COLD_BYTES]);
+    let mut setups: Vec<(&str, Setup)> = vec![
+        ("floor", Box::new(floor)),
+        ("getppid", Box::new(|| Ok(getppid()))),
+        (
+            "cold page",
+            Box::new(move || Ok(cold_page(Arc::clone(&cold)))),
+        ),
+    ];
     for f in &filled {
-        bodies.push(rebind(f)?);
+        let next = Rc::new(Cell::new(0));
+        setups.push(("rebind", Box::new(move || rebind(f, Rc::clone(&next)))));
     }
     let mut rebind = timer
-        .run_interleaved(&mut bodies)
+        .run_fresh(&setups)
         .map_err(|e| format!("scale rebind: {e}"))?;
-    drop(bodies);
-    let rebind_floor = rebind.remove(0);
+    drop(setups);
+    let mut probes = rebind.drain(..3);
+    let (rebind_floor, getppid, cold_page) = (
+        probes.next().ok_or("no floor sample")?,
+        probes.next().ok_or("no getppid sample")?,
+        probes.next().ok_or("no cold-page sample")?,
+    );
+    drop(probes);
 
-    let mut bodies = vec![crate::ipc::floor()?];
+    let mut setups: Vec<(&str, Setup)> = vec![("floor", Box::new(floor))];
     for f in &filled {
-        bodies.push(bound_fds(f)?);
+        let next = Rc::new(Cell::new(0));
+        setups.push((
+            "bound fds",
+            Box::new(move || bound_fds(f, Rc::clone(&next))),
+        ));
     }
     let mut bound = timer
-        .run_interleaved(&mut bodies)
+        .run_fresh(&setups)
         .map_err(|e| format!("scale bound fds: {e}"))?;
-    drop(bodies);
+    drop(setups);
     let bound_fds_floor = bound.remove(0);
 
     let points = filled
@@ -306,53 +349,55 @@ pub fn run(timer: &Timer) -> Result<(Scale, Vec<Memory>), String> {
         points,
         rebind_floor,
         bound_fds_floor,
+        getppid,
+        cold_page,
     };
     Ok((scale, memory))
 }
 
-/// `ioctl + write + read` on one fd, rebinding it to the channels of `f` in shuffled order.
-fn rebind(f: &Filled) -> Result<Body<'_>, String> {
+/// The floor (`crate::ipc::floor`), as a body that may borrow a fill.
+fn floor<'a>() -> Result<Body<'a>, String> {
+    crate::ipc::floor().map(|body| body as Body<'a>)
+}
+
+/// `ioctl + write + read` on one fd, rebinding it to the channels of `f` in shuffled order
+/// from position `next`, which it advances.
+fn rebind(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
     let owner = open_slot(f.minor)?;
     let fd = owner.as_raw_fd();
-    let mut buf = [0u8; MSG];
-    let mut next = 0usize;
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |iters| {
         let _owner = &owner;
+        let mut at = next.get();
         for _ in 0..iters {
-            bind(fd, f.order[next])?;
-            next = if next + 1 == f.order.len() {
-                0
-            } else {
-                next + 1
-            };
-            write_all(fd, &PAYLOAD, "write")?;
+            bind(fd, f.order[at])?;
+            at = if at + 1 == f.order.len() { 0 } else { at + 1 };
+            write_all(fd, &out, "write")?;
             read_exact(fd, &mut buf, MSG, "read")?;
         }
+        next.set(at);
         Ok(())
     }))
 }
 
 /// `write + read` on 1024 fds bound to random channels of `f` (all of them when there are at
-/// most 1024), visited in a fixed random order.
-fn bound_fds(f: &Filled) -> Result<Body<'_>, String> {
+/// most 1024), visited in a fixed random order from position `next`, which it advances.
+fn bound_fds(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
     let fds: Vec<OwnedFd> = (0..BOUND_FDS)
         .map(|k| open_bound(f.minor, f.order[k % f.order.len()]))
         .collect::<Result<_, _>>()?;
     let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let mut buf = [0u8; MSG];
-    let mut next = 0usize;
+    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
     Ok(Box::new(move |iters| {
         let _owners = &fds;
+        let mut at = next.get();
         for _ in 0..iters {
-            let fd = raw[f.picks[next]];
-            next = if next + 1 == f.picks.len() {
-                0
-            } else {
-                next + 1
-            };
-            write_all(fd, &PAYLOAD, "write")?;
+            let fd = raw[f.picks[at]];
+            at = if at + 1 == f.picks.len() { 0 } else { at + 1 };
+            write_all(fd, &out, "write")?;
             read_exact(fd, &mut buf, MSG, "read")?;
         }
+        next.set(at);
         Ok(())
     }))
 }
