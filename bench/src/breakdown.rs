@@ -10,6 +10,7 @@
 //! cold page for the scale section.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::measure::{paired_difference, Body, Sample, Setup, Timer};
@@ -53,7 +54,9 @@ pub fn getppid() -> Body<'static> {
 /// beforehand, so that it is mapped): one cold page more than `getppid`, which under TCG
 /// is a miss in QEMU's software TLB.
 pub fn cold_page(cold: Arc<Vec<u8>>) -> Body<'static> {
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    // Each setup walks its own sequence of pages.
+    static SETUPS: AtomicU64 = AtomicU64::new(1);
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ SETUPS.fetch_add(1, Ordering::Relaxed) << 32;
     let pages = cold.len() / PAGE;
     repeat(move || {
         // SAFETY: getppid has no arguments and cannot fail.
