@@ -7,7 +7,9 @@
 //! Each repetition starts the threads together (pinned to CPU `i % cpus`), lets them read
 //! 128-byte messages for the repetition's duration and divides their total reads by the
 //! time from start to stop. The configurations take turns repetition by repetition, so that
-//! a change in the host's load affects the 1-thread and 2-thread runs alike.
+//! a change in the host's load affects the 1-thread and 2-thread runs alike, and every
+//! repetition reads through fresh descriptors, the earlier ones kept open (placement
+//! matters under TCG, see `Timer::run_fresh`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,12 +64,15 @@ fn pin_to(cpu: usize) {
     }
 }
 
-fn open_reader(target: Target, i: usize) -> Result<OwnedFd, String> {
-    match target {
-        Target::Zero => open("/dev/zero", libc::O_RDONLY),
-        Target::SameChannel => open_bound(MINOR, 1),
-        Target::OwnChannel => open_bound(MINOR, i as u32 + 1),
-    }
+/// One fresh descriptor per reader thread.
+fn open_readers(target: Target, threads: usize) -> Result<Vec<OwnedFd>, String> {
+    (0..threads)
+        .map(|i| match target {
+            Target::Zero => open("/dev/zero", libc::O_RDONLY),
+            Target::SameChannel => open_bound(MINOR, 1),
+            Target::OwnChannel => open_bound(MINOR, i as u32 + 1),
+        })
+        .collect()
 }
 
 /// One repetition: `fds.len()` threads read until the repetition's time is up.
@@ -126,14 +131,12 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Run)) -> Result<Vec<Run>, Str
         (Target::SameChannel, 2),
         (Target::OwnChannel, 2),
     ];
-    let mut fds = Vec::new();
+    let mut kept = Vec::new();
     let mut runs = Vec::new();
     for (target, threads) in configs {
-        let open: Vec<OwnedFd> = (0..threads)
-            .map(|i| open_reader(target, i))
-            .collect::<Result<_, _>>()?;
+        let open = open_readers(target, threads)?;
         rep(timer, &open, cpus)?; // warm-up
-        fds.push(open);
+        kept.push(open);
         runs.push(Run {
             target,
             threads,
@@ -141,10 +144,12 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Run)) -> Result<Vec<Run>, Str
         });
     }
     for _ in 0..timer.reps {
-        for (run, open) in runs.iter_mut().zip(&fds) {
-            let ops = rep(timer, open, cpus)
+        for run in runs.iter_mut() {
+            let open = open_readers(run.target, run.threads)?;
+            let ops = rep(timer, &open, cpus)
                 .map_err(|e| format!("parallel {:?} x{}: {e}", run.target, run.threads))?;
             run.ops_per_sec.push(ops);
+            kept.push(open);
         }
     }
     for run in &runs {
