@@ -129,8 +129,7 @@ impl Scale {
     /// What `p`'s rebind costs over the 1-channel rebind, in cold pages (both differences
     /// paired per turn).
     pub fn rebind_extra_cold_pages(&self, p: &Point) -> f64 {
-        paired_difference(&p.rebind, &self.points[0].rebind)
-            / paired_difference(&self.cold_page, &self.getppid)
+        paired_difference(&p.rebind, &self.points[0].rebind) / self.cold_page_ns()
     }
 
     /// One cold page in nanoseconds (paired per turn).
@@ -312,13 +311,10 @@ pub fn run(timer: &Timer) -> Result<(Scale, Vec<Memory>), String> {
         .run_fresh(&setups)
         .map_err(|e| format!("scale rebind: {e}"))?;
     drop(setups);
-    let mut probes = rebind.drain(..3);
-    let (rebind_floor, getppid, cold_page) = (
-        probes.next().ok_or("no floor sample")?,
-        probes.next().ok_or("no getppid sample")?,
-        probes.next().ok_or("no cold-page sample")?,
-    );
-    drop(probes);
+    // `run_fresh` returns one sample per setup, in order.
+    let rebind_floor = rebind.remove(0);
+    let getppid = rebind.remove(0);
+    let cold_page = rebind.remove(0);
 
     let mut setups: Vec<(&str, Setup)> = vec![("floor", Box::new(floor))];
     for f in &filled {
