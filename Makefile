@@ -8,7 +8,7 @@
 #                     the fuzzer and a kmemleak scan
 #   make bench        benchmarks against the kernel's own IPC, in the guest
 #   make bench-trace  kernel code per exchange of each benchmark case, counted from TCG's
-#                     execution log (deterministic)
+#                     execution log (repeatable, unlike timings)
 #   make lint         rustfmt, clippy and the kernel's W=1 build, warning-free
 #
 # Without KDIR the module is built against the rig's guest kernel (vm/build-kernel builds or

@@ -2,7 +2,7 @@
 
 //! The guest side of `bench/run --trace`: every single-threaded case runs a few exchanges
 //! while QEMU logs each translation block the vCPU executes, so that the host can count the
-//! kernel code one exchange runs (deterministic, unlike timings under TCG).
+//! kernel code one exchange runs (repeatable to a block or two, unlike timings under TCG).
 //!
 //! Protocol with the host (bench/trace.py): print [`READY`], sleep [`ARM_DELAY`] while the
 //! host turns the execution log on, then for case `i` make `MARKER_BASE + i` `getppid`
