@@ -9,17 +9,22 @@
 #   make bench        benchmarks against the kernel's own IPC, in the guest
 #   make bench-trace  kernel code per exchange of each benchmark case, counted from TCG's
 #                     execution log (repeatable, unlike timings)
-#   make lint         rustfmt, clippy and the kernel's W=1 build, warning-free
+#   make lint         rustfmt, clippy, and the module's W=1 build with the kernel's clippy
+#                     lints (CLIPPY=1), warning-free
 #
 # Without KDIR the module is built against the rig's guest kernel (vm/build-kernel builds or
 # reuses it; a fresh machine needs `make setup` first, which `make demo` and `make test` do).
 
+SHELL := /bin/bash
 CARGO_TARGET := x86_64-unknown-linux-gnu
 CARGO_OUT := target/$(CARGO_TARGET)/release
 BUILD_VARIANT ?= base
 KDIR ?= $(shell vm/build-kernel $(BUILD_VARIANT))
-MODULE_BUILD := build/$(BUILD_VARIANT)
-TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}"
+# CLIPPY=1 builds the module with clippy-driver: the kernel's clippy lints on top of rustc's
+# (in a build directory of its own, so that the lints run even when the module is up to date).
+CLIPPY ?=
+MODULE_BUILD := build/$(BUILD_VARIANT)$(if $(CLIPPY),-clippy)
+TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}" $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 
 .PHONY: all module tools setup test test-debug demo lint clean bench bench-trace
 all: module tools
@@ -28,6 +33,7 @@ all: module tools
 # The module is built from a copy of kernel/ and uapi/ so that builds against different
 # kernels do not share object files and the source tree stays clean.
 module:
+	@$(if $(CLIPPY),rm -rf $(MODULE_BUILD))
 	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
 	@cp -ru kernel/. $(MODULE_BUILD)/kernel/ && cp -ru uapi/. $(MODULE_BUILD)/uapi/
 	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel W=1 modules'
@@ -56,10 +62,12 @@ bench: setup
 bench-trace: setup
 	@bench/run --trace
 
-lint:
+lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --target $(CARGO_TARGET) --locked -- -D warnings
-	rustfmt --check --edition 2021 kernel/*.rs
+	rustfmt --check --edition 2021 kernel/message_slot_main.rs
+	@out=$$($(MAKE) -s module CLIPPY=1 2>&1); status=$$?; printf '%s\n' "$$out"; \
+	 [ $$status = 0 ] && ! grep -qi warning <<<"$$out"
 
 clean:
 	rm -rf build target message_slot.ko message_sender message_reader

@@ -2,9 +2,9 @@
 
 //! Character-device registration with a safe, trait-based interface.
 //!
-//! Linux 6.12's `kernel` crate has no file or misc-device abstractions, so this module is where
-//! the driver's file operations meet the raw `bindings`. It is modelled on upstream's later
-//! `kernel::miscdevice`: a driver implements [`CharDevice`] and holds a pinned [`Registration`],
+//! A range of minors of a fixed major, which upstream has no abstraction for:
+//! `kernel::miscdevice` (not in 6.12) registers one dynamic minor of the misc major. This is
+//! modelled on it: a driver implements [`CharDevice`] and holds a pinned [`Registration`],
 //! which owns the `file_operations` table and the registered device numbers.
 //!
 //! The table is embedded in the [`Registration`], and `chrdev_open` installs it as the file's
@@ -12,7 +12,6 @@
 //! per-open state returned by [`CharDevice::open`] lives in `file->private_data` until
 //! `release`.
 
-use super::{UserDestination, UserSource};
 use core::marker::PhantomData;
 use kernel::{
     bindings,
@@ -37,11 +36,13 @@ pub(crate) trait CharDevice: Sync + Sized {
     /// Opens minor `minor` (below the registered count).
     fn open(&self, minor: u32) -> Result<Self::OpenFile>;
 
-    /// Reads into the user buffer `buf`; returns the number of bytes written to it.
-    fn read(file: OpenFileRef<'_, Self>, buf: UserDestination) -> Result<usize>;
+    /// Reads into the `len` bytes of user memory at `buf`; returns the number of bytes written
+    /// to it.
+    fn read(file: OpenFileRef<'_, Self>, buf: UserPtr, len: usize) -> Result<usize>;
 
-    /// Writes from the user buffer `buf`; returns the number of bytes consumed.
-    fn write(file: OpenFileRef<'_, Self>, buf: UserSource) -> Result<usize>;
+    /// Writes from the `len` bytes of user memory at `buf`; returns the number of bytes
+    /// consumed.
+    fn write(file: OpenFileRef<'_, Self>, buf: UserPtr, len: usize) -> Result<usize>;
 
     /// Handles `ioctl(fd, cmd, arg)`.
     fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize>;
@@ -202,10 +203,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::read(
-            open_file,
-            UserDestination::new(buf as UserPtr, len),
-        ))
+        ssize(T::read(open_file, buf as UserPtr, len))
     }
 
     /// # Safety
@@ -219,7 +217,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::write(open_file, UserSource::new(buf as UserPtr, len)))
+        ssize(T::write(open_file, buf as UserPtr, len))
     }
 
     /// # Safety
@@ -228,7 +226,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        match T::ioctl(open_file, cmd, arg as usize) {
+        match T::ioctl(open_file, cmd, arg) {
             Ok(value) => value as c_long,
             Err(error) => error.to_errno() as c_long,
         }

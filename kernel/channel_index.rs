@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An insert-only map from any `u32` key to `T`, with lock-free lookups, and a cursor that
-//! remembers one of its entries.
+//! The channel index: an insert-only map from any `u32` key to `T`, with lock-free lookups,
+//! and a cursor that remembers one of its entries.
 //!
 //! Keys below [`BUCKETS`] are their own bucket in an [`InsertOnlyMap`] (an XArray); larger
 //! keys are hashed into the same range with a per-map random multiplier. Each bucket holds an
@@ -10,7 +10,7 @@
 //! are spread over `u32` (a key spread over all of `u32` would need six levels, nearly one
 //! leaf node per entry).
 
-use super::InsertOnlyMap;
+use crate::compat::xarray::InsertOnlyMap;
 use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -43,15 +43,25 @@ impl<T> Entry<T> {
     }
 }
 
+impl<T> Entry<T> {
+    /// The value of an entry that was never linked into a chain.
+    fn into_value(entry: KBox<Self>) -> T {
+        let entry = core::mem::ManuallyDrop::new(KBox::into_inner(entry));
+        // SAFETY: `entry` is never dropped, so `value` is moved out exactly once. Nothing else
+        // needs dropping: `key` is a `u32` and `next` is null (the entry was never linked).
+        unsafe { ptr::read(&entry.value) }
+    }
+}
+
 impl<T> Drop for Entry<T> {
     fn drop(&mut self) {
         // The rest of the chain, one entry at a time (no recursion however long the chain).
-        let mut next = core::mem::replace(self.next.get_mut(), ptr::null_mut());
+        let mut next = core::mem::take(self.next.get_mut());
         while !next.is_null() {
             // SAFETY: `next` came from `KBox::into_raw` and was owned by the entry it was
             // taken from (type invariant), which no longer refers to it.
             let mut entry = unsafe { KBox::from_raw(next) };
-            next = core::mem::replace(entry.next.get_mut(), ptr::null_mut());
+            next = core::mem::take(entry.next.get_mut());
         }
     }
 }
@@ -104,10 +114,15 @@ impl<T: 'static> KeyedMap<T> {
         None
     }
 
-    /// Inserts `value` under `key` unless the key is present (`value` is then dropped); returns
-    /// the value under `key` afterwards and whether it is `value`. The entry is allocated with
-    /// `flags` (`ENOMEM`), the XArray's nodes as [`super::user_memory`].
-    pub(crate) fn get_or_insert(&self, key: u32, value: T, flags: Flags) -> Result<(&T, bool)> {
+    /// Inserts `value` under `key` unless the key is present; returns the value under `key`
+    /// afterwards and, if that is not `value`, `value` itself. The entry and the XArray's nodes
+    /// are allocated with `flags` (`ENOMEM`, dropping `value`).
+    pub(crate) fn get_or_insert(
+        &self,
+        key: u32,
+        value: T,
+        flags: Flags,
+    ) -> Result<(&T, Option<T>)> {
         let created = KBox::new(
             Entry {
                 key,
@@ -119,22 +134,23 @@ impl<T: 'static> KeyedMap<T> {
         .map_err(|_| ENOMEM)?;
         let bucket = self.bucket(key);
         match self.buckets.get(bucket) {
-            Some(head) => self.append(head, created),
-            None => match self.buckets.get_or_insert(bucket, created) {
-                Ok((head, None)) => Ok((&head.value, true)),
-                Ok((head, Some(created))) => self.append(head, created),
+            Some(head) => Ok(self.append(head, created)),
+            None => match self.buckets.get_or_insert(bucket, created, flags) {
+                Ok((head, None)) => Ok((&head.value, None)),
+                Ok((head, Some(created))) => Ok(self.append(head, created)),
                 Err((error, _)) => Err(error),
             },
         }
     }
 
     /// Appends `created` to the chain from `entry`, the head of its key's bucket, unless its key
-    /// is in the chain; returns the value under the key and whether it is `created`'s.
+    /// is in the chain; returns the value under the key and, if that is not `created`'s,
+    /// `created`'s value.
     fn append<'a>(
         &'a self,
         mut entry: &'a Entry<T>,
         created: KBox<Entry<T>>,
-    ) -> Result<(&'a T, bool)> {
+    ) -> (&'a T, Option<T>) {
         let key = created.key;
         let created = KBox::into_raw(created);
         // INVARIANT: `created` goes into the bucket of its key, after every entry of the chain
@@ -143,8 +159,8 @@ impl<T: 'static> KeyedMap<T> {
         loop {
             if entry.key == key {
                 // SAFETY: `created` came from `KBox::into_raw` and was never published.
-                drop(unsafe { KBox::from_raw(created) });
-                return Ok((&entry.value, false));
+                let created = unsafe { KBox::from_raw(created) };
+                return (&entry.value, Some(Entry::into_value(created)));
             }
             match entry.next.compare_exchange(
                 ptr::null_mut(),
@@ -155,7 +171,7 @@ impl<T: 'static> KeyedMap<T> {
                 // INVARIANT: `entry` now owns `created`, an entry from `KBox::into_raw`.
                 // SAFETY: `created` is now owned by the chain, which keeps it until the map is
                 // dropped, which cannot happen while `self` is borrowed.
-                Ok(_) => return Ok((unsafe { &(*created).value }, true)),
+                Ok(_) => return (unsafe { &(*created).value }, None),
                 // SAFETY: A non-null `next` is an entry owned by `entry` (type invariant of
                 // `Entry`), alive while `self` is borrowed.
                 Err(next) => entry = unsafe { &*next },

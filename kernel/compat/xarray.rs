@@ -2,13 +2,16 @@
 
 //! An insert-only map from `u32` indices to owned values, on the kernel's XArray.
 //!
-//! 6.12's `kernel` crate has no XArray abstraction (upstream added `kernel::xarray` later).
+//! Stands in for upstream's `kernel::xarray::XArray` (not in 6.12), restricted to what an
+//! insert-only map needs: `xa_load`, `__xa_insert` and teardown.
 //! Lookups are lock-free (`xa_load` runs under RCU internally); inserts take the XArray's
 //! spinlock, which the XArray drops while it allocates nodes. Entries are only removed when
 //! the whole map is dropped, which is what makes handing out borrows for `&self` sound.
 
+use super::{alloc::raw_gfp, sched::cond_resched};
 use core::{marker::PhantomData, ptr};
 use kernel::{
+    alloc::Flags,
     bindings,
     error::to_result,
     ffi::c_ulong,
@@ -84,23 +87,19 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     /// Inserts `value` at `index` unless an entry exists there; returns the entry at `index`
     /// afterwards and, if `value` was not inserted, `value` itself (so that the caller drops it
     /// outside any lock). Fails with `ENOMEM` (giving `value` back as well). The XArray's
-    /// nodes are allocated as [`super::user_memory`]: charged to the caller's memory cgroup.
+    /// nodes are allocated with `flags`.
     pub(crate) fn get_or_insert(
         &self,
         index: u32,
         value: T,
+        flags: Flags,
     ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
         let entry = value.into_foreign().cast_mut();
         // SAFETY: `xa` is initialised; `__xa_insert` is called with its lock held, as the C
         // API requires (it drops and retakes the lock itself to allocate with `flags`).
         let ret = unsafe {
             bindings::spin_lock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
-            let ret = bindings::__xa_insert(
-                self.xa.get(),
-                index as c_ulong,
-                entry,
-                super::USER_MEMORY_GFP,
-            );
+            let ret = bindings::__xa_insert(self.xa.get(), index as c_ulong, entry, raw_gfp(flags));
             bindings::spin_unlock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
             ret
         };
@@ -135,7 +134,7 @@ impl<T: ForeignOwnable> PinnedDrop for InsertOnlyMap<T> {
             while !entry.is_null() {
                 drop(T::from_foreign(entry));
                 // Millions of entries may be freed here (at module unload): let others run.
-                super::cond_resched();
+                cond_resched();
                 entry = bindings::xa_find_after(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
             }
             bindings::xa_destroy(xa);

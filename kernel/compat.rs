@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The bottom layer: thin wrappers of kernel APIs that a target kernel's `kernel` crate lacks.
+//!
+//! Every wrapper has upstream's shape (the caller passes GFP flags, no driver policy inside)
+//! and names the upstream abstraction that replaces it, so that it can be deleted once every
+//! supported kernel has that abstraction. Nothing here knows about message slots.
+//!
+//! | file         | stands in for                                                  | in 7.3's `kernel` crate |
+//! |--------------|----------------------------------------------------------------|-------------------------|
+//! | `alloc.rs`   | `Flags::as_raw` (crate-private in 6.12)                        | to check                |
+//! | `chrdev.rs`  | a fixed-major char device (`kernel::miscdevice` serves one misc minor) | no              |
+//! | `error.rs`   | `EMSGSIZE` in `kernel::error::code`                            | to check                |
+//! | `param.rs`   | module parameters in `module!`                                 | yes                     |
+//! | `rcu.rs`     | `kernel::sync::rcu::{Guard, read_lock}`; `kvfree_call_rcu`      | guard yes               |
+//! | `sched.rs`   | `cond_resched()`                                               | to check                |
+//! | `uaccess.rs` | `copy_to_user_nofault()`                                       | to check                |
+//! | `xarray.rs`  | `kernel::xarray::XArray`                                       | yes                     |
+//!
+//! `helpers.c` holds the C side of `rcu.rs` (`rcu_read_lock()` is a static inline function,
+//! which Rust cannot call; upstream's `rust/helpers/rcu.c` does the same for its guard).
+
+pub(crate) mod alloc;
+pub(crate) mod chrdev;
+pub(crate) mod error;
+pub(crate) mod param;
+pub(crate) mod rcu;
+pub(crate) mod sched;
+pub(crate) mod uaccess;
+pub(crate) mod xarray;

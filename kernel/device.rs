@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The message-slot device: minors `0..SLOT_MINORS` of char major `MAJOR_NUM`, each a lazily
+//! created [`Slot`], and the file operations that route to it. Safe Rust only.
+#![forbid(unsafe_code)]
+
+use crate::compat::chrdev::{CharDevice, OpenFileRef};
+use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
+use crate::uapi::{MSG_SLOT_CHANNEL, SLOT_MINORS};
+use kernel::{
+    prelude::*,
+    sync::{Arc, Mutex},
+    uaccess::UserPtr,
+};
+
+/// The device: the lazily created slots of all minors.
+#[pin_data]
+pub(crate) struct MessageSlotDevice {
+    #[pin]
+    slots: Mutex<[Option<Arc<Slot>>; SLOT_MINORS as usize]>,
+}
+
+impl MessageSlotDevice {
+    /// A device with no slots yet.
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            slots <- kernel::new_mutex!(
+                [const { None }; SLOT_MINORS as usize],
+                "MessageSlotDevice::slots"
+            ),
+        })
+    }
+
+    /// The slot of `minor`, created on first use.
+    fn slot(&self, minor: usize) -> Result<Arc<Slot>> {
+        if let Some(slot) = self.slots.lock().get(minor).ok_or(ENXIO)? {
+            return Ok(slot.clone());
+        }
+        // Allocated outside the lock; if another opener created the slot meanwhile, ours is
+        // dropped unused after the lock is released.
+        let created = Arc::new(Slot::new()?, GFP_KERNEL)?;
+        let mut slots = self.slots.lock();
+        let slot = slots.get_mut(minor).ok_or(ENXIO)?;
+        Ok(slot.get_or_insert_with(|| created.clone()).clone())
+    }
+}
+
+impl CharDevice for MessageSlotDevice {
+    type OpenFile = KBox<OpenSlot>;
+
+    fn open(&self, minor: u32) -> Result<Self::OpenFile> {
+        let slot = self.slot(minor as usize)?;
+        Ok(KBox::new(OpenSlot::new(slot), user_memory())?)
+    }
+
+    #[inline]
+    fn read(file: OpenFileRef<'_, Self>, buf: UserPtr, len: usize) -> Result<usize> {
+        file.read(buf, len)
+    }
+
+    #[inline]
+    fn write(file: OpenFileRef<'_, Self>, buf: UserPtr, len: usize) -> Result<usize> {
+        file.write(buf, len)
+    }
+
+    fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        // Upstream drivers answer an unknown command with `ENOTTY`; this device's documented
+        // contract (the original specification, which programs written against it test for)
+        // is `EINVAL` for any command other than `MSG_SLOT_CHANNEL`.
+        if cmd != MSG_SLOT_CHANNEL {
+            return Err(EINVAL);
+        }
+        file.bind(ChannelId::from_ioctl_arg(arg)?);
+        Ok(0)
+    }
+}
