@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs in the guest (tests/run adds it): the in-guest suite and, on the debug kernel, the
-# model-based fuzzer and a kmemleak scan after the module is unloaded. Prints PASS/FAIL lines
-# and ends with the combined `N passed, M failed`.
+# model-based fuzzer and a kmemleak scan after the module is unloaded. Prints PASS/FAIL/SKIP
+# lines and ends with the combined `N passed, M failed, K skipped`.
 #
 #   sh /guest-suite.sh base|debug [SUITE_FILTER...]
 mode=$1
 shift
 passed=0
 failed=0
+skipped=0
 verdict() { # NAME STATUS
 	if [ "$2" = 0 ]; then
 		passed=$((passed + 1)); echo "PASS $1"
@@ -28,10 +29,11 @@ if [ "$mode" = debug ]; then
 fi
 
 /message-slot-guest-tests "$@" | tee /tmp/suite.log
-summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' /tmp/suite.log | tail -1)
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' /tmp/suite.log | tail -1)
 if [ -n "$summary" ]; then
+	# N passed, M failed[, K skipped]
 	set -- $summary
-	passed=$((passed + $1)); failed=$((failed + $3))
+	passed=$((passed + $1)); failed=$((failed + $3)); skipped=$((skipped + ${5:-0}))
 else
 	verdict "guest suite printed its summary" 1
 fi
@@ -51,4 +53,4 @@ if [ "$mode" = debug ]; then
 	verdict "kmemleak finds no leaks" "$([ -s /tmp/leaks ] && echo 1 || echo 0)"
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"

@@ -14,8 +14,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Major number of every message slot (from the shared uapi).
 pub const MAJOR: u32 = message_slot::MAJOR_NUM;
-/// The channel ioctl (from the shared uapi).
-pub const CHANNEL_CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
 /// Largest message (from the shared uapi); every benchmark moves messages of this size.
 pub const MSG: usize = message_slot::MAX_MESSAGE_LEN;
 
@@ -97,15 +95,13 @@ pub fn open_slot(minor: u32) -> Result<OwnedFd, String> {
     open(&slot_node(minor)?, libc::O_RDWR)
 }
 
-/// `ioctl(fd, MSG_SLOT_CHANNEL, channel)`.
+/// `ioctl(fd, MSG_SLOT_CHANNEL, channel)` (the tests' raw helper, inlined).
 #[inline]
 pub fn bind(fd: RawFd, channel: u32) -> Result<(), String> {
-    // SAFETY: MSG_SLOT_CHANNEL takes its argument by value and touches no user memory.
-    let rc = unsafe { libc::ioctl(fd, CHANNEL_CMD as _, libc::c_ulong::from(channel)) };
-    if rc != 0 {
-        return Err(os_err(&format!("ioctl(MSG_SLOT_CHANNEL, {channel})")));
-    }
-    Ok(())
+    message_slot_test_support::sys::bind(fd, channel).map_err(|e| {
+        let error = io::Error::from_raw_os_error(e);
+        format!("ioctl(MSG_SLOT_CHANNEL, {channel}): {error}")
+    })
 }
 
 /// `write(fd, buf)`, which must write all of `buf`.

@@ -12,22 +12,21 @@
 //! `u32::MAX`, wrong commands), write and read (sizes 0..=300; valid, NULL, unmapped,
 //! `PROT_NONE`, straddling, read-only and kernel pointers) and fork (the child performs a few
 //! operations and exits). Every result is checked against the model in [`worker`]; every
-//! message read is verified whole ([`msg`]) and per reader, channel and writer the sequence
-//! numbers never go backwards. The seed is printed first; a summary (operations per kind,
-//! errno histogram, the first failures) follows and the last line is
-//! `fuzz: N ops, M failures`. Exits 1 on any failure.
+//! message read is verified whole (the shared codec, [`message_slot_test_support::msg`]) and
+//! per reader, channel and writer the sequence numbers never go backwards. The seed is
+//! printed first; a summary (operations per kind, errno histogram, the first failures)
+//! follows and the last line is `fuzz: N ops, M failures`. Exits 1 on any failure.
 
-mod msg;
 mod rng;
 mod shared;
 mod worker;
 
-use std::ffi::CString;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use message_slot_test_support::sys::{char_node, errno_name};
 use shared::{Shared, KINDS, MINORS, OUTCOMES, POOL};
-use worker::{errno_name, Config, Worker};
+use worker::{Config, Worker};
 
 /// Default operation count: over 10^6 for the debug run; at the measured ~5,300 ops/s of
 /// the debug kernel under TCG (2 vCPUs, 3 x 3 workers) about 4 minutes, ~110,000 ops/s (10 s)
@@ -86,27 +85,16 @@ fn parse_args() -> Args {
 }
 
 /// Path of the node for `minor`: the rig's `/dev/slotN` for 0..=3, else a node created here.
-fn node(minor: u32) -> CString {
+fn node(minor: u32) -> PathBuf {
     if minor <= 3 {
-        return CString::new(format!("/dev/slot{minor}")).unwrap_or_default();
+        return PathBuf::from(format!("/dev/slot{minor}"));
     }
-    let path = format!("/dev/slot_fuzz_{minor}");
-    let dev = libc::makedev(message_slot::MAJOR_NUM, minor);
-    let ok = std::fs::metadata(&path)
-        .map(|m| m.file_type().is_char_device() && m.rdev() == dev)
-        .unwrap_or(false);
-    let c = CString::new(path.clone()).unwrap_or_default();
-    if !ok {
-        let _ = std::fs::remove_file(&path);
-        // SAFETY: valid C string.
-        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) } != 0 {
-            eprintln!("fuzz: mknod {path}: {}", std::io::Error::last_os_error());
-            std::process::exit(1);
-        }
-        // SAFETY: valid C string.
-        unsafe { libc::chmod(c.as_ptr(), 0o666) };
+    let path = PathBuf::from(format!("/dev/slot_fuzz_{minor}"));
+    if let Err(e) = char_node(&path, minor) {
+        eprintln!("fuzz: {e}");
+        std::process::exit(1);
     }
-    c
+    path
 }
 
 /// The channel pool: four ids unique to this run (above the guest suite's fresh ids), then

@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use message_slot_test_support::sys::SharedMemory;
+
 /// Operation kinds.
 pub const KINDS: [&str; 6] = ["open", "close", "ioctl", "write", "read", "fork"];
 /// Kind indexes.
@@ -49,22 +51,10 @@ pub struct Shared {
 impl Shared {
     /// Maps a zeroed shared block (all-zero atomics are valid); it is never unmapped.
     pub fn map() -> &'static Shared {
-        let size = std::mem::size_of::<Shared>();
-        // SAFETY: an anonymous shared mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert!(p != libc::MAP_FAILED, "mmap of the shared block failed");
-        // SAFETY: the mapping is zero-filled, suitably aligned (page), large enough, lives
-        // for the rest of the process (and its children) and holds only atomics.
-        unsafe { &*(p as *const Shared) }
+        // SAFETY: `Shared` holds only atomics (and arrays of them): all-zero is a valid value
+        // and they work across processes.
+        let shared = unsafe { SharedMemory::<Shared>::new() };
+        shared.expect("mmap of the shared block").leak()
     }
 
     /// Counts one operation of `kind` with outcome `errno` (0 = success).

@@ -5,18 +5,22 @@
 //!
 //! The model per descriptor is its minor, access mode and binding (descriptors are private
 //! to a worker; a forked child may read and write inherited ones but never re-binds them, so
-//! the parent's model stays exact). Message contents are checked with [`crate::msg`]; which
-//! channels certainly hold a message of this run comes from [`Shared::written`].
+//! the parent's model stays exact). Message contents are checked with the shared codec
+//! ([`msg`]); which channels certainly hold a message of this run comes from
+//! [`Shared::written`].
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::path::{Path, PathBuf};
 
-use crate::msg::{self, Decoded, Meta, MAX};
+use message_slot::Slot;
+use message_slot_test_support::msg::{self, Decoded, Meta, MAX};
+use message_slot_test_support::sys::{
+    close, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD as CMD,
+};
+
 use crate::rng::Rng;
 use crate::shared::{Shared, CLOSE, FORK, IOCTL, MINORS, OPEN, POOL, READ, WRITE};
-
-/// `MSG_SLOT_CHANNEL`.
-const CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
 /// Minors from this index on are the fuzzer's own nodes, where the extreme ids are used too.
 const DEDICATED: usize = 4;
 /// Pool entries usable on every minor (the rest are the extreme ids 1 and `u32::MAX`).
@@ -37,7 +41,7 @@ pub struct Config {
     /// Channel ids: `RUN_IDS` run-specific ones, then 1 and `u32::MAX`.
     pub pool: [u32; POOL],
     /// Device paths, one per entry of [`MINORS`].
-    pub paths: Vec<CString>,
+    pub paths: Vec<PathBuf>,
     /// The shared counters.
     pub shared: &'static Shared,
 }
@@ -50,11 +54,11 @@ enum Access {
 }
 
 impl Access {
-    fn flags(self) -> i32 {
+    fn open(self, path: &Path) -> message_slot::Result<Slot> {
         match self {
-            Access::Read => libc::O_RDONLY,
-            Access::Write => libc::O_WRONLY,
-            Access::Both => libc::O_RDWR,
+            Access::Read => Slot::open_read_only(path),
+            Access::Write => Slot::open_write_only(path),
+            Access::Both => Slot::open(path),
         }
     }
     fn can_read(self) -> bool {
@@ -67,7 +71,7 @@ impl Access {
 
 #[derive(Clone, Copy, Debug)]
 struct OpenFd {
-    fd: i32,
+    fd: RawFd,
     minor: usize,
     access: Access,
     binding: Option<usize>,
@@ -86,92 +90,24 @@ enum Ptr {
     Kernel,
 }
 
-/// Three pages: read-write, `PROT_NONE`, read-only.
-struct Pages {
-    base: *mut u8,
-    page: usize,
-}
-
-impl Pages {
-    fn new() -> Pages {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        // SAFETY: a fresh private anonymous mapping.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                3 * page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert!(base != libc::MAP_FAILED, "mmap failed");
-        let base = base.cast::<u8>();
-        // SAFETY: both ranges are inside the mapping created above.
-        unsafe {
-            assert_eq!(
-                libc::mprotect(base.add(page).cast(), page, libc::PROT_NONE),
-                0
-            );
-            assert_eq!(
-                libc::mprotect(base.add(2 * page).cast(), page, libc::PROT_READ),
-                0
-            );
-        }
-        Pages { base, page }
-    }
-    fn guard(&self) -> *mut u8 {
-        self.base.wrapping_add(self.page)
-    }
-    fn read_only(&self) -> *mut u8 {
-        self.base.wrapping_add(2 * self.page)
-    }
-    /// Copies `bytes` into the read-only page (temporarily making it writable).
-    fn fill_read_only(&self, bytes: &[u8]) {
-        let ro = self.read_only();
-        // SAFETY: the third page of our mapping; `bytes` is at most 300 bytes.
-        unsafe {
-            libc::mprotect(ro.cast(), self.page, libc::PROT_READ | libc::PROT_WRITE);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ro, bytes.len());
-            libc::mprotect(ro.cast(), self.page, libc::PROT_READ);
-        }
-    }
-}
-
 /// Errno bit set (every errno the model uses is below 128).
 fn bit(e: i32) -> u128 {
     1u128 << e
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-/// Symbolic errno name.
-pub fn errno_name(e: i32) -> String {
-    let s = match e {
-        0 => "success",
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::ENODEV => "ENODEV",
-        libc::ENXIO => "ENXIO",
-        libc::EINVAL => "EINVAL",
-        libc::EMFILE => "EMFILE",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSPC => "ENOSPC",
-        libc::EMSGSIZE => "EMSGSIZE",
-        _ => return format!("errno {e}"),
-    };
-    s.to_string()
+/// The error a read or write gets before the driver looks at its size or buffer: a
+/// descriptor not open for it (`EBADF`, from the VFS), a kernel pointer (`EFAULT`, from
+/// `access_ok`), no channel (`EINVAL`).
+fn early_error(f: &OpenFd, access_allowed: bool, ptr: Ptr) -> Option<i32> {
+    if !access_allowed {
+        Some(libc::EBADF)
+    } else if ptr == Ptr::Kernel {
+        Some(libc::EFAULT)
+    } else if f.binding.is_none() {
+        Some(libc::EINVAL)
+    } else {
+        None
+    }
 }
 
 fn allowed_names(errs: u128, ok: &str) -> String {
@@ -198,7 +134,7 @@ pub struct Worker {
     child: bool,
     op: u64,
     last_seen: HashMap<(u8, u8, u32), u32>,
-    pages: Pages,
+    pages: GuardPages,
     buf: Vec<u8>,
 }
 
@@ -216,7 +152,7 @@ impl Worker {
             child: false,
             op: 0,
             last_seen: HashMap::new(),
-            pages: Pages::new(),
+            pages: GuardPages::new().expect("guard pages"),
             buf: vec![0u8; 512],
         }
     }
@@ -227,8 +163,7 @@ impl Worker {
             self.step();
         }
         for f in std::mem::take(&mut self.fds) {
-            // SAFETY: closing our own descriptor.
-            unsafe { libc::close(f.fd) };
+            let _ = close(f.fd);
         }
     }
 
@@ -277,19 +212,22 @@ impl Worker {
         let access =
             [Access::Read, Access::Write, Access::Both, Access::Both][self.rng.below(4) as usize];
         let path = &self.cfg.paths[minor];
-        // SAFETY: `path` is a valid C string.
-        let fd = unsafe { libc::open(path.as_ptr(), access.flags() | libc::O_CLOEXEC) };
-        let e = if fd < 0 { errno() } else { 0 };
-        self.cfg.shared.count(OPEN, e);
-        if fd < 0 {
-            return self.fail(
-                &format!("open {:?} {access:?}", path),
-                "success",
-                &errno_name(e),
-            );
-        }
+        let opened = access.open(path);
+        self.cfg
+            .shared
+            .count(OPEN, opened.as_ref().map_or_else(|e| e.errno(), |_| 0));
+        let slot = match opened {
+            Ok(slot) => slot,
+            Err(e) => {
+                return self.fail(
+                    &format!("open {} {access:?}", path.display()),
+                    "success",
+                    &errno_name(e.errno()),
+                )
+            }
+        };
         self.fds.push(OpenFd {
-            fd,
+            fd: slot.into_fd().into_raw_fd(),
             minor,
             access,
             binding: None,
@@ -303,11 +241,9 @@ impl Worker {
         }
         let i = self.rng.below(self.fds.len() as u64) as usize;
         let f = self.fds.swap_remove(i);
-        // SAFETY: closing our own descriptor.
-        let rc = unsafe { libc::close(f.fd) };
-        let e = if rc < 0 { errno() } else { 0 };
-        self.cfg.shared.count(CLOSE, e);
-        if rc < 0 {
+        let closed = close(f.fd);
+        self.cfg.shared.count(CLOSE, closed.err().unwrap_or(0));
+        if let Err(e) = closed {
             self.fail(
                 &format!("close {}", self.describe(&f)),
                 "success",
@@ -360,23 +296,19 @@ impl Worker {
             let arg = u64::from(self.cfg.pool[self.rng.below(RUN_IDS as u64) as usize]);
             (cmd, arg, None)
         };
-        // SAFETY: the argument is passed by value; no memory is involved.
-        let rc = unsafe { libc::ioctl(f.fd, cmd as _, arg as libc::c_ulong) };
-        let e = if rc < 0 { errno() } else { 0 };
-        self.cfg.shared.count(IOCTL, e);
+        let rc = raw_ioctl(f.fd, cmd, arg);
+        self.cfg.shared.count(IOCTL, rc.err().unwrap_or(0));
         let what = || format!("ioctl({}, {cmd:#010x}, {arg:#x})", self.describe(&f));
-        match target {
-            Some(c) if rc == 0 => self.fds[i].binding = Some(c),
-            Some(_) => self.fail(&what(), "success", &errno_name(e)),
-            None if e == libc::EINVAL => {}
-            None => self.fail(
+        match (target, rc) {
+            (Some(c), Ok(0)) => self.fds[i].binding = Some(c),
+            (Some(_), Ok(rc)) => self.fail(&what(), "success", &format!("success ({rc})")),
+            (Some(_), Err(e)) => self.fail(&what(), "success", &errno_name(e)),
+            (None, Err(libc::EINVAL)) => {}
+            (None, Err(e)) => self.fail(&what(), "EINVAL (binding unchanged)", &errno_name(e)),
+            (None, Ok(rc)) => self.fail(
                 &what(),
                 "EINVAL (binding unchanged)",
-                &if rc < 0 {
-                    errno_name(e)
-                } else {
-                    format!("success ({rc})")
-                },
+                &format!("success ({rc})"),
             ),
         }
     }
@@ -398,8 +330,8 @@ impl Worker {
             Ptr::Valid => self.buf.as_mut_ptr(),
             Ptr::Null => std::ptr::null_mut(),
             Ptr::Low => LOW_PTR as *mut u8,
-            Ptr::Guard => self.pages.guard(),
-            Ptr::Straddle(a) => self.pages.guard().wrapping_sub(a),
+            Ptr::Guard => self.pages.inaccessible(),
+            Ptr::Straddle(a) => self.pages.inaccessible().wrapping_sub(a),
             Ptr::ReadOnly => self.pages.read_only(),
             Ptr::Kernel => KERNEL_PTR as *mut u8,
         }
@@ -432,19 +364,18 @@ impl Worker {
         let addr = self.address(ptr);
         match ptr {
             Ptr::Valid => self.buf[..len].copy_from_slice(&src[..len]),
-            Ptr::ReadOnly => self.pages.fill_read_only(&src[..len]),
-            // SAFETY: the `a` bytes before the guard page are ours and writable.
-            Ptr::Straddle(a) => unsafe {
-                std::ptr::copy_nonoverlapping(src.as_ptr(), addr, a.min(len));
-            },
+            Ptr::ReadOnly => {
+                if let Err(e) = self.pages.fill_read_only(&src[..len]) {
+                    return self.fail("prepare the read-only page", "success", &e);
+                }
+            }
+            Ptr::Straddle(a) => {
+                self.pages.before_guard(a, &src[..a.min(len)]);
+            }
             _ => {}
         }
-        let (ok, errs): (bool, u128) = if !f.access.can_write() {
-            (false, bit(libc::EBADF))
-        } else if ptr == Ptr::Kernel {
-            (false, bit(libc::EFAULT))
-        } else if f.binding.is_none() {
-            (false, bit(libc::EINVAL))
+        let (ok, errs): (bool, u128) = if let Some(e) = early_error(&f, f.access.can_write(), ptr) {
+            (false, bit(e))
         } else if len == 0 || len > MAX {
             (false, bit(libc::EMSGSIZE))
         } else {
@@ -454,10 +385,8 @@ impl Worker {
                 _ => (false, bit(libc::EFAULT)),
             }
         };
-        // SAFETY: the kernel validates the pointer; bad pointers are the point.
-        let n = unsafe { libc::write(f.fd, addr.cast(), len) };
-        let e = if n < 0 { errno() } else { 0 };
-        self.cfg.shared.count(WRITE, e);
+        let n = raw_write(f.fd, addr, len);
+        self.cfg.shared.count(WRITE, n.err().unwrap_or(0));
         let what = || {
             format!(
                 "write({}, {ptr:?}, {len}) seq {}",
@@ -465,22 +394,23 @@ impl Worker {
                 self.seq
             )
         };
-        if n >= 0 {
-            if !ok || n as usize != len {
-                self.fail(
-                    &what(),
-                    &allowed_names(errs, if ok { "success" } else { "" }),
-                    &format!("success ({n})"),
-                );
-            } else if let Some(c) = f.binding {
-                self.cfg.shared.set_written(f.minor, c);
+        match n {
+            Ok(n) if !ok || n != len => self.fail(
+                &what(),
+                &allowed_names(errs, if ok { "success" } else { "" }),
+                &format!("success ({n})"),
+            ),
+            Ok(_) => {
+                if let Some(c) = f.binding {
+                    self.cfg.shared.set_written(f.minor, c);
+                }
             }
-        } else if errs & bit(e) == 0 || e >= 128 {
-            self.fail(
+            Err(e) if e >= 128 || errs & bit(e) == 0 => self.fail(
                 &what(),
                 &allowed_names(errs, if ok { "success" } else { "" }),
                 &errno_name(e),
-            );
+            ),
+            Err(_) => {}
         }
     }
 
@@ -504,38 +434,36 @@ impl Worker {
             Ptr::Straddle(a) => a.min(size),
             _ => 0,
         };
-        let (may_succeed, errs): (bool, u128) = if !f.access.can_read() {
-            (false, bit(libc::EBADF))
-        } else if ptr == Ptr::Kernel {
-            (false, bit(libc::EFAULT))
-        } else if f.binding.is_none() {
-            (false, bit(libc::EINVAL))
-        } else {
-            let mut errs = 0;
-            if !written_before {
-                errs |= bit(libc::EAGAIN);
-            }
-            if size < MAX {
-                errs |= bit(libc::ENOSPC);
-            }
-            if cap < size && cap < MAX {
-                errs |= bit(libc::EFAULT);
-            }
-            (cap >= 1, errs)
-        };
-        // SAFETY: the kernel validates the pointer; valid targets are our own buffers.
-        let n = unsafe { libc::read(f.fd, addr.cast(), size) };
-        let e = if n < 0 { errno() } else { 0 };
-        self.cfg.shared.count(READ, e);
+        let (may_succeed, errs): (bool, u128) =
+            if let Some(e) = early_error(&f, f.access.can_read(), ptr) {
+                (false, bit(e))
+            } else {
+                let mut errs = 0;
+                if !written_before {
+                    errs |= bit(libc::EAGAIN);
+                }
+                if size < MAX {
+                    errs |= bit(libc::ENOSPC);
+                }
+                if cap < size && cap < MAX {
+                    errs |= bit(libc::EFAULT);
+                }
+                (cap >= 1, errs)
+            };
+        // The target is `self.buf`, the guard pages (ours) or memory the kernel cannot write.
+        let n = raw_read(f.fd, addr, size);
+        self.cfg.shared.count(READ, n.err().unwrap_or(0));
         let what = || format!("read({}, {ptr:?}, {size})", self.describe(&f));
         let expected = || allowed_names(errs, if may_succeed { "success" } else { "" });
-        if n < 0 {
-            if errs & bit(e) == 0 || e >= 128 {
-                self.fail(&what(), &expected(), &errno_name(e));
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                if e >= 128 || errs & bit(e) == 0 {
+                    self.fail(&what(), &expected(), &errno_name(e));
+                }
+                return;
             }
-            return;
-        }
-        let n = n as usize;
+        };
         if !may_succeed || n > cap || n == 0 {
             return self.fail(&what(), &expected(), &format!("success ({n} bytes)"));
         }
@@ -608,7 +536,7 @@ impl Worker {
         // leaves with `_exit`, never returning into the parent's code.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            let e = errno();
+            let e = last_errno();
             self.cfg.shared.count(FORK, e);
             return self.fail("fork", "success", &errno_name(e));
         }
@@ -649,40 +577,39 @@ impl Worker {
         w.label = "final sweep".into();
         w.seq = u32::MAX;
         for (m, path) in cfg.paths.iter().enumerate() {
-            // SAFETY: `path` is a valid C string.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-            if fd < 0 {
-                w.fail(&format!("open {path:?}"), "success", &errno_name(errno()));
-                continue;
-            }
+            let slot = match Slot::open(path) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    w.fail(
+                        &format!("open {}", path.display()),
+                        "success",
+                        &e.to_string(),
+                    );
+                    continue;
+                }
+            };
             let n_ids = if m >= DEDICATED { POOL } else { RUN_IDS };
             for c in 0..n_ids {
                 let id = cfg.pool[c];
                 let written = cfg.shared.written(m, c);
                 let what = format!("sweep minor {} channel {id:#x}", MINORS[m]);
-                // SAFETY: by-value ioctl; then a read into our own buffer.
-                let (rc, n) = unsafe {
-                    (
-                        libc::ioctl(fd, CMD as _, id as libc::c_ulong),
-                        libc::read(fd, w.buf.as_mut_ptr().cast(), MAX),
-                    )
-                };
-                if rc != 0 {
-                    w.fail(&what, "bind", &errno_name(errno()));
-                } else if n < 0 {
-                    let e = errno();
-                    if e != libc::EAGAIN || written {
-                        w.fail(&what, "a message", &errno_name(e));
+                if let Err(e) = slot.set_channel(id) {
+                    w.fail(&what, "bind", &errno_name(e.errno()));
+                    continue;
+                }
+                match slot.receive(&mut w.buf[..MAX]) {
+                    Err(e) if e.errno() != libc::EAGAIN || written => {
+                        w.fail(&what, "a message", &errno_name(e.errno()));
                     }
-                } else {
-                    let got = w.buf[..n as usize].to_vec();
-                    if let Err(why) = w.check_message(&got, m, c, written) {
-                        w.fail(&what, "a whole message of this channel", &why);
+                    Err(_) => {}
+                    Ok(n) => {
+                        let got = w.buf[..n].to_vec();
+                        if let Err(why) = w.check_message(&got, m, c, written) {
+                            w.fail(&what, "a whole message of this channel", &why);
+                        }
                     }
                 }
             }
-            // SAFETY: our descriptor.
-            unsafe { libc::close(fd) };
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use message_slot::Slot;
 
 use crate::msg;
-use crate::util::{expect_message, open, open_bound, send_all, unhex};
+use crate::util::{expect_message, minor_of, open, open_bound, send_all, unhex};
 
 /// The hidden first argument that selects child mode.
 pub const FLAG: &str = "--child";
@@ -76,18 +76,18 @@ fn run(args: &[String]) -> Result<(), String> {
             expect_message(&slot, &want, "read")
         }
         "writer" => {
-            let writer: u8 = parse(args.get(2), "writer id")?;
+            let writer: u32 = parse(args.get(2), "writer id")?;
             let count: u32 = parse(args.get(3), "count")?;
             let channels = parse_channels(args.get(4))?;
             let slot = open_for(path, &channels)?;
-            msg::writer_loop(&slot, writer, count, &channels)
+            msg::writer_loop(&slot, minor_of(path)?, writer, count, &channels)
         }
         "reader" => {
             let ready: u32 = parse(args.get(2), "ready channel")?;
             let channels = parse_channels(args.get(3))?;
             let slot = open_for(path, &channels)?;
             send_all(&open_bound(path, ready)?, b"ready", "announce readiness")?;
-            let stats = msg::reader_loop(&slot, &channels, READER_LIMIT)?;
+            let stats = msg::reader_loop(&slot, minor_of(path)?, &channels, READER_LIMIT)?;
             println!("{} {}", stats.reads, stats.new_messages);
             Ok(())
         }

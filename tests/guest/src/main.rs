@@ -3,8 +3,9 @@
 //! In-guest test suite for the message-slot character device, its library and its tools.
 //!
 //! Runs inside the test VM as root with the module loaded and `/dev/slot0`..`/dev/slot3`
-//! present. Every test prints `PASS <name>` or `FAIL <name>: <reason>`; the last line is
-//! `N passed, M failed` and the exit status is 1 if anything failed.
+//! present. Every test prints `PASS <name>`, `FAIL <name>: <reason>` or, when it cannot run
+//! on this kernel, `SKIP <name>: <reason>`; the last line is `N passed, M failed, K skipped`
+//! and the exit status is 1 if anything failed (a skip is not a failure).
 //!
 //! ```text
 //! message-slot-guest-tests [--list] [FILTER...]
@@ -49,13 +50,37 @@ struct Progress {
     current: Option<(&'static str, Instant, Duration)>,
     passed: usize,
     failed: usize,
+    skipped: usize,
+}
+
+impl Progress {
+    /// The closing line.
+    fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
 }
 
 static PROGRESS: Mutex<Progress> = Mutex::new(Progress {
     current: None,
     passed: 0,
     failed: 0,
+    skipped: 0,
 });
+
+/// Why the running test skipped itself (see [`skip`]).
+static SKIP_REASON: Mutex<Option<String>> = Mutex::new(None);
+
+/// Ends the running test as skipped: what it checks cannot run on this kernel, for `reason`.
+/// A test returns this (`return skip(...)`); the runner then reports `SKIP <name>: <reason>`
+/// and counts it as skipped, neither passed nor failed (an `Err` returned instead still
+/// fails the test).
+pub fn skip(reason: String) -> TestResult {
+    *SKIP_REASON.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    Ok(())
+}
 
 /// Tests that were selected but have not finished yet (reported by the watchdog).
 static REMAINING: AtomicUsize = AtomicUsize::new(0);
@@ -75,16 +100,19 @@ fn watchdog() {
         let progress = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((name, started, limit)) = progress.current {
             if started.elapsed() > limit {
-                let skipped = REMAINING.load(Ordering::SeqCst).saturating_sub(1);
+                let not_run = REMAINING.load(Ordering::SeqCst).saturating_sub(1);
                 print_line(&format!(
-                    "FAIL {name}: timed out after {}s ({skipped} later test(s) not run)",
+                    "FAIL {name}: timed out after {}s ({not_run} later test(s) not run)",
                     limit.as_secs()
                 ));
-                print_line(&format!(
-                    "{} passed, {} failed",
-                    progress.passed,
-                    progress.failed + 1 + skipped
-                ));
+                // The tests the hang kept from running count as failed: they were meant to
+                // run on this kernel.
+                let counts = Progress {
+                    current: None,
+                    failed: progress.failed + 1 + not_run,
+                    ..*progress
+                };
+                print_line(&counts.summary());
                 std::process::exit(1);
             }
         }
@@ -121,16 +149,21 @@ fn main() {
         let started = Instant::now();
         let result = (t.run)();
         let secs = started.elapsed().as_secs_f64();
+        let skipped = SKIP_REASON.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
         p.current = None;
-        match result {
-            Ok(()) => {
-                p.passed += 1;
-                print_line(&format!("PASS {}", t.name));
-            }
-            Err(reason) => {
+        match (result, skipped) {
+            (Err(reason), _) => {
                 p.failed += 1;
                 print_line(&format!("FAIL {}: {reason}", t.name));
+            }
+            (Ok(()), Some(reason)) => {
+                p.skipped += 1;
+                print_line(&format!("SKIP {}: {reason}", t.name));
+            }
+            (Ok(()), None) => {
+                p.passed += 1;
+                print_line(&format!("PASS {}", t.name));
             }
         }
         if secs >= 2.0 {
@@ -141,6 +174,6 @@ fn main() {
 
     let p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!("  (suite took {:.1}s)", suite_start.elapsed().as_secs_f64());
-    print_line(&format!("{} passed, {} failed", p.passed, p.failed));
+    print_line(&p.summary());
     std::process::exit(if p.failed == 0 { 0 } else { 1 });
 }

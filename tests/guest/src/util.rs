@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Shared helpers: slot opening and binding, errno assertions, raw system calls for
-//! adversarial arguments, guard pages, extra device nodes, fresh channel ids and child
-//! processes with timeouts.
+//! Shared helpers: slot opening and binding, errno assertions, extra device nodes, fresh
+//! channel ids and child processes with timeouts. The raw system calls for adversarial
+//! arguments, guard pages and byte formatting come from the test-support crate (re-exported
+//! here).
 
-use std::ffi::CString;
 use std::fmt::{Debug, Display};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,16 +16,19 @@ use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use message_slot::Slot;
+pub use message_slot_test_support::msg::show;
+pub use message_slot_test_support::sys::{
+    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD,
+};
 
-/// What every test returns: `Err` carries the failure reason.
+/// What every test returns: `Err` carries the failure reason. A test that cannot run on this
+/// kernel returns [`crate::skip`]'s result.
 pub type TestResult = Result<(), String>;
 
 /// Major number of the device (from the shared uapi).
 pub const MAJOR: u32 = message_slot::MAJOR_NUM;
 /// Largest message (from the shared uapi).
 pub const MAX_MSG: usize = message_slot::MAX_MESSAGE_LEN;
-/// The channel ioctl command (from the shared uapi).
-pub const CHANNEL_CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
 /// Channels a slot must hold (from the shared uapi).
 pub const CHANNELS_PER_SLOT: usize = message_slot::CHANNELS_PER_SLOT;
 
@@ -51,32 +54,6 @@ impl<T, E: Display> Context<T> for Result<T, E> {
     fn ctx(self, what: &str) -> Result<T, String> {
         self.map_err(|e| format!("{what}: {e}"))
     }
-}
-
-/// The symbolic name of an errno value, for messages.
-pub fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        0 => "success",
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN/EWOULDBLOCK",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSPC => "ENOSPC",
-        libc::EMSGSIZE => "EMSGSIZE",
-        libc::EOVERFLOW => "EOVERFLOW",
-        _ => return format!("errno {errno}"),
-    };
-    name.to_string()
 }
 
 /// Checks that a library call failed with exactly `want`.
@@ -113,20 +90,6 @@ pub fn expect_raw<T: Debug>(result: Result<T, i32>, want: i32, what: &str) -> Te
             errno_name(e)
         )),
     }
-}
-
-/// Short printable form of a byte string for failure messages.
-pub fn show(bytes: &[u8]) -> String {
-    const LIMIT: usize = 48;
-    let mut s: String = bytes
-        .iter()
-        .take(LIMIT)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if bytes.len() > LIMIT {
-        s.push_str("..");
-    }
-    format!("{} bytes [{s}]", bytes.len())
 }
 
 /// Hex encoding for passing messages to child processes.
@@ -170,33 +133,17 @@ pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
     }
 }
 
-/// Creates `/dev/slot_test_<minor>` (char `MAJOR:minor`, mode 666) unless it already exists
-/// with the right device number.
+/// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR:minor`, mode 666).
 pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
     let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
-    let want = libc::makedev(MAJOR, minor);
-    if let Ok(meta) = std::fs::metadata(&path) {
-        ensure!(
-            meta.file_type().is_char_device() && meta.rdev() == want,
-            "{} exists but is not char {MAJOR}:{minor}",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: `c_path` is a valid NUL-terminated string.
-    let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, want) };
-    if rc != 0 {
-        return Err(format!(
-            "mknod {} c {MAJOR} {minor}: {}",
-            path.display(),
-            errno_name(last_errno())
-        ));
-    }
-    // mknod's mode is filtered by the umask; make the node usable by anyone as the rig's are.
-    // SAFETY: as above.
-    unsafe { libc::chmod(c_path.as_ptr(), 0o666) };
+    message_slot_test_support::sys::char_node(&path, minor)?;
     Ok(path)
+}
+
+/// The minor of the device node at `path`.
+pub fn minor_of(path: &Path) -> Result<u32, String> {
+    let meta = std::fs::metadata(path).ctx(&format!("stat {}", path.display()))?;
+    Ok(libc::minor(meta.rdev()))
 }
 
 /// Opens a slot read-write.
@@ -244,97 +191,6 @@ pub fn expect_message(slot: &Slot, want: &[u8], what: &str) -> TestResult {
 /// The raw descriptor of a slot, for raw system calls.
 pub fn raw_fd(slot: &Slot) -> RawFd {
     slot.as_fd().as_raw_fd()
-}
-
-/// The calling thread's `errno`.
-pub fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-/// `write(2)` with an arbitrary (possibly invalid) pointer.
-pub fn raw_write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32> {
-    // SAFETY: the kernel validates `buf`; passing bad pointers is the point of these tests.
-    let n = unsafe { libc::write(fd, buf.cast(), len) };
-    usize::try_from(n).map_err(|_| last_errno())
-}
-
-/// `read(2)` with an arbitrary (possibly invalid) pointer.
-pub fn raw_read(fd: RawFd, buf: *mut u8, len: usize) -> Result<usize, i32> {
-    // SAFETY: the kernel validates `buf`; it is either valid for `len` bytes or unmapped
-    // or inaccessible memory owned by this test, never memory Rust relies on.
-    let n = unsafe { libc::read(fd, buf.cast(), len) };
-    usize::try_from(n).map_err(|_| last_errno())
-}
-
-/// `ioctl(2)` with an arbitrary command and a by-value argument.
-pub fn raw_ioctl(fd: RawFd, cmd: u32, arg: u64) -> Result<i32, i32> {
-    // SAFETY: no memory is passed to the kernel, only integers.
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg as libc::c_ulong) };
-    if rc < 0 {
-        Err(last_errno())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// Two anonymous pages: the first read-write, the second `PROT_NONE`.
-pub struct GuardPages {
-    base: *mut u8,
-    page: usize,
-}
-
-impl GuardPages {
-    /// Maps the pages.
-    pub fn new() -> Result<Self, String> {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| "sysconf(_SC_PAGESIZE) failed".to_string())?;
-        // SAFETY: a fresh anonymous mapping that aliases nothing.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                2 * page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", errno_name(last_errno())));
-        }
-        let pages = GuardPages {
-            base: base.cast(),
-            page,
-        };
-        // SAFETY: the second page belongs to the mapping created above.
-        let rc = unsafe { libc::mprotect(pages.inaccessible().cast(), page, libc::PROT_NONE) };
-        ensure!(rc == 0, "mprotect: {}", errno_name(last_errno()));
-        Ok(pages)
-    }
-
-    /// Start of the `PROT_NONE` page.
-    pub fn inaccessible(&self) -> *mut u8 {
-        self.base.wrapping_add(self.page)
-    }
-
-    /// A pointer `accessible` bytes before the `PROT_NONE` page; those bytes are filled from
-    /// `fill` (cycled), so a buffer longer than `accessible` runs into the inaccessible page.
-    pub fn before_guard(&self, accessible: usize, fill: &[u8]) -> *mut u8 {
-        let start = self.page - accessible;
-        for i in 0..accessible {
-            // SAFETY: `start + i` is inside the read-write first page.
-            unsafe { *self.base.add(start + i) = fill[i % fill.len()] };
-        }
-        self.base.wrapping_add(start)
-    }
-}
-
-impl Drop for GuardPages {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `new`.
-        unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
-    }
 }
 
 /// This executable, for re-executing it as a child. Falls back to `argv[0]` (searched in

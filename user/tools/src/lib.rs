@@ -50,40 +50,52 @@ pub fn parse_channel(arg: &str) -> Result<u32, ChannelError> {
     }
 }
 
-/// A failed step of a tool: what it was doing and the system error.
+/// Why a tool failed. Each variant says what failed and the system error; a device
+/// operation's [`message_slot::Error`] already names the operation (and the device path for
+/// `open`), so it is shown as it is.
 #[derive(Debug)]
-pub struct Failure {
-    step: String,
-    error: io::Error,
+pub enum Failure {
+    /// Opening the device, setting the channel, sending or receiving failed.
+    Slot(message_slot::Error),
+    /// The device took only `written` of the message's `len` bytes.
+    ShortWrite {
+        /// Bytes the device accepted.
+        written: usize,
+        /// Bytes of the message.
+        len: usize,
+    },
+    /// Writing the message to stdout failed.
+    Stdout(io::Error),
 }
 
-impl Failure {
-    /// Wraps `error` with a description of the failed `step`, e.g. `cannot open /dev/slot0`.
-    pub fn new(step: impl Into<String>, error: impl Into<io::Error>) -> Self {
-        Self {
-            step: step.into(),
-            error: error.into(),
-        }
+impl From<message_slot::Error> for Failure {
+    fn from(error: message_slot::Error) -> Self {
+        Self::Slot(error)
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.step, self.error)
+        match self {
+            Self::Slot(error) => error.fmt(f),
+            Self::ShortWrite { written, len } => {
+                write!(
+                    f,
+                    "cannot send message: wrote only {written} of {len} bytes"
+                )
+            }
+            Self::Stdout(error) => write!(f, "cannot write to stdout: {error}"),
+        }
     }
 }
 
-impl std::error::Error for Failure {}
-
-/// Extension to attach a step description to any error convertible to [`io::Error`].
-pub trait Context<T> {
-    /// Turns the error into a [`Failure`] of the step described by `step()`.
-    fn context<S: Into<String>>(self, step: impl FnOnce() -> S) -> Result<T, Failure>;
-}
-
-impl<T, E: Into<io::Error>> Context<T> for Result<T, E> {
-    fn context<S: Into<String>>(self, step: impl FnOnce() -> S) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(step(), e))
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Slot(error) => Some(error),
+            Self::ShortWrite { .. } => None,
+            Self::Stdout(error) => Some(error),
+        }
     }
 }
 
@@ -210,11 +222,22 @@ mod tests {
 
     #[test]
     fn failure_names_step_and_system_error() {
-        let failure: Result<(), Failure> = Err(io::Error::from_raw_os_error(11))
-            .context(|| "cannot read from /dev/slot0 channel 7");
+        use message_slot::{Error, Operation};
+
+        let receive = Failure::from(Error::new(Operation::Receive, 11));
         assert_eq!(
-            failure.unwrap_err().to_string(),
-            "cannot read from /dev/slot0 channel 7: Resource temporarily unavailable (os error 11)"
+            receive.to_string(),
+            "cannot receive message: Resource temporarily unavailable (os error 11)"
+        );
+        let short = Failure::ShortWrite { written: 3, len: 5 };
+        assert_eq!(
+            short.to_string(),
+            "cannot send message: wrote only 3 of 5 bytes"
+        );
+        let stdout = Failure::Stdout(io::Error::from_raw_os_error(32));
+        assert_eq!(
+            stdout.to_string(),
+            "cannot write to stdout: Broken pipe (os error 32)"
         );
     }
 }

@@ -41,7 +41,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
         .collect::<Vec<_>>()
         .join(",");
     let control = open(&path)?;
-    msg::store_on_all(&control, 0, 0, channels)?;
+    msg::store_on_all(&control, minor, 0, 0, channels)?;
     let deadline = Instant::now() + Duration::from_secs(120);
 
     // Readers first; each announces itself on its own channel before it starts reading.
@@ -84,7 +84,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
             Ok(())
         });
     // Always release the readers, even if something failed.
-    let stop = msg::store_on_all(&control, STOP_WRITER, STOP_SEQ, channels);
+    let stop = msg::store_on_all(&control, minor, STOP_WRITER, STOP_SEQ, channels);
     let (outputs, errors) = collect(readers, deadline);
     result?;
     stop?;
@@ -113,7 +113,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
         let slot = open_bound(&path, ch)?;
         let last = slot.receive_message().ctx("final read")?;
         ensure!(
-            msg::verify(&last, ch)? == Some((STOP_WRITER, STOP_SEQ)),
+            msg::verify(&last, minor, ch)? == Some((STOP_WRITER, STOP_SEQ)),
             "final message on channel {ch} is not the stop marker"
         );
     }
@@ -155,11 +155,12 @@ fn collect(procs: Vec<Running>, deadline: Instant) -> (Vec<Vec<u8>>, Vec<String>
 /// Threads in one process: two writers and two readers with their own descriptors on one
 /// channel, plus two writers and two readers all sharing a single descriptor on another.
 pub fn concurrent_threads() -> TestResult {
+    const MINOR: u32 = 2;
     let (own, shared_ch) = (fresh_channel(), fresh_channel());
-    let path = slot_path(2)?;
+    let path = slot_path(MINOR)?;
     let control = open(&path)?;
-    msg::store_on_all(&control, 0, 0, &[own, shared_ch])?;
-    let shared = open_minor_bound(2, shared_ch)?;
+    msg::store_on_all(&control, MINOR, 0, 0, &[own, shared_ch])?;
+    let shared = open_minor_bound(MINOR, shared_ch)?;
     let limit = Duration::from_secs(90);
 
     let (writes, reads) = std::thread::scope(|s| {
@@ -168,23 +169,25 @@ pub fn concurrent_threads() -> TestResult {
             let path = &path;
             readers.push(s.spawn(move || {
                 let slot = open_bound(path, own)?;
-                msg::reader_loop(&slot, &[own], limit)
+                msg::reader_loop(&slot, MINOR, &[own], limit)
             }));
             let shared = &shared;
-            readers.push(s.spawn(move || msg::reader_loop(shared, &[shared_ch], limit)));
+            readers.push(s.spawn(move || msg::reader_loop(shared, MINOR, &[shared_ch], limit)));
         }
         let mut writers = Vec::new();
-        for w in 0..2u8 {
+        for w in 0..2 {
             let path = &path;
             writers.push(s.spawn(move || {
                 let slot = open_bound(path, own)?;
-                msg::writer_loop(&slot, 11 + w, WRITES, &[own])
+                msg::writer_loop(&slot, MINOR, 11 + w, WRITES, &[own])
             }));
             let shared = &shared;
-            writers.push(s.spawn(move || msg::writer_loop(shared, 13 + w, WRITES, &[shared_ch])));
+            writers.push(
+                s.spawn(move || msg::writer_loop(shared, MINOR, 13 + w, WRITES, &[shared_ch])),
+            );
         }
         let writes: Vec<Result<(), String>> = writers.into_iter().map(join).collect();
-        let stop = msg::store_on_all(&control, STOP_WRITER, STOP_SEQ, &[own, shared_ch]);
+        let stop = msg::store_on_all(&control, MINOR, STOP_WRITER, STOP_SEQ, &[own, shared_ch]);
         let reads: Vec<Result<ReadStats, String>> = readers.into_iter().map(join).collect();
         (writes.into_iter().chain([stop]).collect::<Vec<_>>(), reads)
     });

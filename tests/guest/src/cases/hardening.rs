@@ -15,8 +15,8 @@
 //! - `--scale-channels=N` (`MSG_SLOT_SCALE_CHANNELS`): channels per slot in the large-scale
 //!   test (2^20).
 //!
-//! A test whose kernel feature is missing on a non-debug kernel passes with a `SKIP` note on
-//! stderr. The last two tests unload the module (and load it again), so they run last.
+//! A test whose kernel feature is missing on a non-debug kernel is reported as skipped. The
+//! last two tests unload the module (and load it again), so they run last.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 
 use libc::{EACCES, EAGAIN, EBADF, ENOMEM};
 use message_slot::Slot;
+use message_slot_test_support::sys::SharedMemory;
 
 use crate::util::{
-    ensure_node, errno_name, expect_errno, expect_message, fresh_channel, last_errno, open_bound,
-    open_minor_bound, raw_fd, raw_ioctl, raw_read, raw_write, send_all, show, slot_path, Context,
-    TestResult, CHANNEL_CMD, MAJOR, MAX_MSG, MODULE_FILE, MODULE_NAME,
+    bind, ensure_node, errno_name, expect_errno, expect_message, fresh_channel, last_errno,
+    open_bound, open_minor_bound, raw_fd, raw_read, raw_write, send_all, show, slot_path, Context,
+    TestResult, MAJOR, MAX_MSG, MODULE_FILE, MODULE_NAME,
 };
 
 /// Minors used here (the rest of the suite uses 0..=3, 100, 200 and 255).
@@ -72,13 +73,12 @@ fn count_arg(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
-/// A missing kernel feature: a failure on the debug kernel, a noted skip otherwise.
+/// A missing kernel feature: a failure on the debug kernel, a skip otherwise.
 fn missing(feature: &str) -> TestResult {
     if debug_kernel() {
         Err(format!("{feature} is missing on the debug kernel"))
     } else {
-        eprintln!("  SKIP: {feature} not available in this kernel (passes as skipped)");
-        Ok(())
+        crate::skip(format!("{feature} is not available in this kernel"))
     }
 }
 
@@ -125,7 +125,7 @@ fn message(minor: u32, id: u32, len: usize) -> Vec<u8> {
 
 /// Binds `fd` and writes; the errno on failure.
 fn bind_write(fd: i32, id: u32, msg: &[u8]) -> Result<(), (&'static str, i32)> {
-    raw_ioctl(fd, CHANNEL_CMD, u64::from(id)).map_err(|e| ("ioctl", e))?;
+    bind(fd, id).map_err(|e| ("ioctl", e))?;
     match raw_write(fd, msg.as_ptr(), msg.len()) {
         Ok(n) if n == msg.len() => Ok(()),
         Ok(_) => Err(("short write", 0)),
@@ -594,21 +594,21 @@ pub fn permissions_unprivileged() -> TestResult {
             if fd < 0 {
                 report(7, last_errno());
             }
-            if libc::ioctl(fd, CHANNEL_CMD as _, ch as libc::c_ulong) != 0 {
-                report(8, last_errno());
+            if let Err(e) = bind(fd, ch) {
+                report(8, e);
             }
             let mut buf = [0u8; MAX_MSG];
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n < 0 {
-                report(9, last_errno());
-            }
-            if buf[..n as usize] != msg[..] {
+            let n = match raw_read(fd, buf.as_mut_ptr(), buf.len()) {
+                Ok(n) => n,
+                Err(e) => report(9, e),
+            };
+            if buf[..n] != msg[..] {
                 report(10, 0);
             }
-            if libc::write(fd, buf.as_ptr().cast(), 4) >= 0 {
-                report(11, 0);
-            } else if last_errno() != EBADF {
-                report(11, last_errno());
+            match raw_write(fd, buf.as_ptr(), 4) {
+                Err(EBADF) => {}
+                Ok(_) => report(11, 0),
+                Err(e) => report(11, e),
             }
             report(0, 0);
         }
@@ -723,24 +723,8 @@ fn memcg_in(dir: &Path) -> TestResult {
     let slot = Slot::open(&path).ctx("open")?;
     let fd = raw_fd(&slot);
 
-    // SAFETY: a fresh shared anonymous mapping, zero-filled (valid for atomics).
-    let shared = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            std::mem::size_of::<MemcgShared>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    ensure!(
-        shared != libc::MAP_FAILED,
-        "mmap: {}",
-        errno_name(last_errno())
-    );
-    // SAFETY: the mapping is large enough, aligned and stays mapped until the munmap below.
-    let progress: &MemcgShared = unsafe { &*shared.cast::<MemcgShared>() };
+    // SAFETY: `MemcgShared` is atomics only, valid when zeroed.
+    let progress = unsafe { SharedMemory::<MemcgShared>::new() }?;
     let (_, oom_kills_before) = memory_events(dir)?;
 
     // SAFETY: the child makes raw system calls only and leaves with `_exit`.
@@ -760,13 +744,18 @@ fn memcg_in(dir: &Path) -> TestResult {
                 msg[..4].copy_from_slice(&id.to_le_bytes());
                 msg[4..8].copy_from_slice(&MINOR_MEMCG.to_le_bytes());
                 msg[MAX_MSG - 1] = id as u8;
-                if libc::ioctl(fd, CHANNEL_CMD as _, id as libc::c_ulong) != 0 {
-                    progress.errno.store(last_errno(), Ordering::SeqCst);
+                if let Err(e) = bind(fd, id) {
+                    progress.errno.store(e, Ordering::SeqCst);
                     progress.step.store(2, Ordering::SeqCst);
                     libc::_exit(0);
                 }
-                if libc::write(fd, msg.as_ptr().cast(), MAX_MSG) != MAX_MSG as isize {
-                    progress.errno.store(last_errno(), Ordering::SeqCst);
+                let failed = match raw_write(fd, msg.as_ptr(), MAX_MSG) {
+                    Ok(MAX_MSG) => None,
+                    Ok(_) => Some(0), // a short write: no errno
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = failed {
+                    progress.errno.store(e, Ordering::SeqCst);
                     progress.step.store(3, Ordering::SeqCst);
                     libc::_exit(0);
                 }
@@ -798,8 +787,7 @@ fn memcg_in(dir: &Path) -> TestResult {
     let written = progress.written.load(Ordering::SeqCst);
     let step = progress.step.load(Ordering::SeqCst);
     let e = progress.errno.load(Ordering::SeqCst);
-    // SAFETY: unmaps the mapping created above; `progress` is not used afterwards.
-    unsafe { libc::munmap(shared, std::mem::size_of::<MemcgShared>()) };
+    drop(progress);
     let (ooms, oom_kills) = memory_events(dir)?;
     eprintln!(
         "  (memcg: {written} messages of {MAX_MSG} bytes before the write failed with {}; \

@@ -12,8 +12,8 @@ use message_slot::Slot;
 
 use crate::util::{
     child_command, describe, errno_name, expect_errno, expect_message, fresh_channel, hex,
-    last_errno, open_bound, open_minor_bound, raw_fd, run, send_all, show, slot_path, Context,
-    TestResult, MAX_MSG,
+    last_errno, open_bound, open_minor_bound, raw_fd, raw_write, run, send_all, show, slot_path,
+    Context, TestResult, MAX_MSG,
 };
 
 /// One-byte messages, including a lone NUL, round-trip exactly.
@@ -137,11 +137,9 @@ pub fn dup_and_fork_share_binding() -> TestResult {
     // SAFETY: the child only calls the async-signal-safe write(2) and _exit(2).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: `msg` is valid for its length; the child exits right after.
-        unsafe {
-            let n = libc::write(fd, msg.as_ptr().cast(), msg.len());
-            libc::_exit(if n == msg.len() as isize { 0 } else { 1 });
-        }
+        let written = raw_write(fd, msg.as_ptr(), msg.len());
+        // SAFETY: ends the child right away.
+        unsafe { libc::_exit(if written == Ok(msg.len()) { 0 } else { 1 }) };
     }
     ensure!(pid > 0, "fork: {}", errno_name(last_errno()));
     let mut status = 0;

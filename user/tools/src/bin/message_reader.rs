@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use message_slot::{Slot, MAX_MESSAGE_LEN};
-use message_slot_tools::{parse_channel, Context, Failure};
+use message_slot_tools::{parse_channel, Failure};
 
 /// Writes the last message of a message-slot channel to stdout, exactly as stored.
 #[derive(Parser)]
@@ -22,19 +22,15 @@ struct Args {
 }
 
 fn read(args: Args) -> Result<(), Failure> {
-    let device = args.device.display();
-    let slot = Slot::open_read_only(&args.device).context(|| format!("cannot open {device}"))?;
-    slot.set_channel(args.channel)
-        .context(|| format!("cannot set channel {} on {device}", args.channel))?;
+    let slot = Slot::open_read_only(&args.device)?;
+    slot.set_channel(args.channel)?;
     let mut buf = [0; MAX_MESSAGE_LEN];
-    let len = slot
-        .receive(&mut buf)
-        .context(|| format!("cannot read from {device} channel {}", args.channel))?;
+    let len = slot.receive(&mut buf)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&buf[..len])
         .and_then(|()| stdout.flush())
-        .context(|| "cannot write to stdout")
+        .map_err(Failure::Stdout)
 }
 
 fn main() -> ExitCode {

@@ -3,14 +3,13 @@
 //! `message_sender <device> <channel> <message>`: stores a message in a message-slot channel.
 
 use std::ffi::OsString;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use message_slot::Slot;
-use message_slot_tools::{parse_channel, Context, Failure};
+use message_slot_tools::{parse_channel, Failure};
 
 /// Replaces the message of a message-slot channel.
 #[derive(Parser)]
@@ -27,19 +26,15 @@ struct Args {
 }
 
 fn send(args: Args) -> Result<(), Failure> {
-    let device = args.device.display();
     let message = args.message.as_bytes();
-    let slot = Slot::open_write_only(&args.device).context(|| format!("cannot open {device}"))?;
-    slot.set_channel(args.channel)
-        .context(|| format!("cannot set channel {} on {device}", args.channel))?;
-    let write_step = || format!("cannot write to {device} channel {}", args.channel);
-    let written = slot.send(message).context(write_step)?;
+    let slot = Slot::open_write_only(&args.device)?;
+    slot.set_channel(args.channel)?;
+    let written = slot.send(message)?;
     if written != message.len() {
-        let short = format!("wrote only {written} of {} bytes", message.len());
-        return Err(Failure::new(
-            write_step(),
-            io::Error::new(io::ErrorKind::WriteZero, short),
-        ));
+        return Err(Failure::ShortWrite {
+            written,
+            len: message.len(),
+        });
     }
     Ok(())
 }
