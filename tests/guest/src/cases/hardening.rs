@@ -58,7 +58,7 @@ fn debug_kernel() -> bool {
 }
 
 /// `--name=N` or `MSG_SLOT_<NAME>=N`, else `default`.
-fn count_arg(name: &str, default: u64) -> Result<u64, String> {
+pub(super) fn count_arg(name: &str, default: u64) -> Result<u64, String> {
     let prefix = format!("--{name}=");
     let env = format!("MSG_SLOT_{}", name.replace('-', "_").to_uppercase());
     let value = std::env::args()
@@ -140,7 +140,7 @@ fn bind_write(fd: i32, id: u32, msg: &[u8]) -> Result<(), (&'static str, i32)> {
 /// slabs (where `/sys/kernel/slab/*/shrink` exists).
 /// [`slab_kib`] once it is back within tolerance of `start` KiB, or after 5 s of waiting
 /// (freed slabs and RCU-deferred frees take a moment to show).
-fn slab_kib_settled(start: u64) -> Result<(u64, u64), String> {
+pub(super) fn slab_kib_settled(start: u64) -> Result<(u64, u64), String> {
     let mut now = slab_kib()?;
     for _ in 0..10 {
         if now.0 <= start + SLAB_TOLERANCE_KIB {
@@ -152,7 +152,7 @@ fn slab_kib_settled(start: u64) -> Result<(u64, u64), String> {
     Ok(now)
 }
 
-fn slab_kib() -> Result<(u64, u64), String> {
+pub(super) fn slab_kib() -> Result<(u64, u64), String> {
     if let Ok(dir) = std::fs::read_dir("/sys/kernel/slab") {
         for entry in dir.flatten() {
             let _ = std::fs::write(entry.path().join("shrink"), "1");
@@ -368,6 +368,12 @@ pub fn failslab_enomem() -> TestResult {
             .iter()
             .map(|&id| message(MINOR_FAILSLAB, id, 100))
             .collect();
+        // What the channels held before: a failed overwrite must leave exactly that.
+        let kept_msgs: Vec<Vec<u8>> = old_c
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| message(MINOR_FAILSLAB, id, 40 + i))
+            .collect();
         let mut r = FaultResults {
             new_writes: Vec::with_capacity(new_c.len()),
             old_writes: Vec::with_capacity(old_c.len()),
@@ -387,11 +393,11 @@ pub fn failslab_enomem() -> TestResult {
         for (&id, msg) in new_c.iter().zip(&new_msgs) {
             r.new_writes.push(bind_write(fd, id, msg));
         }
-        for (&id, msg) in old_c.iter().zip(&old_msgs) {
+        for ((&id, msg), kept) in old_c.iter().zip(&old_msgs).zip(&kept_msgs) {
             r.old_writes.push(bind_write(fd, id, msg));
             r.old_reads
                 .push(raw_read(fd, buf.as_mut_ptr(), buf.len()).and_then(|n| {
-                    if buf[..n] == msg[..] {
+                    if buf[..n] == kept[..] {
                         Ok(n)
                     } else {
                         Err(-1)
@@ -428,19 +434,30 @@ pub fn failslab_enomem() -> TestResult {
         "no write to a new channel failed under failslab (probability 100): the message \
          allocation does not go through the slab allocator?"
     );
+    // Every write allocates its message, so an overwrite fails with ENOMEM too, and the
+    // channel keeps the message it had (reads allocate nothing).
     for (i, &id) in old.iter().enumerate() {
-        if let Err((what, e)) = results.old_writes[i] {
-            return Err(format!(
-                "overwriting existing channel {id:#x} under failslab: {what} failed with {} \
-                 (an overwrite must not allocate)",
-                errno_name(e)
-            ));
+        match results.old_writes[i] {
+            Err(("write", e)) if e == ENOMEM => {}
+            Ok(()) => {
+                return Err(format!(
+                    "overwriting existing channel {id:#x} under failslab (probability 100) \
+                     succeeded: the message allocation does not go through the slab allocator?"
+                ))
+            }
+            Err((what, e)) => {
+                return Err(format!(
+                    "overwriting existing channel {id:#x} under failslab: {what} failed with {} \
+                     (expected ENOMEM from write)",
+                    errno_name(e)
+                ))
+            }
         }
         if let Err(e) = results.old_reads[i] {
             return Err(format!(
                 "reading existing channel {id:#x} under failslab: {}",
                 if e < 0 {
-                    "wrong message".to_string()
+                    "not the message it held before the failed overwrite".to_string()
                 } else {
                     errno_name(e)
                 }
@@ -459,11 +476,24 @@ pub fn failslab_enomem() -> TestResult {
             )?;
         }
     }
-    for &id in &old {
+    for (i, &id) in old.iter().enumerate() {
         check.set_channel(id).ctx("bind")?;
         expect_message(
             &check,
-            &message(MINOR_FAILSLAB, id, 100),
+            &message(MINOR_FAILSLAB, id, 40 + i),
+            &format!("existing channel {id:#x} after its overwrite failed with ENOMEM"),
+        )?;
+        // Fault injection off: the overwrite succeeds now.
+        let msg = message(MINOR_FAILSLAB, id, 100);
+        bind_write(fd, id, &msg).map_err(|(what, e)| {
+            format!(
+                "overwriting channel {id:#x} after failslab was turned off: {what}: {}",
+                errno_name(e)
+            )
+        })?;
+        expect_message(
+            &check,
+            &msg,
             &format!("existing channel {id:#x} after failslab"),
         )?;
     }

@@ -7,6 +7,7 @@
 mod concurrency;
 mod errors;
 mod hardening;
+mod memory;
 mod module;
 mod scale;
 mod semantics;
@@ -68,6 +69,7 @@ pub fn all() -> Vec<Test> {
         tools::header_user_c,
         scale::million_channels = 240,
         scale::sparse_channel_ids = 120,
+        memory::closing_files_frees_their_memory = 300,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
         hardening::permissions_unprivileged,
