@@ -20,7 +20,9 @@ use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
-use kernel::{alloc::Flags, bindings, prelude::*, types::Opaque, uaccess::UserSliceReader};
+use kernel::{
+    alloc::Flags, bindings, init::InPlaceInit, prelude::*, types::Opaque, uaccess::UserSliceReader,
+};
 
 /// One message: 1..=[`MAX_MESSAGE_LEN`] bytes.
 ///
@@ -45,13 +47,14 @@ impl Message {
         if len == 0 {
             return Err(EINVAL);
         }
-        // Not zeroed: `read_raw` initialises the bytes the message uses.
-        let mut message = KBox::new(
-            Self {
+        // Initialised in place, and the bytes not at all: `read_raw` fills those the message
+        // uses.
+        let mut message = KBox::init(
+            init!(Self {
                 rcu: Opaque::uninit(),
                 len: 0,
                 bytes: [const { MaybeUninit::uninit() }; MAX_MESSAGE_LEN],
-            },
+            }),
             flags,
         )?;
         source.read_raw(message.bytes.get_mut(..len).ok_or(EINVAL)?)?;

@@ -11,8 +11,8 @@
 
 use crate::channel_index::{KeyedMap, MapCursor};
 use crate::compat::{error::emsgsize, rcu, uaccess::copy_to_user_nofault};
-use crate::message::{Message, MessageCell};
 use crate::max_channels;
+use crate::message::{Message, MessageCell};
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     num::NonZeroU32,
