@@ -56,12 +56,12 @@ impl<T> Entry<T> {
 impl<T> Drop for Entry<T> {
     fn drop(&mut self) {
         // The rest of the chain, one entry at a time (no recursion however long the chain).
-        let mut next = core::mem::take(self.next.get_mut());
+        let mut next = self.next.swap(ptr::null_mut(), Ordering::Relaxed);
         while !next.is_null() {
             // SAFETY: `next` came from `KBox::into_raw` and was owned by the entry it was
             // taken from (type invariant), which no longer refers to it.
-            let mut entry = unsafe { KBox::from_raw(next) };
-            next = core::mem::take(entry.next.get_mut());
+            let entry = unsafe { KBox::from_raw(next) };
+            next = entry.next.swap(ptr::null_mut(), Ordering::Relaxed);
         }
     }
 }

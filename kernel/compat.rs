@@ -23,6 +23,7 @@
 pub(crate) mod alloc;
 pub(crate) mod chrdev;
 pub(crate) mod error;
+pub(crate) mod init;
 pub(crate) mod param;
 pub(crate) mod rcu;
 pub(crate) mod sched;

@@ -17,12 +17,9 @@ use crate::compat::rcu;
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     mem::MaybeUninit,
-    ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
-use kernel::{
-    alloc::Flags, bindings, init::InPlaceInit, prelude::*, types::Opaque, uaccess::UserSliceReader,
-};
+use kernel::{alloc::Flags, bindings, prelude::*, types::Opaque, uaccess::UserSliceReader};
 
 /// One message: 1..=[`MAX_MESSAGE_LEN`] bytes.
 ///
@@ -114,12 +111,7 @@ impl MessageCell {
         // swap unpublished it, so only readers that loaded it before, inside RCU read-side
         // critical sections begun before this call (`load` ties every `&Message` to a
         // guard), can still use it. `rcu` is inside it.
-        unsafe {
-            rcu::kvfree_call_rcu(
-                Opaque::raw_get(ptr::addr_of!((*previous).rcu)),
-                previous.cast(),
-            )
-        };
+        unsafe { rcu::kvfree_call_rcu((*previous).rcu.get(), previous.cast()) };
     }
 
     /// The current message, valid while `guard`'s critical section lasts.

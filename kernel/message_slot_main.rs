@@ -30,10 +30,22 @@ use core::sync::atomic::Ordering;
 use device::MessageSlotDevice;
 use uapi::{CHANNELS_PER_SLOT, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS};
 
+#[cfg(kernel_6_12)]
 module! {
     type: MessageSlotModule,
     name: "message_slot",
     author: "message-slot developers",
+    description: "Message slot IPC character device",
+    license: "GPL",
+}
+
+// 7.x's `module!` takes a list of authors. Its `params` are not used: they are not shown in
+// sysfs (permissions 0), and `max_channels` is (see `compat::param`).
+#[cfg(not(kernel_6_12))]
+module! {
+    type: MessageSlotModule,
+    name: "message_slot",
+    authors: ["message-slot developers"],
     description: "Message slot IPC character device",
     license: "GPL",
 }

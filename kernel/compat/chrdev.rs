@@ -12,12 +12,12 @@
 //! per-open state returned by [`CharDevice::open`] lives in `file->private_data` until
 //! `release`.
 
+use super::uaccess::user_ptr;
 use core::marker::PhantomData;
 use kernel::{
     bindings,
     error::{from_result, to_result},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
-    init::{self, PinInit},
     prelude::*,
     str::CStr,
     types::{ForeignOwnable, Opaque},
@@ -85,8 +85,7 @@ impl<T: CharDevice> Registration<T> {
         module: &'static ThisModule,
         data: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
-        let register = move |slot: *mut Opaque<bindings::file_operations>| {
-            let fops = Opaque::raw_get(slot);
+        let register = move |fops: *mut bindings::file_operations| {
             // SAFETY: `fops` is valid for writes; it is pinned inside the registration, so the
             // pointer the kernel keeps stays valid until `drop` unregisters it.
             unsafe { fops.write(FileOperationsVTable::<T>::build(module)) };
@@ -98,9 +97,9 @@ impl<T: CharDevice> Registration<T> {
         try_pin_init!(Self {
             // Initialised first: the device may be opened as soon as it is registered.
             data <- data,
-            // SAFETY: `register` initialises the table and only then registers it; on failure
-            // nothing is registered and an `Opaque` needs no cleanup.
-            fops <- unsafe { init::pin_init_from_closure(register) },
+            // `register` initialises the table and only then registers it; on failure nothing
+            // is registered and an `Opaque` needs no cleanup.
+            fops <- super::init::opaque_try_ffi_init(register),
             major,
             count,
             name,
@@ -168,7 +167,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
             let minor = unsafe { (*inode).i_rdev } & ((1 << bindings::MINORBITS) - 1);
             let open_file = registration.data.open(minor)?;
             // SAFETY: `file` is valid and not yet visible to other threads.
-            unsafe { (*file).private_data = open_file.into_foreign().cast_mut() };
+            unsafe { (*file).private_data = super::init::foreign_ptr(open_file.into_foreign()) };
             Ok(0)
         })
     }
@@ -203,7 +202,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::read(open_file, buf as UserPtr, len))
+        ssize(T::read(open_file, user_ptr(buf), len))
     }
 
     /// # Safety
@@ -217,7 +216,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::write(open_file, buf as UserPtr, len))
+        ssize(T::write(open_file, user_ptr(buf), len))
     }
 
     /// # Safety

@@ -2,7 +2,9 @@
 
 //! Read-only `uint` module parameters.
 //!
-//! Stands in for the `params` section of upstream's `module!` (not in 6.12). [`uint_param!`]
+//! Stands in for the `params` section of upstream's `module!`: 6.12 has none, and 7.x's
+//! registers its parameters with permissions 0, so they do not show in
+//! `/sys/module/*/parameters/`, where this driver documents its limit. [`uint_param!`]
 //! declares one the way C's `module_param(name, uint, 0444)` plus `MODULE_PARM_DESC` do: a
 //! `kernel_param` in the `__param` section pointing at the value, and its `.modinfo` strings.
 //! The kernel parses `insmod MODULE.ko name=N` into the value before the module's init runs;

@@ -2,39 +2,55 @@
 
 //! RCU: the read-side critical section as a guard, and freeing memory after a grace period.
 //!
-//! [`Guard`] and [`read_lock`] stand in for upstream's `kernel::sync::rcu` (not in 6.12);
-//! [`kvfree_call_rcu`] is C's `kvfree_call_rcu()`, what `kfree_rcu()` expands to, for which
-//! there is no Rust abstraction upstream yet.
+//! [`Guard`] and [`read_lock`] are upstream's `kernel::sync::rcu` on 7.x and stand in for it
+//! on 6.12; [`kvfree_call_rcu`] is C's `kvfree_call_rcu()`, what `kfree_rcu()` expands to,
+//! for which there is no Rust abstraction upstream yet.
 
-use core::marker::PhantomData;
 use kernel::bindings;
 
-extern "C" {
-    // `compat/helpers.c`: `rcu_read_lock()` and `rcu_read_unlock()` are static inline
-    // functions.
-    fn message_slot_rcu_read_lock();
-    fn message_slot_rcu_read_unlock();
-}
+#[cfg(not(kernel_6_12))]
+pub(crate) use kernel::sync::rcu::{read_lock, Guard};
 
-/// An RCU read-side critical section (not `Send`: it ends on the thread that began it): objects freed with RCU that were reachable when it
-/// began stay allocated until it is dropped. Must not sleep while it exists.
-pub(crate) struct Guard(PhantomData<*mut ()>);
+#[cfg(kernel_6_12)]
+pub(crate) use v6_12::{read_lock, Guard};
 
-impl Drop for Guard {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: The guard was created by `read_lock` on this thread (it is not `Send`), so
-        // this ends the critical section that it began.
-        unsafe { message_slot_rcu_read_unlock() };
+/// 6.12: upstream's guard, on `compat/helpers.c` (`rcu_read_lock()` and `rcu_read_unlock()`
+/// are static inline functions, and 6.12's Rust helpers lack them).
+#[cfg(kernel_6_12)]
+mod v6_12 {
+    use core::marker::PhantomData;
+
+    extern "C" {
+        fn message_slot_rcu_read_lock();
+        fn message_slot_rcu_read_unlock();
     }
-}
 
-/// Begins an RCU read-side critical section, which lasts as long as the returned guard.
-#[inline]
-pub(crate) fn read_lock() -> Guard {
-    // SAFETY: `rcu_read_lock` may be called from any context; the guard ends the section.
-    unsafe { message_slot_rcu_read_lock() };
-    Guard(PhantomData)
+    /// An RCU read-side critical section (not `Send`: it ends on the thread that began it):
+    /// objects freed with RCU that were reachable when it began stay allocated until it is
+    /// dropped. Must not sleep while it exists.
+    ///
+    /// # Invariants
+    ///
+    /// The RCU read-side lock is held on this thread while the guard exists.
+    pub(crate) struct Guard(PhantomData<*mut ()>);
+
+    impl Drop for Guard {
+        #[inline]
+        fn drop(&mut self) {
+            // SAFETY: By the type invariant the read-side lock is held, by this thread (the
+            // guard is not `Send`), so this ends the critical section that `read_lock` began.
+            unsafe { message_slot_rcu_read_unlock() };
+        }
+    }
+
+    /// Begins an RCU read-side critical section, which lasts as long as the returned guard.
+    #[inline]
+    pub(crate) fn read_lock() -> Guard {
+        // SAFETY: `rcu_read_lock` may be called from any context; the guard ends the section.
+        unsafe { message_slot_rcu_read_lock() };
+        // INVARIANT: The read-side lock was just taken.
+        Guard(PhantomData)
+    }
 }
 
 /// Frees `ptr`, a `kmalloc`/`vmalloc` allocation, after an RCU grace period, using `head`
@@ -48,6 +64,7 @@ pub(crate) fn read_lock() -> Guard {
 /// before the call.
 #[inline]
 pub(crate) unsafe fn kvfree_call_rcu(head: *mut bindings::callback_head, ptr: *mut u8) {
-    // SAFETY: Guaranteed by the caller.
-    unsafe { bindings::kvfree_call_rcu(head, ptr.cast()) };
+    // SAFETY: Guaranteed by the caller. 7.x declares `head` as the `kvfree_rcu_head` that
+    // `kfree_rcu()` casts any `rcu_head` field to (it uses at most an `rcu_head`'s bytes).
+    unsafe { bindings::kvfree_call_rcu(head.cast(), ptr.cast()) };
 }

@@ -94,7 +94,7 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
         value: T,
         flags: Flags,
     ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
-        let entry = value.into_foreign().cast_mut();
+        let entry = super::init::foreign_ptr(value.into_foreign());
         // SAFETY: `xa` is initialised; `__xa_insert` is called with its lock held, as the C
         // API requires (it drops and retakes the lock itself to allocate with `flags`).
         let ret = unsafe {
