@@ -6,19 +6,24 @@
 //! and names the upstream abstraction that replaces it, so that it can be deleted once every
 //! supported kernel has that abstraction. Nothing here knows about message slots.
 //!
-//! | file         | stands in for                                                  | in 7.3's `kernel` crate |
-//! |--------------|----------------------------------------------------------------|-------------------------|
-//! | `alloc.rs`   | `Flags::as_raw` (crate-private in 6.12)                        | to check                |
-//! | `chrdev.rs`  | a fixed-major char device (`kernel::miscdevice` serves one misc minor) | no              |
-//! | `error.rs`   | `EMSGSIZE` in `kernel::error::code`                            | to check                |
-//! | `param.rs`   | module parameters in `module!`                                 | yes                     |
-//! | `rcu.rs`     | `kernel::sync::rcu::{Guard, read_lock}`; `kvfree_call_rcu`      | guard yes               |
-//! | `sched.rs`   | `cond_resched()`                                               | to check                |
-//! | `uaccess.rs` | `copy_to_user_nofault()`                                       | to check                |
-//! | `xarray.rs`  | `kernel::xarray::XArray`                                       | yes                     |
+//! Each file says what it stands in for and what 7.x offers; `#[cfg(kernel_6_12)]` (set by
+//! `Kbuild` from the target kernel's version) selects the 6.12 code, which can be deleted
+//! with 6.12 support. On 7.x:
 //!
-//! `helpers.c` holds the C side of `rcu.rs` (`rcu_read_lock()` is a static inline function,
-//! which Rust cannot call; upstream's `rust/helpers/rcu.c` does the same for its guard).
+//! | file         | provides                                         | on 7.x (tested: 7.3)                          |
+//! |--------------|--------------------------------------------------|-----------------------------------------------|
+//! | `alloc.rs`   | raw `gfp_t` of `Flags`                           | ours: `Flags::as_raw` is still crate-private  |
+//! | `chrdev.rs`  | fixed major, 256 minors, `file_operations`       | ours: `miscdevice` serves one misc minor      |
+//! | `error.rs`   | `EMSGSIZE`                                       | upstream's `kernel::error::code::EMSGSIZE`    |
+//! | `init.rs`    | `Opaque::try_ffi_init`, `into_foreign` pointer   | upstream's (6.12: stand-ins)                  |
+//! | `param.rs`   | a read-only `uint` parameter shown in sysfs      | ours: `module!` params have permissions 0     |
+//! | `rcu.rs`     | RCU guard; `kvfree_call_rcu`                     | upstream's `sync::rcu` guard; ours for kfree_rcu |
+//! | `sched.rs`   | `cond_resched()`                                 | ours: not wrapped upstream                    |
+//! | `uaccess.rs` | `copy_to_user_nofault()`, `UserPtr` conversions  | ours: not wrapped upstream                    |
+//! | `xarray.rs`  | insert-only map with lock-free `xa_load`         | ours: upstream's `XArray` looks up under its lock only |
+//!
+//! `helpers.c` (6.12 only) holds the C side of `rcu.rs`: `rcu_read_lock()` is a static inline
+//! function, which Rust cannot call; 7.x's `rust/helpers/rcu.c` does the same for its guard.
 
 pub(crate) mod alloc;
 pub(crate) mod chrdev;
