@@ -23,6 +23,8 @@ if [ "$mode" = debug ]; then
 	export MSG_SLOT_DEBUG_KERNEL=1
 	# Sanitizers make every call tens of times slower; hang timeouts stretch accordingly.
 	export MSG_SLOT_TIMEOUT_SCALE=10
+	# 100,000 files (the least the churn test must show) keep KASAN's run to a few minutes.
+	export MSG_SLOT_CHURN_FILES=100000
 	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	# Only what the tests leak counts, not boot-time objects.
 	echo clear >/sys/kernel/debug/kmemleak
