@@ -4,7 +4,10 @@
 //! created [`Slot`], and the file operations that route to it. Safe Rust only.
 #![forbid(unsafe_code)]
 
-use crate::compat::chrdev::{CharDevice, OpenFileRef};
+use crate::compat::{
+    chrdev::{CharDevice, OpenFileRef},
+    poll::{PollEvents, PollTable},
+};
 use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
 use crate::uapi::{MSG_SLOT_CHANNEL, SLOT_MINORS};
 use kernel::{
@@ -38,7 +41,7 @@ impl MessageSlotDevice {
         }
         // Allocated outside the lock; if another opener created the slot meanwhile, ours is
         // dropped unused after the lock is released.
-        let created = Arc::new(Slot::new()?, GFP_KERNEL)?;
+        let created = Arc::pin_init(Slot::new(), GFP_KERNEL)?;
         let mut slots = self.slots.lock();
         let slot = slots.get_mut(minor).ok_or(ENXIO)?;
         Ok(slot.get_or_insert_with(|| created.clone()).clone())
@@ -72,5 +75,9 @@ impl CharDevice for MessageSlotDevice {
         }
         file.bind(ChannelId::from_ioctl_arg(arg)?);
         Ok(0)
+    }
+
+    fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents {
+        file.poll(table)
     }
 }

@@ -18,7 +18,7 @@ use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     mem::MaybeUninit,
     ptr,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
     alloc::Flags, bindings, init::InPlaceInit, prelude::*, types::Opaque, uaccess::UserSliceReader,
@@ -34,6 +34,9 @@ pub(crate) struct Message {
     /// Queues the message for `kfree_rcu`.
     rcu: Opaque<bindings::callback_head>,
     len: usize,
+    /// The message's number in its channel, stamped by the [`MessageCell`] just before the
+    /// message is published.
+    seq: u32,
     bytes: [MaybeUninit<u8>; MAX_MESSAGE_LEN],
 }
 
@@ -53,6 +56,7 @@ impl Message {
             init!(Self {
                 rcu: Opaque::uninit(),
                 len: 0,
+                seq: 0,
                 bytes: [const { MaybeUninit::uninit() }; MAX_MESSAGE_LEN],
             }),
             flags,
@@ -61,6 +65,14 @@ impl Message {
         // INVARIANT: `read_raw` succeeded, so `bytes[..len]` are initialised; `len` is in range.
         message.len = len;
         Ok(message)
+    }
+
+    /// The message's number in its channel: the channel's first message is 1, and each
+    /// replacement takes the next number (modulo 2^32; concurrent writers may publish theirs
+    /// out of order). Two messages published one after the other in a channel always differ.
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        self.seq
     }
 
     /// The message's bytes.
@@ -80,6 +92,9 @@ impl Message {
 /// A message the cell has given up is only freed after an RCU grace period.
 pub(crate) struct MessageCell {
     current: AtomicPtr<Message>,
+    /// The number stamped into the last message given to the cell (see [`Message::seq`]).
+    /// Fits in the entry's padding: a channel-index entry stays 32 bytes (kmalloc-32).
+    last_seq: AtomicU32,
 }
 
 // `MessageCell` is `Send` and `Sync` through its `AtomicPtr`, which is right: readers on any
@@ -87,10 +102,12 @@ pub(crate) struct MessageCell {
 
 impl MessageCell {
     /// A cell holding `message`.
-    pub(crate) fn new(message: KBox<Message>) -> Self {
+    pub(crate) fn new(mut message: KBox<Message>) -> Self {
+        message.seq = 1;
         // INVARIANT: `into_raw` gives a non-null pointer, which the cell now owns.
         Self {
             current: AtomicPtr::new(KBox::into_raw(message)),
+            last_seq: AtomicU32::new(1),
         }
     }
 
@@ -104,7 +121,12 @@ impl MessageCell {
 
     /// Makes `message` the cell's message. The previous one is freed after a grace period.
     #[inline]
-    pub(crate) fn replace(&self, message: KBox<Message>) {
+    pub(crate) fn replace(&self, mut message: KBox<Message>) {
+        // Only the numbers need to be distinct, not ordered with the publication: relaxed.
+        message.seq = self
+            .last_seq
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
         // Release: the new message's bytes are visible before the pointer to it. Acquire: the
         // previous message was fully written before it is queued (through its `rcu` field).
         let previous = self.current.swap(KBox::into_raw(message), Ordering::AcqRel);

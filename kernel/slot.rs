@@ -10,16 +10,22 @@
 #![forbid(unsafe_code)]
 
 use crate::channel_index::{KeyedMap, MapCursor};
-use crate::compat::{error::emsgsize, rcu, uaccess::copy_to_user_nofault};
+use crate::compat::{
+    error::emsgsize,
+    poll::{PollEvents, PollTable, WaitQueueHead},
+    rcu,
+    uaccess::copy_to_user_nofault,
+};
 use crate::max_channels;
 use crate::message::{Message, MessageCell};
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     num::NonZeroU32,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     alloc::{flags, Flags},
+    init::pin_init_array_from_fn,
     prelude::*,
     sync::Arc,
     uaccess::{UserPtr, UserSlice},
@@ -51,22 +57,59 @@ impl ChannelId {
     }
 }
 
-/// One message slot (one minor): its channels, created by their first write.
+/// Wait queues of a slot: pollers of channel `id` wait on `heads[WaitQueues::index(id)]`.
+const WAIT_QUEUES: usize = 1 << WAIT_QUEUE_BITS;
+const WAIT_QUEUE_BITS: u32 = 6;
+
+/// The poll wait queues of a slot, shared by its channels through a hash of the channel id:
+/// a write wakes the pollers of its own channel and of the few channels hashed alongside
+/// (whose poll then finds nothing new and waits again), never the whole slot, and a channel
+/// costs no memory for waiting.
+#[pin_data]
+struct WaitQueues {
+    #[pin]
+    heads: [WaitQueueHead; WAIT_QUEUES],
+}
+
+impl WaitQueues {
+    fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            heads <- pin_init_array_from_fn(|_| WaitQueueHead::new()),
+        })
+    }
+
+    /// The queue of channel `id` (Fibonacci hashing: consecutive ids get different queues).
+    fn of(&self, id: ChannelId) -> &WaitQueueHead {
+        let index = id.get().wrapping_mul(0x9e37_79b9) >> (u32::BITS - WAIT_QUEUE_BITS);
+        // The shift leaves `index < WAIT_QUEUES`, so the compiler drops the remainder and the
+        // bounds check.
+        &self.heads[index as usize % WAIT_QUEUES]
+    }
+}
+
+/// One message slot (one minor): its channels, created by their first write, and the wait
+/// queues its files are polled on.
 ///
 /// # Invariants
 ///
 /// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
+#[pin_data]
 pub(crate) struct Slot {
     channels: Arc<KeyedMap<MessageCell>>,
     reserved: AtomicU32,
+    /// Lives as long as the slot, which every open file of the slot keeps alive (and the
+    /// device until unload): every poll registration on it ends before its file's release.
+    #[pin]
+    waiters: WaitQueues,
 }
 
 impl Slot {
     /// An empty slot.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
             channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
+            waiters <- WaitQueues::new(),
         })
     }
 
@@ -103,6 +146,11 @@ impl Slot {
     }
 }
 
+/// The events of a file with a message to read.
+const READABLE: PollEvents = PollEvents::IN.union(PollEvents::RDNORM);
+/// The events of a bound file (a write never waits).
+const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
+
 /// One open file of a slot.
 ///
 /// Reads and writes take no per-file lock: the binding is an atomic channel id, and the
@@ -112,11 +160,19 @@ impl Slot {
 ///
 /// # Invariants
 ///
-/// `channel` is 0 (unbound) or a valid channel id.
+/// `channel` is 0 (unbound) or a valid channel id. `last_seen` is 0 (nothing read since the
+/// last bind) or [`seen`] of a channel id and a message of it that a read on this file copied.
 pub(crate) struct OpenSlot {
     cursor: MapCursor<MessageCell>,
     slot: Arc<Slot>,
     channel: AtomicU32,
+    last_seen: AtomicU64,
+}
+
+/// What a file remembers of the last message it read: its channel and number.
+#[inline]
+fn seen(id: ChannelId, message: &Message) -> u64 {
+    (u64::from(id.get()) << 32) | u64::from(message.seq())
 }
 
 impl OpenSlot {
@@ -127,12 +183,14 @@ impl OpenSlot {
             cursor: MapCursor::new(slot.channels.clone()),
             slot,
             channel: AtomicU32::new(0),
+            last_seen: AtomicU64::new(0),
         }
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
-        // INVARIANT: `id` is non-zero.
+        // INVARIANT: `id` is non-zero; nothing has been read since this bind.
+        self.last_seen.store(0, Ordering::Relaxed);
         self.channel.store(id.get(), Ordering::Release);
         self.cursor.remember(id.get());
     }
@@ -169,6 +227,9 @@ impl OpenSlot {
             Some(channel) => channel.replace(message),
             None => self.slot.create(id, message)?,
         }
+        // After the message is published: a poller registered before the check inside sees
+        // it (the full barrier there pairs with the one after its registration).
+        self.slot.waiters.of(id).wake_up_poll(READABLE);
         Ok(len)
     }
 
@@ -182,24 +243,54 @@ impl OpenSlot {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;
         let guard = rcu::read_lock();
-        let message = channel.load(&guard).bytes();
-        if len < message.len() {
+        let message = channel.load(&guard);
+        if len < message.bytes().len() {
             return Err(ENOSPC);
         }
-        if copy_to_user_nofault(destination, message).is_ok() {
-            return Ok(message.len());
+        if copy_to_user_nofault(destination, message.bytes()).is_ok() {
+            // INVARIANT: This read copied `message` of channel `id`.
+            self.last_seen.store(seen(id, message), Ordering::Relaxed);
+            return Ok(message.bytes().len());
         }
         // The destination is not mapped in right now: copy through the stack, so that the copy
         // to user memory may fault pages in (and sleep) after the critical section.
         let mut bounce = [0u8; MAX_MESSAGE_LEN];
-        let bounce = bounce.get_mut(..message.len()).ok_or(EINVAL)?;
-        for (to, from) in bounce.iter_mut().zip(message) {
+        let bounce = bounce.get_mut(..message.bytes().len()).ok_or(EINVAL)?;
+        for (to, from) in bounce.iter_mut().zip(message.bytes()) {
             *to = *from;
         }
+        let copied = seen(id, message);
         drop(guard);
         UserSlice::new(destination, bounce.len())
             .writer()
             .write_slice(bounce)?;
+        // INVARIANT: This read copied the message `copied` names.
+        self.last_seen.store(copied, Ordering::Relaxed);
         Ok(bounce.len())
+    }
+
+    /// The file's poll events; registers `table` on the bound channel's wait queue.
+    ///
+    /// Unbound: `EPOLLERR` (a read or write would fail with `EINVAL`; a later bind does not
+    /// wake the poller). Bound: `EPOLLOUT | EPOLLWRNORM` (a write never waits), plus
+    /// `EPOLLIN | EPOLLRDNORM` if the channel holds a message that this file has not read
+    /// since it was bound. The registration follows the channel bound now: an epoll
+    /// registration made before a re-bind still waits on the old channel's queue.
+    pub(crate) fn poll<'a>(&'a self, mut table: PollTable<'a>) -> PollEvents {
+        let Ok(id) = self.bound() else {
+            return PollEvents::ERR;
+        };
+        table.register_wait(self.slot.waiters.of(id));
+        // After registering (and the full barrier that follows it): a write that publishes its
+        // message after this check wakes the queue.
+        let unread = self.channel(id).is_some_and(|channel| {
+            let guard = rcu::read_lock();
+            seen(id, channel.load(&guard)) != self.last_seen.load(Ordering::Relaxed)
+        });
+        if unread {
+            READABLE.union(WRITABLE)
+        } else {
+            WRITABLE
+        }
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod hardening;
 mod memory;
 mod module;
+mod poll;
 mod scale;
 mod semantics;
 mod tools;
@@ -70,6 +71,14 @@ pub fn all() -> Vec<Test> {
         scale::million_channels = 240,
         scale::sparse_channel_ids = 120,
         memory::closing_files_frees_their_memory = 300,
+        poll::poll_unbound_pollerr,
+        poll::poll_readable_until_read,
+        poll::poll_wakeup_latency_under_load = 120,
+        poll::poll_no_lost_wakeup = 240,
+        poll::poll_many_pollers_right_ones_wake,
+        poll::epoll_level_and_edge_triggered,
+        poll::poll_close_while_polling,
+        poll::rmmod_refused_while_polling = 90,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
         hardening::permissions_unprivileged,
