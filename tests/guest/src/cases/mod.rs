@@ -78,6 +78,8 @@ pub fn all() -> Vec<Test> {
         poll::poll_many_pollers_right_ones_wake,
         poll::epoll_level_and_edge_triggered,
         poll::poll_close_while_polling,
+        poll::tools_reader_wait,
+        poll::tools_reader_follow = 90,
         poll::rmmod_refused_while_polling = 90,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
