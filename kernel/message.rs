@@ -119,9 +119,10 @@ impl MessageCell {
         unsafe { KBox::from_raw(cell.current.load(Ordering::Relaxed)) }
     }
 
-    /// Makes `message` the cell's message. The previous one is freed after a grace period.
+    /// Makes `message` the cell's message and returns the length of the previous one, which
+    /// is freed after a grace period.
     #[inline]
-    pub(crate) fn replace(&self, mut message: KBox<Message>) {
+    pub(crate) fn replace(&self, mut message: KBox<Message>) -> usize {
         // Only the numbers need to be distinct, not ordered with the publication: relaxed.
         message.seq = self
             .last_seq
@@ -130,6 +131,9 @@ impl MessageCell {
         // Release: the new message's bytes are visible before the pointer to it. Acquire: the
         // previous message was fully written before it is queued (through its `rcu` field).
         let previous = self.current.swap(KBox::into_raw(message), Ordering::AcqRel);
+        // SAFETY: The cell owned `previous` until the swap and it is freed only below: it is
+        // live and its `len` is never written after publication.
+        let previous_len = unsafe { (*previous).len };
         // INVARIANT: The cell owns the new message; it gave up `previous`, freed below after a
         // grace period.
         // SAFETY: `previous` came from `KBox::into_raw` (kmalloc) and the cell owned it; the
@@ -142,6 +146,7 @@ impl MessageCell {
                 previous.cast(),
             )
         };
+        previous_len
     }
 
     /// The current message, valid while `guard`'s critical section lasts.

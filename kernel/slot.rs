@@ -12,6 +12,7 @@
 use crate::channel_index::{KeyedMap, MapCursor};
 use crate::compat::{
     error::emsgsize,
+    percpu::PerCpuCounters,
     poll::{PollEvents, PollTable, WaitQueueHead},
     rcu,
     uaccess::copy_to_user_nofault,
@@ -97,6 +98,11 @@ impl WaitQueues {
 pub(crate) struct Slot {
     channels: Arc<KeyedMap<MessageCell>>,
     reserved: AtomicU32,
+    /// Per-CPU counters, indexed by [`WRITES`], [`READS`] and [`BYTES`]: updated without
+    /// writing memory that other CPUs use.
+    counters: PerCpuCounters<COUNTERS>,
+    /// Open files of the slot.
+    open_files: AtomicU32,
     /// Lives as long as the slot, which every open file of the slot keeps alive (and the
     /// device until unload): every poll registration on it ends before its file's release.
     #[pin]
@@ -109,8 +115,30 @@ impl Slot {
         try_pin_init!(Self {
             channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
+            counters: PerCpuCounters::new(GFP_KERNEL)?,
+            open_files: AtomicU32::new(0),
             waiters <- WaitQueues::new(),
         })
+    }
+
+    /// The slot's statistics now (each value read on its own: a snapshot while the slot is
+    /// in use, exact when it is idle).
+    pub(crate) fn stats(&self) -> SlotStats {
+        SlotStats {
+            channels: self.reserved.load(Ordering::Relaxed),
+            bytes: self.counters.sum(BYTES),
+            writes: self.counters.sum(WRITES),
+            reads: self.counters.sum(READS),
+            open_files: self.open_files.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a successful write of `len` bytes that replaced a message of `previous` bytes
+    /// (0: created the channel).
+    #[inline]
+    fn count_write(&self, len: usize, previous: usize) {
+        self.counters
+            .add2(WRITES, 1, BYTES, (len as u64).wrapping_sub(previous as u64));
     }
 
     /// Creates channel `id`, which a lookup just found missing, holding `message` (or, if
@@ -118,7 +146,7 @@ impl Slot {
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn create(&self, id: ChannelId, message: KBox<Message>) -> Result {
+    fn create(&self, id: ChannelId, message: KBox<Message>) -> Result<usize> {
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
         // is not.
@@ -131,12 +159,11 @@ impl Slot {
             .channels
             .get_or_insert(id.get(), MessageCell::new(message), user_memory())
         {
-            Ok((_, None)) => Ok(()),
+            Ok((_, None)) => Ok(0),
             Ok((channel, Some(ours))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
-                channel.replace(ours.into_message());
-                Ok(())
+                Ok(channel.replace(ours.into_message()))
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -144,6 +171,27 @@ impl Slot {
             }
         }
     }
+}
+
+/// Indices of a slot's per-CPU counters: successful writes, successful reads, and the bytes
+/// of the channels' current messages (each write adds its length less the replaced one's).
+const WRITES: usize = 0;
+const READS: usize = 1;
+const BYTES: usize = 2;
+const COUNTERS: usize = 3;
+
+/// A slot's statistics (the device's sysfs attributes).
+pub(crate) struct SlotStats {
+    /// Channels in use (created, plus those being created right now).
+    pub(crate) channels: u32,
+    /// Bytes of the channels' current messages.
+    pub(crate) bytes: u64,
+    /// Successful writes since the slot was created.
+    pub(crate) writes: u64,
+    /// Successful reads since the slot was created.
+    pub(crate) reads: u64,
+    /// Open files.
+    pub(crate) open_files: u32,
 }
 
 /// The events of a file with a message to read.
@@ -178,6 +226,7 @@ fn seen(id: ChannelId, message: &Message) -> u64 {
 impl OpenSlot {
     /// A file of `slot`, not bound to any channel yet.
     pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        slot.open_files.fetch_add(1, Ordering::Relaxed);
         // INVARIANT: 0 means unbound.
         Self {
             cursor: MapCursor::new(slot.channels.clone()),
@@ -223,10 +272,12 @@ impl OpenSlot {
             return Err(emsgsize());
         }
         let message = Message::from_user(UserSlice::new(source, len).reader(), user_memory())?;
-        match self.channel(id) {
+        let len = message.bytes().len();
+        let previous = match self.channel(id) {
             Some(channel) => channel.replace(message),
             None => self.slot.create(id, message)?,
-        }
+        };
+        self.slot.count_write(len, previous);
         // After the message is published: a poller registered before the check inside sees
         // it (the full barrier there pairs with the one after its registration).
         self.slot.waiters.of(id).wake_up_poll(READABLE);
@@ -250,6 +301,7 @@ impl OpenSlot {
         if copy_to_user_nofault(destination, message.bytes()).is_ok() {
             // INVARIANT: This read copied `message` of channel `id`.
             self.last_seen.store(seen(id, message), Ordering::Relaxed);
+            self.slot.counters.add(READS, 1);
             return Ok(message.bytes().len());
         }
         // The destination is not mapped in right now: copy through the stack, so that the copy
@@ -266,6 +318,7 @@ impl OpenSlot {
             .write_slice(bounce)?;
         // INVARIANT: This read copied the message `copied` names.
         self.last_seen.store(copied, Ordering::Relaxed);
+        self.slot.counters.add(READS, 1);
         Ok(bounce.len())
     }
 
@@ -292,5 +345,11 @@ impl OpenSlot {
         } else {
             WRITABLE
         }
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.slot.open_files.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -113,6 +113,11 @@ impl<T: CharDevice> Registration<T> {
         })
     }
 
+    /// The driver's data.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
     /// The registration whose operations table `file` uses.
     ///
     /// # Safety

@@ -93,8 +93,11 @@ impl WaitQueueHead {
     /// change made before this call is seen by a poller whose registration this call misses.
     #[inline]
     pub(crate) fn wake_up_poll(&self, events: PollEvents) {
-        // SAFETY: `inner` is an initialised head (type invariant).
-        unsafe { message_slot_wake_up_poll(self.inner.get(), events.bits()) };
+        // `Opaque<T>` has the layout of `T`; a plain cast (unlike `Opaque::get`, which the
+        // compiler leaves out of line) keeps the write path free of one more call.
+        let head = core::ptr::from_ref(&self.inner).cast_mut().cast();
+        // SAFETY: `head` is the initialised head of `inner` (type invariant).
+        unsafe { message_slot_wake_up_poll(head, events.bits()) };
     }
 }
 

@@ -5,6 +5,7 @@
 //! `message_reader`'s options.
 
 pub mod reader;
+pub mod stat;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -71,6 +72,8 @@ pub enum Failure {
     Stdout(io::Error),
     /// Setting up the SIGINT handler failed.
     Signal(io::Error),
+    /// Reading the statistics under a sysfs directory failed.
+    Sysfs(std::path::PathBuf, io::Error),
 }
 
 impl From<message_slot::Error> for Failure {
@@ -91,6 +94,7 @@ impl fmt::Display for Failure {
             }
             Self::Stdout(error) => write!(f, "cannot write to stdout: {error}"),
             Self::Signal(error) => write!(f, "cannot handle SIGINT: {error}"),
+            Self::Sysfs(dir, error) => write!(f, "cannot read {}: {error}", dir.display()),
         }
     }
 }
@@ -100,7 +104,7 @@ impl std::error::Error for Failure {
         match self {
             Self::Slot(error) => Some(error),
             Self::ShortWrite { .. } => None,
-            Self::Stdout(error) | Self::Signal(error) => Some(error),
+            Self::Stdout(error) | Self::Signal(error) | Self::Sysfs(_, error) => Some(error),
         }
     }
 }

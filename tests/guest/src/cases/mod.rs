@@ -9,6 +9,7 @@ mod errors;
 mod hardening;
 mod memory;
 mod module;
+mod nodes;
 mod poll;
 mod scale;
 mod semantics;
@@ -81,6 +82,9 @@ pub fn all() -> Vec<Test> {
         poll::tools_reader_wait,
         poll::tools_reader_follow = 90,
         poll::rmmod_refused_while_polling = 90,
+        nodes::class_device_nodes,
+        nodes::slot_statistics,
+        nodes::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
         hardening::permissions_unprivileged,
@@ -90,5 +94,6 @@ pub fn all() -> Vec<Test> {
         hardening::load_unload_cycles = 1500,
         hardening::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
+        nodes::nodes_param = 240,
     ]
 }
