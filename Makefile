@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-#   make                   the module (message_slot.ko) and the tools (message_sender, message_reader)
+#   make                   the module (message_slot.ko) and the tools (message_sender, message_reader,
+#                          message_slot_stat)
 #   make KDIR=...          the module against another Rust-enabled kernel build tree
 #   make KERNEL=stock-7.3  the module against Debian's stock 7.3.4 kernel (in the trixie toolchain)
 #   make demo              set up the VM rig and run the example session in the guest
@@ -46,7 +47,7 @@ endif
 
 .PHONY: all module tools setup test test-debug test-all demo lint clean bench bench-trace
 all: module tools
-	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader .
+	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader $(CARGO_OUT)/message_slot_stat .
 
 # The module is built from a copy of kernel/ and uapi/ so that builds against different
 # kernels do not share object files and the source tree stays clean.
@@ -60,7 +61,7 @@ module:
 tools:
 	@cargo build --quiet --release --locked --target $(CARGO_TARGET) -p message-slot-tools
 	@mkdir -p build/tools
-	@cp $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader build/tools/
+	@cp $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader $(CARGO_OUT)/message_slot_stat build/tools/
 
 setup:
 	@vm/setup-host
@@ -91,4 +92,4 @@ lint: setup
 	 [ $$status = 0 ] && ! grep -qi warning <<<"$$out"
 
 clean:
-	rm -rf build target message_slot.ko message_sender message_reader
+	rm -rf build target message_slot.ko message_sender message_reader message_slot_stat

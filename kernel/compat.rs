@@ -14,22 +14,30 @@
 //! |--------------|--------------------------------------------------|-----------------------------------------------|
 //! | `alloc.rs`   | raw `gfp_t` of `Flags`                           | ours: `Flags::as_raw` is still crate-private  |
 //! | `chrdev.rs`  | fixed major, 256 minors, `file_operations`       | ours: `miscdevice` serves one misc minor      |
+//! | `class.rs`   | device class, class devices, `u64` sysfs attributes | ours: no class or attribute abstraction    |
 //! | `error.rs`   | `EMSGSIZE`                                       | upstream's `kernel::error::code::EMSGSIZE`    |
 //! | `init.rs`    | `Opaque::try_ffi_init`, `into_foreign` pointer   | upstream's (6.12: stand-ins)                  |
 //! | `param.rs`   | a read-only `uint` parameter shown in sysfs      | ours: `module!` params have permissions 0     |
+//! | `percpu.rs`  | per-CPU `u64` counters                           | ours: no `kernel::percpu`                     |
+//! | `poll.rs`    | wait queue heads, `poll_wait()`, poll events     | ours: upstream's `PollCondVar` wakes without checking for sleepers and synchronises RCU in every `drop` |
 //! | `rcu.rs`     | RCU guard; `kvfree_call_rcu`                     | upstream's `sync::rcu` guard; ours for kfree_rcu |
 //! | `sched.rs`   | `cond_resched()`                                 | ours: not wrapped upstream                    |
 //! | `uaccess.rs` | `copy_to_user_nofault()`, `UserPtr` conversions  | ours: not wrapped upstream                    |
 //! | `xarray.rs`  | insert-only map with lock-free `xa_load`         | ours: upstream's `XArray` looks up under its lock only |
 //!
-//! `helpers.c` (6.12 only) holds the C side of `rcu.rs`: `rcu_read_lock()` is a static inline
-//! function, which Rust cannot call; 7.x's `rust/helpers/rcu.c` does the same for its guard.
+//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs` and (6.12 only) `rcu.rs`: static
+//! inline functions and macros (`poll_wait()`, `wq_has_sleeper()`, `this_cpu_add()`,
+//! `rcu_read_lock()`), which Rust cannot call; upstream's `rust/helpers/` does the same for
+//! its own abstractions.
 
 pub(crate) mod alloc;
 pub(crate) mod chrdev;
+pub(crate) mod class;
 pub(crate) mod error;
 pub(crate) mod init;
 pub(crate) mod param;
+pub(crate) mod percpu;
+pub(crate) mod poll;
 pub(crate) mod rcu;
 pub(crate) mod sched;
 pub(crate) mod uaccess;

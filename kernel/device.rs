@@ -4,7 +4,12 @@
 //! created [`Slot`], and the file operations that route to it. Safe Rust only.
 #![forbid(unsafe_code)]
 
-use crate::compat::chrdev::{CharDevice, OpenFileRef};
+use crate::compat::{
+    chrdev::{CharDevice, OpenFileRef},
+    class::U64Attributes,
+    poll::{PollEvents, PollTable},
+};
+use crate::max_channels;
 use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
 use crate::uapi::{MSG_SLOT_CHANNEL, SLOT_MINORS};
 use kernel::{
@@ -38,10 +43,46 @@ impl MessageSlotDevice {
         }
         // Allocated outside the lock; if another opener created the slot meanwhile, ours is
         // dropped unused after the lock is released.
-        let created = Arc::new(Slot::new()?, GFP_KERNEL)?;
+        let created = Arc::pin_init(Slot::new(), GFP_KERNEL)?;
         let mut slots = self.slots.lock();
         let slot = slots.get_mut(minor).ok_or(ENXIO)?;
         Ok(slot.get_or_insert_with(|| created.clone()).clone())
+    }
+}
+
+/// The statistics of a slot, in the order of their sysfs attributes
+/// (`/sys/class/message_slot/message_slotN/*`).
+pub(crate) const STATISTICS: [&core::ffi::CStr; 6] = [
+    c"channels",
+    c"bytes",
+    c"writes",
+    c"reads",
+    c"open_files",
+    c"max_channels",
+];
+
+impl U64Attributes for MessageSlotDevice {
+    /// Statistic `index` of [`STATISTICS`] for the slot of `minor` (0 for a slot not opened
+    /// yet, except `max_channels`). Reads per-CPU counters and atomics: writes nothing
+    /// shared except the device mutex's lock word, taken to find the slot.
+    fn value(&self, minor: u32, index: usize) -> u64 {
+        let slot = self
+            .slots
+            .lock()
+            .get(minor as usize)
+            .and_then(|slot| slot.clone());
+        let Some(slot) = slot else {
+            return if index == 5 { max_channels().into() } else { 0 };
+        };
+        let stats = slot.stats();
+        match index {
+            0 => stats.channels.into(),
+            1 => stats.bytes,
+            2 => stats.writes,
+            3 => stats.reads,
+            4 => stats.open_files.into(),
+            _ => max_channels().into(),
+        }
     }
 }
 
@@ -72,5 +113,9 @@ impl CharDevice for MessageSlotDevice {
         }
         file.bind(ChannelId::from_ioctl_arg(arg)?);
         Ok(0)
+    }
+
+    fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents {
+        file.poll(table)
     }
 }

@@ -17,7 +17,7 @@ use crate::compat::rcu;
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     mem::MaybeUninit,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{alloc::Flags, bindings, prelude::*, types::Opaque, uaccess::UserSliceReader};
 
@@ -31,6 +31,9 @@ pub(crate) struct Message {
     /// Queues the message for `kfree_rcu`.
     rcu: Opaque<bindings::callback_head>,
     len: usize,
+    /// The message's number in its channel, stamped by the [`MessageCell`] just before the
+    /// message is published.
+    seq: u32,
     bytes: [MaybeUninit<u8>; MAX_MESSAGE_LEN],
 }
 
@@ -50,6 +53,7 @@ impl Message {
             init!(Self {
                 rcu: Opaque::uninit(),
                 len: 0,
+                seq: 0,
                 bytes: [const { MaybeUninit::uninit() }; MAX_MESSAGE_LEN],
             }),
             flags,
@@ -58,6 +62,14 @@ impl Message {
         // INVARIANT: `read_raw` succeeded, so `bytes[..len]` are initialised; `len` is in range.
         message.len = len;
         Ok(message)
+    }
+
+    /// The message's number in its channel: the channel's first message is 1, and each
+    /// replacement takes the next number (modulo 2^32; concurrent writers may publish theirs
+    /// out of order). Two messages published one after the other in a channel always differ.
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        self.seq
     }
 
     /// The message's bytes.
@@ -77,6 +89,9 @@ impl Message {
 /// A message the cell has given up is only freed after an RCU grace period.
 pub(crate) struct MessageCell {
     current: AtomicPtr<Message>,
+    /// The number stamped into the last message given to the cell (see [`Message::seq`]).
+    /// Fits in the entry's padding: a channel-index entry stays 32 bytes (kmalloc-32).
+    last_seq: AtomicU32,
 }
 
 // `MessageCell` is `Send` and `Sync` through its `AtomicPtr`, which is right: readers on any
@@ -84,10 +99,12 @@ pub(crate) struct MessageCell {
 
 impl MessageCell {
     /// A cell holding `message`.
-    pub(crate) fn new(message: KBox<Message>) -> Self {
+    pub(crate) fn new(mut message: KBox<Message>) -> Self {
+        message.seq = 1;
         // INVARIANT: `into_raw` gives a non-null pointer, which the cell now owns.
         Self {
             current: AtomicPtr::new(KBox::into_raw(message)),
+            last_seq: AtomicU32::new(1),
         }
     }
 
@@ -99,12 +116,21 @@ impl MessageCell {
         unsafe { KBox::from_raw(cell.current.load(Ordering::Relaxed)) }
     }
 
-    /// Makes `message` the cell's message. The previous one is freed after a grace period.
+    /// Makes `message` the cell's message and returns the length of the previous one, which
+    /// is freed after a grace period.
     #[inline]
-    pub(crate) fn replace(&self, message: KBox<Message>) {
+    pub(crate) fn replace(&self, mut message: KBox<Message>) -> usize {
+        // Only the numbers need to be distinct, not ordered with the publication: relaxed.
+        message.seq = self
+            .last_seq
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
         // Release: the new message's bytes are visible before the pointer to it. Acquire: the
         // previous message was fully written before it is queued (through its `rcu` field).
         let previous = self.current.swap(KBox::into_raw(message), Ordering::AcqRel);
+        // SAFETY: The cell owned `previous` until the swap and it is freed only below: it is
+        // live and its `len` is never written after publication.
+        let previous_len = unsafe { (*previous).len };
         // INVARIANT: The cell owns the new message; it gave up `previous`, freed below after a
         // grace period.
         // SAFETY: `previous` came from `KBox::into_raw` (kmalloc) and the cell owned it; the
@@ -112,6 +138,7 @@ impl MessageCell {
         // critical sections begun before this call (`load` ties every `&Message` to a
         // guard), can still use it. `rcu` is inside it.
         unsafe { rcu::kvfree_call_rcu((*previous).rcu.get(), previous.cast()) };
+        previous_len
     }
 
     /// The current message, valid while `guard`'s critical section lasts.

@@ -25,9 +25,14 @@ mod slot;
 #[path = "../uapi/uapi.rs"]
 mod uapi;
 
-use compat::{chrdev::Registration, param::uint_param};
+use compat::{
+    chrdev::Registration,
+    class::{AttributeGroups, Class, U64Attribute},
+    param::uint_param,
+};
 use core::sync::atomic::Ordering;
-use device::MessageSlotDevice;
+use device::{MessageSlotDevice, STATISTICS};
+use kernel::str::CString;
 use uapi::{CHANNELS_PER_SLOT, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS};
 
 #[cfg(kernel_6_12)]
@@ -59,6 +64,30 @@ uint_param!(
     "most channels per slot (at least 1)"
 );
 
+uint_param!(
+    NODES,
+    "nodes",
+    DEFAULT_NODES,
+    "minors 0..N get a device in class message_slot: node /dev/message_slot/MINOR and statistics in /sys/class/message_slot/message_slotMINOR (default 4, at most 256, 0 for none)"
+);
+
+/// Minors that get class devices unless `nodes=` says otherwise: as many as the example's
+/// `/dev/slot0`..`/dev/slot3`, so that a fresh system finds them without `mknod` and can read
+/// their statistics; `mknod` nodes of any minor work as before (the class's nodes are under
+/// `/dev/message_slot/`, never `/dev/slotN`).
+const DEFAULT_NODES: u32 = 4;
+
+/// The sysfs attributes of every class device: a slot's statistics.
+static STATISTIC_ATTRIBUTES: [U64Attribute; 6] = [
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[0], 0),
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[1], 1),
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[2], 2),
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[3], 3),
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[4], 4),
+    U64Attribute::new::<MessageSlotDevice>(STATISTICS[5], 5),
+];
+static STATISTIC_GROUPS: AttributeGroups<6, 7> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
+
 /// The most channels a slot may hold (the `max_channels` module parameter).
 fn max_channels() -> u32 {
     MAX_CHANNELS.load(Ordering::Relaxed)
@@ -67,6 +96,8 @@ fn max_channels() -> u32 {
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 
 struct MessageSlotModule {
+    // Dropped first: the class devices' attributes use the registration's device.
+    _nodes: Option<Class<MessageSlotDevice>>,
     _registration: Pin<KBox<Registration<MessageSlotDevice>>>,
 }
 
@@ -74,6 +105,11 @@ impl kernel::Module for MessageSlotModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         if max_channels() == 0 {
             pr_err!("max_channels must be at least 1\n");
+            return Err(EINVAL);
+        }
+        let nodes = NODES.load(Ordering::Relaxed);
+        if nodes > SLOT_MINORS {
+            pr_err!("nodes must be at most {SLOT_MINORS}\n");
             return Err(EINVAL);
         }
         let registration = KBox::pin_init(
@@ -86,8 +122,27 @@ impl kernel::Module for MessageSlotModule {
             ),
             GFP_KERNEL,
         )?;
+        let nodes = if nodes == 0 {
+            None
+        } else {
+            // SAFETY: The device lives in the pinned registration, which the module drops
+            // after the class (field order).
+            let mut class = unsafe {
+                Class::new(
+                    c_str!("message_slot"),
+                    MAJOR_NUM,
+                    &STATISTIC_GROUPS,
+                    registration.data(),
+                )
+            }?;
+            for minor in 0..nodes {
+                class.add_next(&CString::try_from_fmt(format_args!("message_slot{minor}"))?)?;
+            }
+            Some(class)
+        };
         pr_info!("registered char major {MAJOR_NUM}, minors 0..{SLOT_MINORS}\n");
         Ok(Self {
+            _nodes: nodes,
             _registration: registration,
         })
     }

@@ -10,13 +10,20 @@
 #![forbid(unsafe_code)]
 
 use crate::channel_index::{KeyedMap, MapCursor};
-use crate::compat::{error::emsgsize, rcu, uaccess::copy_to_user_nofault};
+use crate::compat::{
+    error::emsgsize,
+    init::pin_init_array_from_fn,
+    percpu::PerCpuCounters,
+    poll::{PollEvents, PollTable, WaitQueueHead},
+    rcu,
+    uaccess::copy_to_user_nofault,
+};
 use crate::max_channels;
 use crate::message::{Message, MessageCell};
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     num::NonZeroU32,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     alloc::{flags, Flags},
@@ -51,23 +58,87 @@ impl ChannelId {
     }
 }
 
-/// One message slot (one minor): its channels, created by their first write.
+/// Wait queues of a slot: pollers of channel `id` wait on `heads[WaitQueues::index(id)]`.
+const WAIT_QUEUES: usize = 1 << WAIT_QUEUE_BITS;
+const WAIT_QUEUE_BITS: u32 = 6;
+
+/// The poll wait queues of a slot, shared by its channels through a hash of the channel id:
+/// a write wakes the pollers of its own channel and of the few channels hashed alongside
+/// (whose poll then finds nothing new and waits again), never the whole slot, and a channel
+/// costs no memory for waiting.
+#[pin_data]
+struct WaitQueues {
+    #[pin]
+    heads: [WaitQueueHead; WAIT_QUEUES],
+}
+
+impl WaitQueues {
+    fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            heads <- pin_init_array_from_fn(|_| WaitQueueHead::new()),
+        })
+    }
+
+    /// The queue of channel `id` (Fibonacci hashing: consecutive ids get different queues).
+    fn of(&self, id: ChannelId) -> &WaitQueueHead {
+        let index = id.get().wrapping_mul(0x9e37_79b9) >> (u32::BITS - WAIT_QUEUE_BITS);
+        // The shift leaves `index < WAIT_QUEUES`, so the compiler drops the remainder and the
+        // bounds check.
+        &self.heads[index as usize % WAIT_QUEUES]
+    }
+}
+
+/// One message slot (one minor): its channels, created by their first write, and the wait
+/// queues its files are polled on.
 ///
 /// # Invariants
 ///
 /// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
+#[pin_data]
 pub(crate) struct Slot {
     channels: Arc<KeyedMap<MessageCell>>,
     reserved: AtomicU32,
+    /// Per-CPU counters, indexed by [`WRITES`], [`READS`] and [`BYTES`]: updated without
+    /// writing memory that other CPUs use.
+    counters: PerCpuCounters<COUNTERS>,
+    /// Open files of the slot.
+    open_files: AtomicU32,
+    /// Lives as long as the slot, which every open file of the slot keeps alive (and the
+    /// device until unload): every poll registration on it ends before its file's release.
+    #[pin]
+    waiters: WaitQueues,
 }
 
 impl Slot {
     /// An empty slot.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
             channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
             reserved: AtomicU32::new(0),
+            counters: PerCpuCounters::new(GFP_KERNEL)?,
+            open_files: AtomicU32::new(0),
+            waiters <- WaitQueues::new(),
         })
+    }
+
+    /// The slot's statistics now (each value read on its own: a snapshot while the slot is
+    /// in use, exact when it is idle).
+    pub(crate) fn stats(&self) -> SlotStats {
+        SlotStats {
+            channels: self.reserved.load(Ordering::Relaxed),
+            bytes: self.counters.sum(BYTES),
+            writes: self.counters.sum(WRITES),
+            reads: self.counters.sum(READS),
+            open_files: self.open_files.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a successful write of `len` bytes that replaced a message of `previous` bytes
+    /// (0: created the channel).
+    #[inline]
+    fn count_write(&self, len: usize, previous: usize) {
+        self.counters
+            .add2(WRITES, 1, BYTES, (len as u64).wrapping_sub(previous as u64));
     }
 
     /// Creates channel `id`, which a lookup just found missing, holding `message` (or, if
@@ -75,7 +146,7 @@ impl Slot {
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn create(&self, id: ChannelId, message: KBox<Message>) -> Result {
+    fn create(&self, id: ChannelId, message: KBox<Message>) -> Result<usize> {
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
         // is not.
@@ -88,12 +159,11 @@ impl Slot {
             .channels
             .get_or_insert(id.get(), MessageCell::new(message), user_memory())
         {
-            Ok((_, None)) => Ok(()),
+            Ok((_, None)) => Ok(0),
             Ok((channel, Some(ours))) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
-                channel.replace(ours.into_message());
-                Ok(())
+                Ok(channel.replace(ours.into_message()))
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -102,6 +172,32 @@ impl Slot {
         }
     }
 }
+
+/// Indices of a slot's per-CPU counters: successful writes, successful reads, and the bytes
+/// of the channels' current messages (each write adds its length less the replaced one's).
+const WRITES: usize = 0;
+const READS: usize = 1;
+const BYTES: usize = 2;
+const COUNTERS: usize = 3;
+
+/// A slot's statistics (the device's sysfs attributes).
+pub(crate) struct SlotStats {
+    /// Channels in use (created, plus those being created right now).
+    pub(crate) channels: u32,
+    /// Bytes of the channels' current messages.
+    pub(crate) bytes: u64,
+    /// Successful writes since the slot was created.
+    pub(crate) writes: u64,
+    /// Successful reads since the slot was created.
+    pub(crate) reads: u64,
+    /// Open files.
+    pub(crate) open_files: u32,
+}
+
+/// The events of a file with a message to read.
+const READABLE: PollEvents = PollEvents::IN.union(PollEvents::RDNORM);
+/// The events of a bound file (a write never waits).
+const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
 
 /// One open file of a slot.
 ///
@@ -112,27 +208,38 @@ impl Slot {
 ///
 /// # Invariants
 ///
-/// `channel` is 0 (unbound) or a valid channel id.
+/// `channel` is 0 (unbound) or a valid channel id. `last_seen` is 0 (nothing read since the
+/// last bind) or [`seen`] of a channel id and a message of it that a read on this file copied.
 pub(crate) struct OpenSlot {
     cursor: MapCursor<MessageCell>,
     slot: Arc<Slot>,
     channel: AtomicU32,
+    last_seen: AtomicU64,
+}
+
+/// What a file remembers of the last message it read: its channel and number.
+#[inline]
+fn seen(id: ChannelId, message: &Message) -> u64 {
+    (u64::from(id.get()) << 32) | u64::from(message.seq())
 }
 
 impl OpenSlot {
     /// A file of `slot`, not bound to any channel yet.
     pub(crate) fn new(slot: Arc<Slot>) -> Self {
+        slot.open_files.fetch_add(1, Ordering::Relaxed);
         // INVARIANT: 0 means unbound.
         Self {
             cursor: MapCursor::new(slot.channels.clone()),
             slot,
             channel: AtomicU32::new(0),
+            last_seen: AtomicU64::new(0),
         }
     }
 
     /// Binds the file to channel `id`. Allocates nothing.
     pub(crate) fn bind(&self, id: ChannelId) {
-        // INVARIANT: `id` is non-zero.
+        // INVARIANT: `id` is non-zero; nothing has been read since this bind.
+        self.last_seen.store(0, Ordering::Relaxed);
         self.channel.store(id.get(), Ordering::Release);
         self.cursor.remember(id.get());
     }
@@ -165,10 +272,15 @@ impl OpenSlot {
             return Err(emsgsize());
         }
         let message = Message::from_user(UserSlice::new(source, len).reader(), user_memory())?;
-        match self.channel(id) {
+        let len = message.bytes().len();
+        let previous = match self.channel(id) {
             Some(channel) => channel.replace(message),
             None => self.slot.create(id, message)?,
-        }
+        };
+        self.slot.count_write(len, previous);
+        // After the message is published: a poller registered before the check inside sees
+        // it (the full barrier there pairs with the one after its registration).
+        self.slot.waiters.of(id).wake_up_poll(READABLE);
         Ok(len)
     }
 
@@ -182,24 +294,62 @@ impl OpenSlot {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;
         let guard = rcu::read_lock();
-        let message = channel.load(&guard).bytes();
-        if len < message.len() {
+        let message = channel.load(&guard);
+        if len < message.bytes().len() {
             return Err(ENOSPC);
         }
-        if copy_to_user_nofault(destination, message).is_ok() {
-            return Ok(message.len());
+        if copy_to_user_nofault(destination, message.bytes()).is_ok() {
+            // INVARIANT: This read copied `message` of channel `id`.
+            self.last_seen.store(seen(id, message), Ordering::Relaxed);
+            self.slot.counters.add(READS, 1);
+            return Ok(message.bytes().len());
         }
         // The destination is not mapped in right now: copy through the stack, so that the copy
         // to user memory may fault pages in (and sleep) after the critical section.
         let mut bounce = [0u8; MAX_MESSAGE_LEN];
-        let bounce = bounce.get_mut(..message.len()).ok_or(EINVAL)?;
-        for (to, from) in bounce.iter_mut().zip(message) {
+        let bounce = bounce.get_mut(..message.bytes().len()).ok_or(EINVAL)?;
+        for (to, from) in bounce.iter_mut().zip(message.bytes()) {
             *to = *from;
         }
+        let copied = seen(id, message);
         drop(guard);
         UserSlice::new(destination, bounce.len())
             .writer()
             .write_slice(bounce)?;
+        // INVARIANT: This read copied the message `copied` names.
+        self.last_seen.store(copied, Ordering::Relaxed);
+        self.slot.counters.add(READS, 1);
         Ok(bounce.len())
+    }
+
+    /// The file's poll events; registers `table` on the bound channel's wait queue.
+    ///
+    /// Unbound: `EPOLLERR` (a read or write would fail with `EINVAL`; a later bind does not
+    /// wake the poller). Bound: `EPOLLOUT | EPOLLWRNORM` (a write never waits), plus
+    /// `EPOLLIN | EPOLLRDNORM` if the channel holds a message that this file has not read
+    /// since it was bound. The registration follows the channel bound now: an epoll
+    /// registration made before a re-bind still waits on the old channel's queue.
+    pub(crate) fn poll<'a>(&'a self, mut table: PollTable<'a>) -> PollEvents {
+        let Ok(id) = self.bound() else {
+            return PollEvents::ERR;
+        };
+        table.register_wait(self.slot.waiters.of(id));
+        // After registering (and the full barrier that follows it): a write that publishes its
+        // message after this check wakes the queue.
+        let unread = self.channel(id).is_some_and(|channel| {
+            let guard = rcu::read_lock();
+            seen(id, channel.load(&guard)) != self.last_seen.load(Ordering::Relaxed)
+        });
+        if unread {
+            READABLE.union(WRITABLE)
+        } else {
+            WRITABLE
+        }
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.slot.open_files.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -12,6 +12,7 @@
 //! per-open state returned by [`CharDevice::open`] lives in `file->private_data` until
 //! `release`.
 
+use super::poll::{PollEvents, PollTable};
 use super::uaccess::user_ptr;
 use core::marker::PhantomData;
 use kernel::{
@@ -46,6 +47,11 @@ pub(crate) trait CharDevice: Sync + Sized {
 
     /// Handles `ioctl(fd, cmd, arg)`.
     fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize>;
+
+    /// Handles `poll`, `select` and `epoll`: registers on the wait queues whose wake-ups may
+    /// change the file's events (through `table`, whose lifetime ends no later than the
+    /// file's release, as the open file state's borrow does) and returns the events now.
+    fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents;
 }
 
 /// A registered range of character-device minors served by a [`CharDevice`].
@@ -106,6 +112,11 @@ impl<T: CharDevice> Registration<T> {
         })
     }
 
+    /// The driver's data.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
     /// The registration whose operations table `file` uses.
     ///
     /// # Safety
@@ -148,6 +159,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
             unlocked_ioctl: Some(Self::ioctl),
             // The argument is a value, not a pointer, so 32-bit callers need no translation.
             compat_ioctl: Some(Self::ioctl),
+            poll: Some(Self::poll),
             llseek: Some(bindings::noop_llseek),
             // SAFETY: All-zero is a valid `file_operations` (every other callback absent).
             ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
@@ -229,6 +241,25 @@ impl<T: CharDevice> FileOperationsVTable<T> {
             Ok(value) => value as c_long,
             Err(error) => error.to_errno() as c_long,
         }
+    }
+}
+
+impl<T: CharDevice> FileOperationsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by the VFS on a file opened by [`Self::open`], with `table` null or the poll
+    /// table of this call.
+    unsafe extern "C" fn poll(
+        file: *mut bindings::file,
+        table: *mut bindings::poll_table_struct,
+    ) -> bindings::__poll_t {
+        // SAFETY: Guaranteed by the caller. The borrow's lifetime is chosen to be the
+        // table's, and both end no later than `release` (which drops the open file state):
+        // `poll`/`select` finish with the file before the reference they hold is dropped, and
+        // `__fput()` removes epoll's entries (`eventpoll_release()`) before calling `release`.
+        let (open_file, table) =
+            unsafe { (Self::open_file(file), PollTable::from_raw(file, table)) };
+        T::poll(open_file, table).bits()
     }
 }
 

@@ -1,12 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C functions for kernel APIs that are static inline functions (which Rust cannot call), on
- * kernels whose Rust helpers (rust/helpers/) lack them. Upstream's rust/helpers/rcu.c has
- * the same two functions for upstream's own RCU guard.
+ * C functions for kernel APIs that are static inline functions or macros (which Rust cannot
+ * call) and that the target kernel's Rust helpers (rust/helpers/) lack. Upstream's
+ * rust/helpers/rcu.c has the same two RCU functions for upstream's own RCU guard (7.x: the
+ * module uses that guard, so they are built for 6.12 only), and rust/helpers/poll.c (with
+ * rust/helpers/wait.c) the poll ones for kernel::sync::poll.
  */
 
+#include <linux/percpu.h>
+#include <linux/poll.h>
 #include <linux/rcupdate.h>
+#include <linux/wait.h>
 
+void message_slot_init_waitqueue_head(struct wait_queue_head *head);
+void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
+			    struct poll_table_struct *table);
+void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events);
+u64 __percpu *message_slot_percpu_alloc(unsigned int count, gfp_t gfp);
+void message_slot_percpu_add(u64 __percpu *counters, unsigned int index, u64 delta);
+void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 delta,
+			      unsigned int second, u64 delta2);
+u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index);
+void message_slot_percpu_free(u64 __percpu *counters);
+
+#ifdef MESSAGE_SLOT_KERNEL_6_12
 void message_slot_rcu_read_lock(void);
 void message_slot_rcu_read_unlock(void);
 
@@ -18,4 +35,64 @@ void message_slot_rcu_read_lock(void)
 void message_slot_rcu_read_unlock(void)
 {
 	rcu_read_unlock();
+}
+#endif
+
+/* One lockdep class for every head initialised here: their locks never nest. */
+void message_slot_init_waitqueue_head(struct wait_queue_head *head)
+{
+	init_waitqueue_head(head);
+}
+
+/* poll_wait() ends with smp_mb(), which pairs with the one in wq_has_sleeper() below. */
+void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
+			    struct poll_table_struct *table)
+{
+	poll_wait(file, head, table);
+}
+
+/*
+ * Wakes the interruptible waiters of head with events as the key, if there are any: without
+ * waiters this costs a full barrier (ordering the caller's earlier stores before the check,
+ * paired with poll_wait()'s) and a load.
+ */
+void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events)
+{
+	if (wq_has_sleeper(head))
+		wake_up_interruptible_poll(head, events);
+}
+
+/* count zeroed per-CPU u64s (alloc_percpu() is a macro). */
+u64 __percpu *message_slot_percpu_alloc(unsigned int count, gfp_t gfp)
+{
+	return __alloc_percpu_gfp(sizeof(u64) * count, __alignof__(u64), gfp);
+}
+
+/* Adds to this CPU's copy of counters[index] (one instruction on x86, preemption-safe). */
+void message_slot_percpu_add(u64 __percpu *counters, unsigned int index, u64 delta)
+{
+	this_cpu_add(counters[index], delta);
+}
+
+void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 delta,
+			      unsigned int second, u64 delta2)
+{
+	this_cpu_add(counters[first], delta);
+	this_cpu_add(counters[second], delta2);
+}
+
+/* The sum of counters[index] over every possible CPU. */
+u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(*per_cpu_ptr(&counters[index], cpu));
+	return sum;
+}
+
+void message_slot_percpu_free(u64 __percpu *counters)
+{
+	free_percpu(counters);
 }

@@ -27,9 +27,11 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{IntegerSetter, Opcode};
@@ -60,6 +62,8 @@ pub enum Operation {
     Send,
     /// Reading a message.
     Receive,
+    /// Waiting for a message ([`Slot::wait_for_message`]).
+    Wait,
 }
 
 /// What went wrong, classified by the device's documented errors.
@@ -77,6 +81,8 @@ pub enum ErrorKind {
     /// `ENOSPC` from a send: the message would open a new channel in a slot that already
     /// holds the module's `max_channels` (default [`CHANNELS_PER_SLOT`]).
     SlotFull,
+    /// `EINTR`: a signal arrived while waiting.
+    Interrupted,
     /// Any other system error.
     Other,
 }
@@ -90,6 +96,7 @@ impl ErrorKind {
             Errno::MSGSIZE => Self::MessageSize,
             Errno::AGAIN => Self::NoMessage,
             Errno::NOSPC => Self::BufferTooSmall,
+            Errno::INTR => Self::Interrupted,
             _ => Self::Other,
         }
     }
@@ -135,6 +142,7 @@ impl fmt::Display for Error {
             Operation::SetChannel { channel } => write!(f, "cannot set channel {channel}")?,
             Operation::Send => f.write_str("cannot send message")?,
             Operation::Receive => f.write_str("cannot receive message")?,
+            Operation::Wait => f.write_str("cannot wait for a message")?,
         }
         write!(f, ": {}", self.os_error())
     }
@@ -146,6 +154,17 @@ impl From<Error> for io::Error {
     fn from(error: Error) -> Self {
         error.os_error()
     }
+}
+
+/// How [`Slot::wait_for_message_or`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The bound channel holds a message this file has not received.
+    Message,
+    /// The other file descriptor became readable (or reported an error or hang-up).
+    Other,
+    /// The timeout passed.
+    TimedOut,
 }
 
 /// `MSG_SLOT_CHANNEL` as the opcode type of the platform's `ioctl`.
@@ -230,11 +249,77 @@ impl Slot {
         buf.truncate(len);
         Ok(buf)
     }
+
+    /// Waits until the bound channel holds a message that this open file has not received
+    /// yet (one written after its last successful [`receive`](Self::receive) or, if it has
+    /// received nothing since [`set_channel`](Self::set_channel), any message), or until
+    /// `timeout` passes (`None`: no limit).
+    ///
+    /// Returns `true` if there is such a message (receive it next), `false` on timeout.
+    /// Built on `poll(2)`: the device reports `POLLIN` for an unreceived message and `POLLERR`
+    /// for a file bound to no channel, which this returns as [`ErrorKind::InvalidArgument`].
+    /// A signal ends the wait with [`ErrorKind::Interrupted`].
+    ///
+    /// The file descriptor is [`AsFd`], so async runtimes can wait the same way (readable
+    /// means an unreceived message), e.g. with tokio's `AsyncFd` (`examples/async_follow.rs`).
+    pub fn wait_for_message(&self, timeout: Option<Duration>) -> Result<bool> {
+        match self.wait_for_message_or(timeout, None)? {
+            Wake::Message => Ok(true),
+            Wake::TimedOut | Wake::Other => Ok(false),
+        }
+    }
+
+    /// Like [`wait_for_message`](Self::wait_for_message), but also ends when `other` becomes
+    /// readable (e.g. the read end of a pipe that a signal handler writes to, which makes
+    /// waiting for a signal free of races) and says which happened first (a message wins a
+    /// tie).
+    pub fn wait_for_message_or(
+        &self,
+        timeout: Option<Duration>,
+        other: Option<BorrowedFd<'_>>,
+    ) -> Result<Wake> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            let left = deadline.map(|deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                Timespec {
+                    tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+                    tv_nsec: left.subsec_nanos().into(),
+                }
+            });
+            let mut fds = vec![PollFd::new(&self.fd, PollFlags::IN)];
+            if let Some(other) = &other {
+                fds.push(PollFd::new(other, PollFlags::IN));
+            }
+            let ready = rustix::event::poll(&mut fds, left.as_ref())
+                .map_err(|e| Error::new(Operation::Wait, e.raw_os_error()))?;
+            let events = fds[0].revents();
+            if events.contains(PollFlags::ERR) {
+                return Err(Error::new(Operation::Wait, Errno::INVAL.raw_os_error()));
+            }
+            if events.contains(PollFlags::IN) {
+                return Ok(Wake::Message);
+            }
+            if fds.get(1).is_some_and(|fd| !fd.revents().is_empty()) {
+                return Ok(Wake::Other);
+            }
+            if ready == 0 && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(Wake::TimedOut);
+            }
+        }
+    }
 }
 
 impl AsFd for Slot {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+// For APIs that take `AsRawFd`, such as tokio's `AsyncFd`.
+impl AsRawFd for Slot {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -271,6 +356,7 @@ mod tests {
             (Errno::AGAIN, ErrorKind::NoMessage),
             (Errno::WOULDBLOCK, ErrorKind::NoMessage),
             (Errno::NOSPC, ErrorKind::BufferTooSmall),
+            (Errno::INTR, ErrorKind::Interrupted),
             (Errno::NOENT, ErrorKind::Other),
             (Errno::FAULT, ErrorKind::Other),
         ];

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Command-line plumbing shared by `message_sender` and `message_reader`: channel parsing,
-//! argument handling and error reporting with exit status 1.
+//! argument handling and error reporting with exit status 1; [`reader`] has
+//! `message_reader`'s options.
+
+pub mod reader;
+pub mod stat;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -66,6 +70,10 @@ pub enum Failure {
     },
     /// Writing the message to stdout failed.
     Stdout(io::Error),
+    /// Setting up the SIGINT handler failed.
+    Signal(io::Error),
+    /// Reading the statistics under a sysfs directory failed.
+    Sysfs(std::path::PathBuf, io::Error),
 }
 
 impl From<message_slot::Error> for Failure {
@@ -85,6 +93,8 @@ impl fmt::Display for Failure {
                 )
             }
             Self::Stdout(error) => write!(f, "cannot write to stdout: {error}"),
+            Self::Signal(error) => write!(f, "cannot handle SIGINT: {error}"),
+            Self::Sysfs(dir, error) => write!(f, "cannot read {}: {error}", dir.display()),
         }
     }
 }
@@ -94,7 +104,7 @@ impl std::error::Error for Failure {
         match self {
             Self::Slot(error) => Some(error),
             Self::ShortWrite { .. } => None,
-            Self::Stdout(error) => Some(error),
+            Self::Stdout(error) | Self::Signal(error) | Self::Sysfs(_, error) => Some(error),
         }
     }
 }
@@ -114,8 +124,9 @@ pub fn parse_args<A: Parser>(argv: impl IntoIterator<Item = OsString>) -> Result
 /// Parses the process arguments as `A` and runs `tool`, reporting any error on stderr.
 ///
 /// `--help` and `--version` exit 0; usage errors and failures of `tool` print a message
-/// and exit 1, failures of `tool` prefixed with the program name.
-pub fn run<A: Parser>(tool: impl FnOnce(A) -> Result<(), Failure>) -> ExitCode {
+/// and exit 1, failures of `tool` prefixed with the program name; otherwise the exit status
+/// is what `tool` returns.
+pub fn run<A: Parser>(tool: impl FnOnce(A) -> Result<u8, Failure>) -> ExitCode {
     let args = match parse_args::<A>(std::env::args_os()) {
         Ok(args) => args,
         Err(error) => {
@@ -129,7 +140,7 @@ pub fn run<A: Parser>(tool: impl FnOnce(A) -> Result<(), Failure>) -> ExitCode {
         }
     };
     match tool(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(failure) => {
             let name = A::command().get_name().to_owned();
             let _ = writeln!(io::stderr().lock(), "{name}: {failure}");

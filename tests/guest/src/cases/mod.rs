@@ -9,6 +9,8 @@ mod errors;
 mod hardening;
 mod memory;
 mod module;
+mod nodes;
+mod poll;
 mod scale;
 mod semantics;
 mod tools;
@@ -70,6 +72,19 @@ pub fn all() -> Vec<Test> {
         scale::million_channels = 240,
         scale::sparse_channel_ids = 120,
         memory::closing_files_frees_their_memory = 300,
+        poll::poll_unbound_pollerr,
+        poll::poll_readable_until_read,
+        poll::poll_wakeup_latency_under_load = 120,
+        poll::poll_no_lost_wakeup = 240,
+        poll::poll_many_pollers_right_ones_wake,
+        poll::epoll_level_and_edge_triggered,
+        poll::poll_close_while_polling,
+        poll::tools_reader_wait,
+        poll::tools_reader_follow = 90,
+        poll::rmmod_refused_while_polling = 90,
+        nodes::class_device_nodes,
+        nodes::slot_statistics,
+        nodes::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 120,
         hardening::permissions_unprivileged,
@@ -79,5 +94,6 @@ pub fn all() -> Vec<Test> {
         hardening::load_unload_cycles = 1500,
         hardening::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
+        nodes::nodes_param = 240,
     ]
 }

@@ -1,36 +1,100 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `message_reader <device> <channel>`: prints the message of a message-slot channel.
+//! `message_reader [--wait|--next [--timeout SECS]|--follow [--null|--raw]] <device> <channel>`:
+//! prints the message of a message-slot channel, optionally waiting for one or following the
+//! channel (see `message_slot_tools::reader` for the options and exit codes).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::Parser;
-use message_slot::{Slot, MAX_MESSAGE_LEN};
-use message_slot_tools::{parse_channel, Failure};
+use message_slot::{ErrorKind, Slot, Wake, MAX_MESSAGE_LEN};
+use message_slot_tools::reader::{Mode, ReaderArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
+use message_slot_tools::Failure;
 
-/// Writes the last message of a message-slot channel to stdout, exactly as stored.
-#[derive(Parser)]
-#[command(name = "message_reader", version)]
-struct Args {
-    /// Message-slot device file, e.g. /dev/slot0.
-    device: PathBuf,
-    /// Channel id, a decimal number from 1 to 4294967295.
-    #[arg(value_parser = parse_channel, allow_hyphen_values = true)]
-    channel: u32,
+/// The read end of a socket that SIGINT's handler writes a byte to: waiting on it with the
+/// slot has no window in which a Ctrl-C could be missed.
+struct Interrupt(UnixStream);
+
+impl Interrupt {
+    fn install() -> Result<Self, Failure> {
+        let (reader, writer) = UnixStream::pair().map_err(Failure::Signal)?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, writer)
+            .map_err(Failure::Signal)?;
+        Ok(Self(reader))
+    }
 }
 
-fn read(args: Args) -> Result<(), Failure> {
+/// Waits for a message the file has not read, for the interrupt or for `deadline`.
+fn wait(slot: &Slot, deadline: Option<Instant>, interrupt: &Interrupt) -> Result<Wake, Failure> {
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match slot.wait_for_message_or(left, Some(interrupt.0.as_fd())) {
+            // The handler has written to the socket: the next wait reports it.
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            result => return Ok(result?),
+        }
+    }
+}
+
+fn print(out: &mut impl Write, message: &[u8], separator: &[u8]) -> Result<(), Failure> {
+    out.write_all(message)
+        .and_then(|()| out.write_all(separator))
+        .and_then(|()| out.flush())
+        .map_err(Failure::Stdout)
+}
+
+fn read(args: ReaderArgs) -> Result<u8, Failure> {
     let slot = Slot::open_read_only(&args.device)?;
     slot.set_channel(args.channel)?;
     let mut buf = [0; MAX_MESSAGE_LEN];
-    let len = slot.receive(&mut buf)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&buf[..len])
-        .and_then(|()| stdout.flush())
-        .map_err(Failure::Stdout)
+    let mut stdout = io::stdout().lock();
+    match args.mode() {
+        Mode::Once => {
+            let len = slot.receive(&mut buf)?;
+            print(&mut stdout, &buf[..len], b"")?;
+            Ok(EXIT_OK)
+        }
+        Mode::Wait {
+            skip_current,
+            timeout,
+        } => {
+            let interrupt = Interrupt::install()?;
+            let deadline = timeout.map(|t| Instant::now() + t);
+            if skip_current {
+                // Reading the current message marks it as seen by this file.
+                match slot.receive(&mut buf) {
+                    Err(error) if error.kind() != ErrorKind::NoMessage => return Err(error.into()),
+                    _ => {}
+                }
+            }
+            match wait(&slot, deadline, &interrupt)? {
+                Wake::Message => {
+                    let len = slot.receive(&mut buf)?;
+                    print(&mut stdout, &buf[..len], b"")?;
+                    Ok(EXIT_OK)
+                }
+                Wake::TimedOut => Ok(EXIT_TIMEOUT),
+                Wake::Other => Ok(EXIT_INTERRUPTED),
+            }
+        }
+        Mode::Follow { separator } => {
+            let interrupt = Interrupt::install()?;
+            loop {
+                match wait(&slot, None, &interrupt)? {
+                    Wake::Message => {
+                        let len = slot.receive(&mut buf)?;
+                        print(&mut stdout, &buf[..len], separator)?;
+                    }
+                    Wake::Other => return Ok(EXIT_INTERRUPTED),
+                    // No deadline: cannot happen; wait again.
+                    Wake::TimedOut => std::thread::sleep(Duration::ZERO),
+                }
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {

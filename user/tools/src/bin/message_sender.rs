@@ -25,7 +25,7 @@ struct Args {
     message: OsString,
 }
 
-fn send(args: Args) -> Result<(), Failure> {
+fn send(args: Args) -> Result<u8, Failure> {
     let message = args.message.as_bytes();
     let slot = Slot::open_write_only(&args.device)?;
     slot.set_channel(args.channel)?;
@@ -36,7 +36,7 @@ fn send(args: Args) -> Result<(), Failure> {
             len: message.len(),
         });
     }
-    Ok(())
+    Ok(0)
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device classes, class devices (which make devtmpfs and udev create `/dev` nodes) and
+//! read-only numeric sysfs attributes of the class's devices.
+//!
+//! Stands in for C's `class_create()`, `device_create()` and `DEVICE_ATTR_RO()`: the `kernel`
+//! crate has no class or sysfs-attribute abstraction (6.12 and 7.3 alike: upstream's
+//! `kernel::device` wraps only existing devices; a class abstraction is not upstream yet).
+
+use core::{cell::UnsafeCell, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    ffi::{c_char, c_void},
+    prelude::*,
+    str::CStr,
+};
+
+/// A read-only sysfs attribute of a class's devices whose value is a `u64`, computed by
+/// [`U64Attributes::value`] from the device's driver data and minor.
+///
+/// # Invariants
+///
+/// `attr.show` is [`show::<T>`] for the `T` of the [`AttributeGroups`] holding it.
+#[repr(C)]
+pub(crate) struct U64Attribute {
+    attr: bindings::device_attribute,
+    index: usize,
+}
+
+/// The driver data of a class's devices, which computes their `u64` attributes.
+pub(crate) trait U64Attributes: Sync + 'static {
+    /// The value of attribute `index` (its position in [`AttributeGroups::new`]'s list) of
+    /// the device with minor `minor`. May sleep.
+    fn value(&self, minor: u32, index: usize) -> u64;
+}
+
+/// The `show` callback of a [`U64Attribute`]: prints the value and a newline.
+///
+/// # Safety
+///
+/// Called by sysfs with a live device of a [`Class`] whose devices' driver data is a `T` that
+/// lives while the device exists, and `attr` inside a [`U64Attribute`] built for `T`.
+unsafe extern "C" fn show<T: U64Attributes>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: `attr` is the first field of a `repr(C)` `U64Attribute` (guaranteed by the
+    // caller), so the pointers are the same.
+    let index = unsafe { (*attr.cast::<U64Attribute>()).index };
+    // SAFETY: `dev` is live during the callback; `driver_data` is a `T` that outlives it
+    // (the device is destroyed, which waits for running `show` callbacks, before the `T`).
+    let (data, devt) = unsafe { (&*(*dev).driver_data.cast::<T>(), (*dev).devt) };
+    let value = data.value(devt & ((1 << bindings::MINORBITS) - 1), index);
+    // SAFETY: `buf` is the page sysfs hands to `show`; the format takes one `u64`.
+    unsafe { bindings::sysfs_emit(buf, c"%llu\n".as_ptr().cast(), value) as isize }
+}
+
+// SAFETY: The attribute is never written after it is built (the kernel only reads it); its
+// pointers are to a `'static` name and a function.
+unsafe impl Sync for U64Attribute {}
+
+impl U64Attribute {
+    /// Attribute `name` (mode 0444), the value of [`U64Attributes::value`] `index` of `T`.
+    pub(crate) const fn new<T: U64Attributes>(
+        name: &'static core::ffi::CStr,
+        index: usize,
+    ) -> Self {
+        // SAFETY: All-zero is a valid `device_attribute` (no callbacks, no lockdep key: the
+        // attribute is static, so sysfs uses its static `skey`).
+        let mut attr: bindings::device_attribute =
+            unsafe { core::mem::MaybeUninit::zeroed().assume_init() };
+        attr.attr.name = name.as_ptr().cast();
+        attr.attr.mode = 0o444;
+        // INVARIANT: `show::<T>` for `T`.
+        #[cfg(kernel_6_12)]
+        {
+            attr.show = Some(show::<T>);
+        }
+        // 7.x: `show` shares a `__SYSFS_FUNCTION_ALTERNATIVE` with `show_const` (during the
+        // sysfs const conversion); the driver core calls whichever is set.
+        #[cfg(not(kernel_6_12))]
+        {
+            attr.__bindgen_anon_1.show = Some(show::<T>);
+        }
+        Self { attr, index }
+    }
+}
+
+/// The `attribute_group` list (`class->dev_groups`) of `N` [`U64Attribute`]s: a single
+/// unnamed group. Lives in a `static` (sysfs keeps pointers to it), in writable memory (the
+/// kernel's types are not `const`).
+///
+/// # Invariants
+///
+/// Once [`AttributeGroups::get`] has been called, `attrs` points to `N` attributes and a
+/// null, `group.attrs` to `attrs`, and `groups` to `group` and a null.
+pub(crate) struct AttributeGroups<const N: usize, const N1: usize> {
+    attributes: &'static [U64Attribute; N],
+    attrs: UnsafeCell<[*mut bindings::attribute; N1]>,
+    group: UnsafeCell<bindings::attribute_group>,
+    groups: UnsafeCell<[*const bindings::attribute_group; 2]>,
+    linked: core::sync::atomic::AtomicBool,
+}
+
+// SAFETY: The cells are written once, by `get`, before the first registration reads them
+// (under `linked`), and only read afterwards.
+unsafe impl<const N: usize, const N1: usize> Sync for AttributeGroups<N, N1> {}
+
+impl<const N: usize, const N1: usize> AttributeGroups<N, N1> {
+    /// The group list of `attributes` (`N1` is `N + 1`, checked at compile time).
+    pub(crate) const fn new(attributes: &'static [U64Attribute; N]) -> Self {
+        assert!(N1 == N + 1);
+        Self {
+            attributes,
+            attrs: UnsafeCell::new([core::ptr::null_mut(); N1]),
+            // SAFETY: All-zero is a valid `attribute_group` (unnamed, no callbacks).
+            group: UnsafeCell::new(unsafe { core::mem::MaybeUninit::zeroed().assume_init() }),
+            groups: UnsafeCell::new([core::ptr::null(); 2]),
+            linked: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The `const struct attribute_group **` to hand to the kernel; links the pointers on
+    /// the first call (module init, before any class uses them).
+    fn get(&'static self) -> *mut *const bindings::attribute_group {
+        if !self.linked.swap(true, core::sync::atomic::Ordering::AcqRel) {
+            // SAFETY: Only the first call writes, before any registration has seen the
+            // pointers (they are returned only below); the attributes are `'static`.
+            unsafe {
+                let attrs = &mut *self.attrs.get();
+                for (slot, attribute) in attrs.iter_mut().zip(self.attributes.iter()) {
+                    *slot = core::ptr::addr_of!(attribute.attr.attr).cast_mut();
+                }
+                #[cfg(kernel_6_12)]
+                {
+                    (*self.group.get()).attrs = attrs.as_mut_ptr();
+                }
+                // 7.x: `attrs` shares a `__SYSFS_FUNCTION_ALTERNATIVE` with `attrs_const`.
+                #[cfg(not(kernel_6_12))]
+                {
+                    (*self.group.get()).__bindgen_anon_2.attrs = attrs.as_mut_ptr();
+                }
+                (*self.groups.get())[0] = self.group.get();
+            }
+        }
+        // INVARIANT: Linked above (or by an earlier call).
+        self.groups.get().cast()
+    }
+}
+
+/// A device class (`/sys/class/NAME`) whose devices, minors `0..added` of `major`, get
+/// their nodes in `/dev/NAME/MINOR`.
+///
+/// # Invariants
+///
+/// `class` was returned by `class_create()`; it and its devices (minors `0..added` of
+/// `major`) are destroyed on drop; its devices' driver data is a `T` that outlives the class.
+pub(crate) struct Class<T: U64Attributes> {
+    class: NonNull<bindings::class>,
+    data: *const T,
+    major: u32,
+    added: u32,
+}
+
+// SAFETY: The class is only used through the kernel's functions, which may be called from
+// any thread; `T` is `Sync`.
+unsafe impl<T: U64Attributes> Send for Class<T> {}
+// SAFETY: As above.
+unsafe impl<T: U64Attributes> Sync for Class<T> {}
+
+/// `class->devnode`: the node of a device is `/dev/CLASS/MINOR`.
+///
+/// # Safety
+///
+/// Called by the driver core with a live device of a class created by [`Class::new`].
+unsafe extern "C" fn devnode(
+    dev: *const bindings::device,
+    _mode: *mut bindings::umode_t,
+) -> *mut c_char {
+    // SAFETY: `dev` is live, and so is its class (the device holds it).
+    let (class_name, devt) = unsafe { ((*(*dev).class).name, (*dev).devt) };
+    let minor = devt & ((1 << bindings::MINORBITS) - 1);
+    // SAFETY: The format takes a string (the class name, NUL-terminated) and an
+    // `unsigned int`; the caller frees the result with `kfree`.
+    unsafe {
+        bindings::kasprintf(
+            bindings::GFP_KERNEL,
+            c"%s/%u".as_ptr().cast(),
+            class_name,
+            minor,
+        )
+    }
+}
+
+impl<T: U64Attributes> Class<T> {
+    /// Creates class `name`, whose devices are minors of `major` and have the attributes
+    /// `groups` and driver data `data`.
+    ///
+    /// # Safety
+    ///
+    /// `data` outlives the returned class.
+    pub(crate) unsafe fn new<const N: usize, const N1: usize>(
+        name: &'static CStr,
+        major: u32,
+        groups: &'static AttributeGroups<N, N1>,
+        data: &T,
+    ) -> Result<Self> {
+        // SAFETY: `name` is NUL-terminated and `'static`.
+        let class = from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        let class = NonNull::new(class).ok_or(ENOMEM)?;
+        // SAFETY: The class is ours and has no devices yet; the groups are `'static` and
+        // their `show` callbacks expect a `T` as driver data, which is what `add` passes.
+        unsafe {
+            (*class.as_ptr()).devnode = Some(devnode);
+            (*class.as_ptr()).dev_groups = groups.get();
+        }
+        // INVARIANT: Created above; `data` outlives the class (the caller's guarantee).
+        Ok(Self {
+            class,
+            data: data as *const T,
+            major,
+            added: 0,
+        })
+    }
+
+    /// Adds device `name` for the next minor (0, then 1, ...): devtmpfs and udev create its
+    /// node. Removed when the class is dropped.
+    pub(crate) fn add_next(&mut self, name: &CStr) -> Result {
+        let devt = (self.major << bindings::MINORBITS) | self.added;
+        // SAFETY: The class is live (type invariant), `name` outlives the call (the driver
+        // core copies it), the format takes one string, and the driver data is the class's
+        // `T`, which outlives the class and so the device.
+        let device = unsafe {
+            bindings::device_create(
+                self.class.as_ptr(),
+                core::ptr::null_mut(),
+                devt,
+                self.data.cast_mut().cast::<c_void>(),
+                c"%s".as_ptr().cast(),
+                name.as_char_ptr(),
+            )
+        };
+        from_err_ptr(device)?;
+        // INVARIANT: The device of minor `added` exists.
+        self.added += 1;
+        Ok(())
+    }
+}
+
+impl<T: U64Attributes> Drop for Class<T> {
+    fn drop(&mut self) {
+        for minor in 0..self.added {
+            // SAFETY: The class is live and has a device for `minor` (type invariant);
+            // `device_destroy` waits for its attributes' running `show` callbacks.
+            unsafe {
+                bindings::device_destroy(
+                    self.class.as_ptr(),
+                    (self.major << bindings::MINORBITS) | minor,
+                )
+            };
+        }
+        // SAFETY: Created by `class_create` (type invariant), now without devices, and
+        // destroyed only here.
+        unsafe { bindings::class_destroy(self.class.as_ptr()) };
+    }
+}

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device nodes and statistics: the module's class devices (`nodes` parameter, default
+//! minors 0..3) make devtmpfs create `/dev/message_slot/N` next to the example's mknod nodes,
+//! and their world-readable sysfs attributes count a slot's channels, bytes held, writes,
+//! reads and open files.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{
+    describe, expect_message, fresh_channel, open, open_bound, run, send_all, slot_path, Context,
+    TestResult, MAJOR, MODULE_FILE, MODULE_NAME,
+};
+
+const CLASS: &str = "/sys/class/message_slot";
+const FIELDS: [&str; 6] = [
+    "channels",
+    "bytes",
+    "writes",
+    "reads",
+    "open_files",
+    "max_channels",
+];
+
+/// The statistics of `minor` from sysfs, in the order of [`FIELDS`].
+fn stats(minor: u32) -> Result<[u64; 6], String> {
+    let mut values = [0; 6];
+    for (value, field) in values.iter_mut().zip(FIELDS) {
+        let path = format!("{CLASS}/message_slot{minor}/{field}");
+        let text = std::fs::read_to_string(&path).ctx(&format!("read {path}"))?;
+        ensure!(text.ends_with('\n'), "{path}: {text:?} lacks a newline");
+        *value = text.trim().parse().ctx(&format!("{path}: {text:?}"))?;
+    }
+    Ok(values)
+}
+
+/// The default module makes class devices for minors 0..3 only, whose devtmpfs nodes are
+/// `/dev/message_slot/N` (char 235:N, root-only without a udev rule) and reach the same slot
+/// as the example's `mknod` nodes.
+pub fn class_device_nodes() -> TestResult {
+    for minor in 0..4u32 {
+        let node = format!("/dev/message_slot/{minor}");
+        let meta = std::fs::metadata(&node).ctx(&format!("stat {node}"))?;
+        ensure!(
+            meta.file_type().is_char_device(),
+            "{node} is not a char device"
+        );
+        ensure!(
+            (libc::major(meta.rdev()), libc::minor(meta.rdev())) == (MAJOR, minor),
+            "{node} is {}:{}",
+            libc::major(meta.rdev()),
+            libc::minor(meta.rdev())
+        );
+        let dev = std::fs::read_to_string(format!("{CLASS}/message_slot{minor}/dev"))
+            .ctx("read the class device's dev")?;
+        ensure!(dev.trim() == format!("{MAJOR}:{minor}"), "dev is {dev:?}");
+    }
+    ensure!(
+        !Path::new("/dev/message_slot/4").exists()
+            && !Path::new(&format!("{CLASS}/message_slot4")).exists(),
+        "a node for minor 4 exists with the default nodes=4"
+    );
+    // The class's node and the mknod node are the same slot.
+    let ch = fresh_channel();
+    send_all(
+        &open_bound(Path::new("/dev/message_slot/2"), ch)?,
+        b"via the class node",
+        "write /dev/message_slot/2",
+    )?;
+    expect_message(
+        &open_bound(&slot_path(2)?, ch)?,
+        b"via the class node",
+        "read /dev/slot2",
+    )
+}
+
+/// The statistics count exactly: channels created, bytes of the current messages, successful
+/// writes and reads (failed ones not), open files; `max_channels` is the parameter; every
+/// attribute is mode 0444.
+pub fn slot_statistics() -> TestResult {
+    let minor = 3;
+    let path = slot_path(minor)?;
+    for field in FIELDS {
+        let file = format!("{CLASS}/message_slot{minor}/{field}");
+        let mode = std::fs::metadata(&file).ctx(&file)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o444, "{file} has mode {mode:o}");
+    }
+    let before = stats(minor)?;
+    let (a, b) = (fresh_channel(), fresh_channel());
+    let fa = open_bound(&path, a)?;
+    let fb = open_bound(&path, b)?;
+    let unbound = open(&path)?;
+    send_all(&fa, &[1; 100], "write 100 bytes to a")?;
+    send_all(&fa, &[2; 10], "replace with 10 bytes")?;
+    send_all(&fb, &[3; 128], "write 128 bytes to b")?;
+    ensure!(fa.send(&[0; 129]).is_err(), "129-byte write succeeded");
+    ensure!(unbound.send(b"x").is_err(), "unbound write succeeded");
+    let mut buf = [0u8; 128];
+    for _ in 0..5 {
+        fa.receive(&mut buf).ctx("read a")?;
+    }
+    fb.receive(&mut buf).ctx("read b")?;
+    ensure!(fb.receive(&mut buf[..1]).is_err(), "short read succeeded");
+    let during = stats(minor)?;
+    let delta: Vec<i128> = during
+        .iter()
+        .zip(before)
+        .map(|(now, then)| i128::from(*now) - i128::from(then))
+        .collect();
+    ensure!(
+        delta[..5] == [2, 10 + 128, 3, 6, 3],
+        "deltas of {FIELDS:?} after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}"
+    );
+    ensure!(during[5] == 1 << 20, "max_channels is {}", during[5]);
+    drop((fa, fb, unbound));
+    let after = stats(minor)?;
+    ensure!(
+        after[4] == before[4],
+        "open_files {} after closing, {} before",
+        after[4],
+        before[4]
+    );
+    ensure!(
+        after[..4] == during[..4],
+        "closing files changed {:?} to {:?}",
+        &during[..4],
+        &after[..4]
+    );
+    Ok(())
+}
+
+/// `message_slot_stat` prints the sysfs values as a table and as JSON.
+pub fn tools_message_slot_stat() -> TestResult {
+    let minor = 1;
+    let ch = fresh_channel();
+    let f = open_bound(&slot_path(minor)?, ch)?;
+    send_all(&f, b"counted", "write")?;
+    let values = stats(minor)?;
+    let mut cmd = Command::new("message_slot_stat");
+    cmd.arg("--json");
+    let out = run(cmd, "message_slot_stat --json", Duration::from_secs(30))?;
+    ensure!(
+        out.status.success(),
+        "message_slot_stat --json: {}",
+        describe(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let object = text
+        .split('{')
+        .find(|o| o.contains(&format!("\"slot\":{minor},")))
+        .ok_or(format!("no slot {minor} in {text}"))?;
+    for (field, value) in FIELDS.iter().zip(values) {
+        // Nothing touches the slot meanwhile, so every value matches.
+        ensure!(
+            object.contains(&format!("\"{field}\":{value}")),
+            "JSON {object:?} lacks {field} {value}"
+        );
+    }
+    ensure!(
+        object.contains(&format!("\"device\":\"/dev/message_slot/{minor}\"")),
+        "{object:?}"
+    );
+    let out = run(
+        Command::new("message_slot_stat"),
+        "message_slot_stat",
+        Duration::from_secs(30),
+    )?;
+    ensure!(
+        out.status.success(),
+        "message_slot_stat: {}",
+        describe(&out)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    ensure!(
+        header
+            .split_whitespace()
+            .eq(["slot"].into_iter().chain(FIELDS)),
+        "header {header:?}"
+    );
+    let row: Vec<String> = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&minor.to_string()))
+        .ok_or(format!("no row for slot {minor}: {table}"))?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    ensure!(
+        row[1..] == values.map(|v| v.to_string()),
+        "row {row:?}, sysfs {values:?}"
+    );
+    println!(
+        "  $ message_slot_stat\n{}",
+        table
+            .trim_end()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(f);
+    Ok(())
+}
+
+fn modprobe(args: &[&str], what: &str) -> Result<std::process::Output, String> {
+    let mut cmd = Command::new(args[0]);
+    cmd.args(&args[1..]);
+    run(cmd, what, Duration::from_secs(120))
+}
+
+/// `nodes=0` creates no class (the original module's footprint), `nodes=256` a device per
+/// minor, `nodes=257` is refused; unloading removes the class and its nodes.
+pub fn nodes_param() -> TestResult {
+    let check = |params: &[&str], want: Option<u32>| -> TestResult {
+        let out = modprobe(&["rmmod", MODULE_NAME], "rmmod")?;
+        ensure!(out.status.success(), "rmmod: {}", describe(&out));
+        ensure!(!Path::new(CLASS).exists(), "{CLASS} left after rmmod");
+        ensure!(
+            !Path::new("/dev/message_slot/0").exists(),
+            "node left after rmmod"
+        );
+        let mut argv = vec!["insmod", MODULE_FILE];
+        argv.extend_from_slice(params);
+        let out = modprobe(&argv, "insmod")?;
+        match want {
+            None => ensure!(!out.status.success(), "insmod {params:?} succeeded"),
+            Some(n) => {
+                ensure!(
+                    out.status.success(),
+                    "insmod {params:?}: {}",
+                    describe(&out)
+                );
+                let devices = if n == 0 {
+                    ensure!(!Path::new(CLASS).exists(), "{CLASS} exists with nodes=0");
+                    0
+                } else {
+                    std::fs::read_dir(CLASS).ctx(CLASS)?.count() as u32
+                };
+                ensure!(devices == n, "{devices} class devices with {params:?}");
+                let last = n.checked_sub(1).map(|m| format!("/dev/message_slot/{m}"));
+                if let Some(last) = last {
+                    ensure!(Path::new(&last).exists(), "{last} missing");
+                }
+                ensure!(
+                    !Path::new(&format!("/dev/message_slot/{n}")).exists(),
+                    "node {n} exists with {params:?}"
+                );
+                // mknod nodes keep working in every case.
+                let ch = fresh_channel();
+                send_all(
+                    &open_bound(&slot_path(0)?, ch)?,
+                    b"mknod",
+                    "write /dev/slot0",
+                )?;
+                expect_message(
+                    &open_bound(&slot_path(0)?, ch)?,
+                    b"mknod",
+                    "read /dev/slot0",
+                )?;
+            }
+        }
+        Ok(())
+    };
+    let result = check(&["nodes=0"], Some(0))
+        .and_then(|()| check(&["nodes=256"], Some(256)))
+        .and_then(|()| check(&["nodes=257"], None));
+    // Back to the default module.
+    if Path::new("/sys/module/message_slot").exists() {
+        let _ = modprobe(&["rmmod", MODULE_NAME], "rmmod");
+    }
+    let out = modprobe(&["insmod", MODULE_FILE], "insmod")?;
+    ensure!(out.status.success(), "insmod: {}", describe(&out));
+    result
+}

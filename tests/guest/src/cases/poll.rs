@@ -1,0 +1,659 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `poll`/`select`/`epoll` on slot files: a bound file is readable (`POLLIN | POLLRDNORM`)
+//! while its channel holds a message it has not read since it was bound, always writable
+//! (`POLLOUT | POLLWRNORM`); an unbound file reports `POLLERR`. A write wakes the pollers of
+//! its channel only; a read makes the file not readable until the next write.
+
+use std::os::fd::RawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use message_slot::Slot;
+
+use crate::util::{
+    describe, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd, run, scaled,
+    send_all, slot_path, Context, TestResult, MAX_MSG, MODULE_NAME,
+};
+
+const READABLE: i16 = libc::POLLIN | libc::POLLRDNORM;
+const WRITABLE: i16 = libc::POLLOUT | libc::POLLWRNORM;
+
+/// `poll(2)` on one descriptor for `POLLIN | POLLOUT`: the returned events (0 on timeout).
+fn poll_fd(fd: RawFd, timeout_ms: i32) -> Result<i16, String> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    ensure!(n >= 0, "poll: errno {}", last_errno());
+    Ok(if n == 0 { 0 } else { pfd.revents })
+}
+
+/// Waits (at most `timeout`) until `fd` is readable: `poll` for `POLLIN` only.
+fn wait_readable(fd: RawFd, timeout: Duration) -> Result<bool, String> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pfd` is one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    ensure!(n >= 0, "poll: errno {}", last_errno());
+    ensure!(
+        n == 0 || pfd.revents & libc::POLLIN != 0,
+        "poll returned {n} with revents {:#x}, not POLLIN",
+        pfd.revents
+    );
+    Ok(n == 1)
+}
+
+/// Checks the events `poll` reports right now.
+fn expect_events(slot: &Slot, want: i16, what: &str) -> TestResult {
+    let got = poll_fd(raw_fd(slot), 0)?;
+    ensure!(
+        got == want,
+        "{what}: poll reported {got:#x}, expected {want:#x}"
+    );
+    Ok(())
+}
+
+/// An unbound file reports `POLLERR` (and neither readable nor writable); binding it makes it
+/// writable.
+pub fn poll_unbound_pollerr() -> TestResult {
+    let path = slot_path(0)?;
+    let slot = open(&path)?;
+    expect_events(&slot, libc::POLLERR, "unbound file")?;
+    slot.set_channel(fresh_channel()).ctx("bind")?;
+    expect_events(&slot, WRITABLE, "bound to an empty channel")
+}
+
+/// Readable exactly while the file has a message it has not read: a read clears it, the next
+/// write (by any file, this one included) sets it again, and a bind starts afresh.
+pub fn poll_readable_until_read() -> TestResult {
+    let path = slot_path(0)?;
+    let ch = fresh_channel();
+    let reader = open_bound(&path, ch)?;
+    let writer = open_bound(&path, ch)?;
+    expect_events(&reader, WRITABLE, "empty channel")?;
+    send_all(&writer, b"first", "write")?;
+    expect_events(&reader, READABLE | WRITABLE, "after a write")?;
+    expect_events(&writer, READABLE | WRITABLE, "the writer's own file")?;
+    expect_message(&reader, b"first", "read after poll")?;
+    expect_events(&reader, WRITABLE, "after the read")?;
+    expect_message(&reader, b"first", "second read")?;
+    expect_events(&reader, WRITABLE, "after the second read")?;
+    send_all(&writer, b"first", "the same bytes again")?;
+    expect_events(&reader, READABLE | WRITABLE, "after an identical write")?;
+    expect_message(&reader, b"first", "read")?;
+    send_all(&reader, b"own", "write on the reader")?;
+    expect_events(&reader, READABLE | WRITABLE, "after its own write")?;
+    expect_message(&reader, b"own", "read own")?;
+    expect_events(&reader, WRITABLE, "after reading its own")?;
+
+    // A bind forgets what was read, also when re-binding to the same channel.
+    reader.set_channel(ch).ctx("re-bind")?;
+    expect_events(
+        &reader,
+        READABLE | WRITABLE,
+        "after re-binding the same channel",
+    )?;
+    let other = fresh_channel();
+    reader.set_channel(other).ctx("bind other")?;
+    expect_events(&reader, WRITABLE, "bound to an empty channel")?;
+    send_all(&open_bound(&path, other)?, b"other", "write other")?;
+    expect_events(&reader, READABLE | WRITABLE, "other channel written")?;
+    expect_message(&reader, b"other", "read other")?;
+    reader.set_channel(ch).ctx("bind back")?;
+    expect_events(&reader, READABLE | WRITABLE, "back on the first channel")?;
+
+    // A failed read (buffer too small) does not count as reading.
+    let mut small = [0u8; 1];
+    ensure!(
+        reader.receive(&mut small).is_err(),
+        "1-byte read of 3 bytes succeeded"
+    );
+    expect_events(&reader, READABLE | WRITABLE, "after a failed read")?;
+    // A failed write leaves the file's state alone.
+    ensure!(
+        writer.send(&[0u8; MAX_MSG + 1]).is_err(),
+        "129-byte write succeeded"
+    );
+    expect_message(&reader, b"own", "read")?;
+    expect_events(&reader, WRITABLE, "after a failed write")?;
+    // The library waits the same way.
+    ensure!(
+        !reader
+            .wait_for_message(Some(Duration::from_millis(50)))
+            .ctx("wait_for_message")?,
+        "wait_for_message found a message already read"
+    );
+    send_all(&writer, b"next", "write")?;
+    ensure!(
+        reader
+            .wait_for_message(Some(Duration::ZERO))
+            .ctx("wait_for_message")?,
+        "wait_for_message missed a new message"
+    );
+    expect_message(&reader, b"next", "read after wait_for_message")
+}
+
+/// Wake-up latency under load: a poller blocked in `poll` wakes for each of 50 writes while
+/// two processes spin on the CPUs; every wake-up comes within a second (scaled) and carries
+/// the new message.
+pub fn poll_wakeup_latency_under_load() -> TestResult {
+    let path = slot_path(1)?;
+    let ch = fresh_channel();
+    let writer = open_bound(&path, ch)?;
+    let poller = open_bound(&path, ch)?;
+    let mut hogs = Vec::new();
+    for _ in 0..2 {
+        hogs.push(
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .ctx("spawn a CPU hog")?,
+        );
+    }
+    let result = (|| -> TestResult {
+        let mut latencies = Vec::new();
+        for i in 0..50u32 {
+            let (tx, rx) = mpsc::channel();
+            let fd = raw_fd(&poller);
+            let waiter = thread::spawn(move || {
+                let woke = wait_readable(fd, scaled(Duration::from_secs(30)));
+                let _ = tx.send(Instant::now());
+                woke
+            });
+            // Let the poller block (whether it did or not, the write must reach it).
+            thread::sleep(Duration::from_millis(20));
+            let sent = Instant::now();
+            let msg = format!("latency {i}");
+            send_all(&writer, msg.as_bytes(), "write")?;
+            let woke = waiter.join().map_err(|_| "poller panicked".to_string())??;
+            ensure!(woke, "write {i}: the poller timed out");
+            let at = rx.recv().ctx("poller time")?;
+            latencies.push(at.saturating_duration_since(sent));
+            expect_message(&poller, msg.as_bytes(), "read after the wake-up")?;
+        }
+        latencies.sort();
+        let worst = latencies[latencies.len() - 1];
+        println!(
+            "  wake-up latency under load: median {:?}, worst {:?}",
+            latencies[latencies.len() / 2],
+            worst
+        );
+        ensure!(
+            worst < scaled(Duration::from_secs(1)),
+            "a wake-up took {worst:?}"
+        );
+        Ok(())
+    })();
+    for mut hog in hogs {
+        let _ = hog.kill();
+        let _ = hog.wait();
+    }
+    result
+}
+
+/// No lost wake-up: 3000 times, a writer publishes the next message as soon as the poller
+/// has read the previous one, racing the poller's next `poll`; the poller must never wait
+/// out its 10-second timeout.
+pub fn poll_no_lost_wakeup() -> TestResult {
+    let path = slot_path(1)?;
+    let ch = fresh_channel();
+    let writer = open_bound(&path, ch)?;
+    let poller = open_bound(&path, ch)?;
+    const ROUNDS: u32 = 3000;
+    let (ack_tx, ack_rx) = mpsc::channel::<u32>();
+    let fd = raw_fd(&poller);
+    let reader = thread::spawn(move || -> TestResult {
+        let mut buf = [0u8; MAX_MSG];
+        for i in 0..ROUNDS {
+            ensure!(
+                wait_readable(fd, scaled(Duration::from_secs(10)))?,
+                "round {i}: no wake-up within 10 s (lost wake-up)"
+            );
+            // SAFETY: `buf` is valid for `MAX_MSG` bytes.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), MAX_MSG) };
+            ensure!(n == 4, "round {i}: read returned {n}");
+            let got = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            ensure!(got == i, "round {i}: read message {got}");
+            ack_tx.send(i).ctx("ack")?;
+        }
+        Ok(())
+    });
+    let mut result = Ok(());
+    for i in 0..ROUNDS {
+        if let Err(e) = send_all(&writer, &i.to_le_bytes(), "write") {
+            result = Err(e);
+            break;
+        }
+        if ack_rx
+            .recv_timeout(scaled(Duration::from_secs(20)))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let read = reader.join().map_err(|_| "poller panicked".to_string())?;
+    drop(poller);
+    result.and(read)
+}
+
+/// Many pollers: 6 threads poll one channel and 6 poll 6 other channels of the same slot; a
+/// write to the first channel wakes exactly its 6 pollers (the others time out).
+pub fn poll_many_pollers_right_ones_wake() -> TestResult {
+    let path = slot_path(2)?;
+    let hot = fresh_channel();
+    let writer = open_bound(&path, hot)?;
+    let mut files = Vec::new();
+    for i in 0..12 {
+        let ch = if i < 6 { hot } else { fresh_channel() };
+        files.push((i < 6, open_bound(&path, ch)?));
+    }
+    let start = Arc::new(Barrier::new(files.len() + 1));
+    let woken = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (is_hot, slot) in &files {
+        let (fd, is_hot) = (raw_fd(slot), *is_hot);
+        let (start, woken, wrong) = (start.clone(), woken.clone(), wrong.clone());
+        threads.push(thread::spawn(move || -> TestResult {
+            start.wait();
+            // The hot pollers wait long; the others long enough to see a stray wake-up.
+            let limit = if is_hot {
+                scaled(Duration::from_secs(30))
+            } else {
+                Duration::from_secs(2)
+            };
+            let readable = wait_readable(fd, limit)?;
+            if readable {
+                woken.fetch_add(1, Ordering::Relaxed);
+            }
+            if readable != is_hot {
+                wrong.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    start.wait();
+    thread::sleep(Duration::from_millis(300));
+    send_all(&writer, b"to the hot channel", "write")?;
+    for t in threads {
+        t.join().map_err(|_| "poller panicked".to_string())??;
+    }
+    ensure!(
+        !wrong.load(Ordering::Relaxed),
+        "a poller of another channel became readable, or a hot one did not ({} woke)",
+        woken.load(Ordering::Relaxed)
+    );
+    ensure!(
+        woken.load(Ordering::Relaxed) == 6,
+        "not all 6 hot pollers woke"
+    );
+    for (is_hot, slot) in &files {
+        let want = if *is_hot {
+            READABLE | WRITABLE
+        } else {
+            WRITABLE
+        };
+        expect_events(slot, want, "after the write")?;
+    }
+    Ok(())
+}
+
+/// An epoll instance, closed on drop.
+struct Epoll(RawFd);
+
+impl Epoll {
+    fn new() -> Result<Self, String> {
+        // SAFETY: plain system call.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        ensure!(fd >= 0, "epoll_create1: errno {}", last_errno());
+        Ok(Self(fd))
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, events: u32) -> TestResult {
+        let mut event = libc::epoll_event {
+            events,
+            u64: fd as u64,
+        };
+        // SAFETY: `event` is valid for the call.
+        let r = unsafe { libc::epoll_ctl(self.0, op, fd, &mut event) };
+        ensure!(r == 0, "epoll_ctl({op}, {fd}): errno {}", last_errno());
+        Ok(())
+    }
+
+    /// The descriptors reported ready within `timeout_ms`, sorted.
+    fn wait(&self, timeout_ms: i32) -> Result<Vec<RawFd>, String> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: `events` has room for 16 events.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), 16, timeout_ms) };
+        ensure!(n >= 0, "epoll_wait: errno {}", last_errno());
+        let mut fds: Vec<RawFd> = events[..n as usize]
+            .iter()
+            .map(|e| e.u64 as RawFd)
+            .collect();
+        fds.sort();
+        Ok(fds)
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// epoll, level- and edge-triggered: a level-triggered file is reported until it reads the
+/// message, an edge-triggered one once per write; a blocked `epoll_wait` wakes on a write.
+pub fn epoll_level_and_edge_triggered() -> TestResult {
+    let path = slot_path(2)?;
+    let ch = fresh_channel();
+    let writer = open_bound(&path, ch)?;
+    let level = open_bound(&path, ch)?;
+    let edge = open_bound(&path, ch)?;
+    let (lfd, efd) = (raw_fd(&level), raw_fd(&edge));
+    let ep = Epoll::new()?;
+    ep.ctl(libc::EPOLL_CTL_ADD, lfd, libc::EPOLLIN as u32)?;
+    ep.ctl(
+        libc::EPOLL_CTL_ADD,
+        efd,
+        (libc::EPOLLIN | libc::EPOLLET) as u32,
+    )?;
+    ensure!(ep.wait(0)?.is_empty(), "ready before any write");
+
+    // A blocked epoll_wait wakes on a write.
+    let epfd = ep.0;
+    let blocked = thread::spawn(move || {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `events` has room for 4 events.
+        unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), 4, 30_000) }
+    });
+    thread::sleep(Duration::from_millis(200));
+    send_all(&writer, b"one", "write")?;
+    let n = blocked
+        .join()
+        .map_err(|_| "epoll thread panicked".to_string())?;
+    ensure!(n >= 1, "blocked epoll_wait returned {n} after a write");
+
+    let both = {
+        let mut v = vec![lfd, efd];
+        v.sort();
+        v
+    };
+    // The edge was consumed by the blocked wait (or is reported now, once).
+    let first = ep.wait(0)?;
+    ensure!(
+        first == both || first == vec![lfd],
+        "after the write: ready {first:?}"
+    );
+    ensure!(
+        ep.wait(0)? == vec![lfd],
+        "level-triggered not reported again"
+    );
+    expect_message(&level, b"one", "level read")?;
+    ensure!(
+        ep.wait(0)?.is_empty(),
+        "level-triggered ready after reading"
+    );
+    send_all(&writer, b"two", "write two")?;
+    ensure!(
+        ep.wait(1000)? == both,
+        "both not ready after the second write"
+    );
+    ensure!(
+        ep.wait(0)? == vec![lfd],
+        "edge-triggered reported twice for one write"
+    );
+    expect_message(&edge, b"two", "edge read")?;
+    expect_message(&level, b"two", "level read two")?;
+    ensure!(ep.wait(0)?.is_empty(), "ready after both read");
+    Ok(())
+}
+
+/// Closing while polling: a file closed by another thread during `poll` stays alive until
+/// the poll returns (woken by a write, it then reports the descriptor `POLLNVAL`, as Linux
+/// does for any file); a file closed while registered with epoll leaves the
+/// epoll set, and later writes report nothing for it.
+pub fn poll_close_while_polling() -> TestResult {
+    let path = slot_path(3)?;
+    let ch = fresh_channel();
+    let writer = open_bound(&path, ch)?;
+    let polled = open_bound(&path, ch)?;
+    let fd = slot_into_raw(polled);
+    let waiter = thread::spawn(move || {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(scaled(Duration::from_secs(30)).as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `pfd` is one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        (n, pfd.revents)
+    });
+    thread::sleep(Duration::from_millis(200));
+    // SAFETY: we own `fd`; the polling thread's `poll` holds its own file reference until it
+    // returns.
+    ensure!(
+        unsafe { libc::close(fd) } == 0,
+        "close: errno {}",
+        last_errno()
+    );
+    thread::sleep(Duration::from_millis(100));
+    send_all(&writer, b"after close", "write")?;
+    let (n, revents) = waiter.join().map_err(|_| "poller panicked".to_string())?;
+    // Woken by the write, `poll` looks the descriptor up again and finds it closed.
+    ensure!(
+        n == 1 && revents & (libc::POLLIN | libc::POLLNVAL) != 0,
+        "the poll on the closed file returned {n}, revents {revents:#x}"
+    );
+
+    let ep = Epoll::new()?;
+    let registered = open_bound(&path, ch)?;
+    let rfd = slot_into_raw(registered);
+    ep.ctl(libc::EPOLL_CTL_ADD, rfd, libc::EPOLLIN as u32)?;
+    ensure!(ep.wait(0)? == vec![rfd], "registered file not ready");
+    // SAFETY: we own `rfd`.
+    ensure!(
+        unsafe { libc::close(rfd) } == 0,
+        "close: errno {}",
+        last_errno()
+    );
+    ensure!(ep.wait(0)?.is_empty(), "closed file still in the epoll set");
+    send_all(&writer, b"after the epoll close", "write")?;
+    ensure!(
+        ep.wait(200)?.is_empty(),
+        "closed file reported after a write"
+    );
+    Ok(())
+}
+
+/// Takes the descriptor out of `slot` (the caller closes it).
+fn slot_into_raw(slot: Slot) -> RawFd {
+    use std::os::fd::{IntoRawFd, OwnedFd};
+    OwnedFd::from(slot).into_raw_fd()
+}
+
+/// `rmmod` is refused while a thread is blocked polling a slot file, and the poller still
+/// wakes on the next write.
+pub fn rmmod_refused_while_polling() -> TestResult {
+    let path = slot_path(0)?;
+    let ch = fresh_channel();
+    let writer = open_bound(&path, ch)?;
+    let polled = open_bound(&path, ch)?;
+    let fd = slot_into_raw(polled);
+    let waiter = thread::spawn(move || wait_readable(fd, scaled(Duration::from_secs(30))));
+    thread::sleep(Duration::from_millis(200));
+    let mut rmmod = Command::new("rmmod");
+    rmmod.arg(MODULE_NAME);
+    let out = run(rmmod, "rmmod", Duration::from_secs(60))?;
+    let write = send_all(&writer, b"wake", "write after rmmod");
+    let woke = waiter.join().map_err(|_| "poller panicked".to_string())?;
+    // SAFETY: we own `fd`.
+    unsafe { libc::close(fd) };
+    ensure!(
+        !out.status.success(),
+        "rmmod {MODULE_NAME} succeeded while a file was being polled: {}",
+        describe(&out)
+    );
+    write?;
+    ensure!(woke?, "the poller did not wake after the refused rmmod");
+    Ok(())
+}
+
+/// Runs `message_reader ARGS` to completion (30 s at most).
+fn reader_tool(args: &[&str]) -> Result<std::process::Output, String> {
+    let mut cmd = Command::new("message_reader");
+    cmd.args(args);
+    run(
+        cmd,
+        &format!("message_reader {args:?}"),
+        Duration::from_secs(30),
+    )
+}
+
+/// `message_reader --wait/--next [--timeout]`: exit 2 with nothing printed when the timeout
+/// passes, the message (exit 0) when one comes, the current one at once for `--wait`.
+pub fn tools_reader_wait() -> TestResult {
+    let path = slot_path(3)?;
+    let dev = path.to_string_lossy().into_owned();
+    let ch = fresh_channel();
+    let chs = ch.to_string();
+    let out = reader_tool(&["--wait", "--timeout", "0.3", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty() && out.stderr.is_empty(),
+        "--wait on an empty channel: {}",
+        describe(&out)
+    );
+    // A waiting reader gets the message written while it waits.
+    let mut cmd = Command::new("message_reader");
+    cmd.args(["--wait", &dev, &chs]);
+    let waiting = crate::util::spawn(cmd, "message_reader --wait")?;
+    thread::sleep(Duration::from_millis(300));
+    send_all(&open_bound(&path, ch)?, b"arrived", "write")?;
+    let out = waiting.wait(Instant::now() + scaled(Duration::from_secs(30)))?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout == b"arrived",
+        "--wait then a write: {}",
+        describe(&out)
+    );
+    // --wait returns the current message at once; --next waits for a newer one.
+    let out = reader_tool(&["--wait", "--timeout", "5", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout == b"arrived",
+        "--wait with a message: {}",
+        describe(&out)
+    );
+    let out = reader_tool(&["--next", "--timeout", "0.3", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty(),
+        "--next with only an old message: {}",
+        describe(&out)
+    );
+    // Unbound cannot happen from the tool; a bad channel is still an error (exit 1).
+    let out = reader_tool(&["--wait", &dev, "0"])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "--wait channel 0: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
+/// `message_reader --follow` prints the current message and each new one with its separator
+/// (newline, `--null`: NUL, `--raw`: nothing), and exits 130 on SIGINT with complete output.
+pub fn tools_reader_follow() -> TestResult {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let path = slot_path(3)?;
+    let dev = path.to_string_lossy().into_owned();
+    for (flag, sep) in [
+        (None, b"\n".as_slice()),
+        (Some("--null"), b"\0"),
+        (Some("--raw"), b""),
+    ] {
+        let ch = fresh_channel();
+        let writer = open_bound(&path, ch)?;
+        send_all(&writer, b"m0 with\nnewline", "first write")?;
+        let mut args = vec!["--follow".to_string()];
+        args.extend(flag.map(str::to_string));
+        args.extend([dev.clone(), ch.to_string()]);
+        let mut child = Command::new("message_reader")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ctx("spawn message_reader --follow")?;
+        let mut stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let pump = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        let result = (|| -> TestResult {
+            for i in 0..4 {
+                let msg: Vec<u8> = if i == 0 {
+                    b"m0 with\nnewline".to_vec()
+                } else {
+                    let m = format!("message {i}").into_bytes();
+                    send_all(&writer, &m, "write")?;
+                    m
+                };
+                want.extend_from_slice(&msg);
+                want.extend_from_slice(sep);
+                let deadline = Instant::now() + scaled(Duration::from_secs(20));
+                while got.len() < want.len() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    got.extend(rx.recv_timeout(left).map_err(|_| {
+                        format!(
+                            "--follow {flag:?}: message {i} not printed; so far {}",
+                            crate::util::show(&got)
+                        )
+                    })?);
+                }
+                ensure!(
+                    got == want,
+                    "--follow {flag:?}: printed {}, expected {}",
+                    crate::util::show(&got),
+                    crate::util::show(&want)
+                );
+            }
+            Ok(())
+        })();
+        // SAFETY: plain system call on our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().ctx("wait for message_reader")?;
+        let _ = pump.join();
+        result?;
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        ensure!(
+            status.code() == Some(130) && err.is_empty(),
+            "--follow {flag:?} after SIGINT: {status}, stderr {err:?}"
+        );
+        ensure!(
+            rx.try_iter().flatten().next().is_none(),
+            "--follow {flag:?} printed more after the last message"
+        );
+    }
+    Ok(())
+}
