@@ -50,19 +50,8 @@ impl MessageSlotDevice {
     }
 }
 
-/// The statistics of a slot, in the order of their sysfs attributes
-/// (`/sys/class/message_slot/message_slotN/*`).
-pub(crate) const STATISTICS: [&core::ffi::CStr; 6] = [
-    c"channels",
-    c"bytes",
-    c"writes",
-    c"reads",
-    c"open_files",
-    c"max_channels",
-];
-
 impl U64Attributes for MessageSlotDevice {
-    /// Statistic `index` of [`STATISTICS`] for the slot of `minor` (0 for a slot not opened
+    /// Statistic `index` of [`crate::uapi::STATISTICS`] for the slot of `minor` (0 for a slot not opened
     /// yet, except `max_channels`). Reads per-CPU counters and atomics: writes nothing
     /// shared except the device mutex's lock word, taken to find the slot.
     fn value(&self, minor: u32, index: usize) -> u64 {

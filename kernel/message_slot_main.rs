@@ -31,9 +31,8 @@ use compat::{
     param::uint_param,
 };
 use core::sync::atomic::Ordering;
-use device::{MessageSlotDevice, STATISTICS};
-use kernel::str::CString;
-use uapi::{CHANNELS_PER_SLOT, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS};
+use device::MessageSlotDevice;
+use uapi::{CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS};
 
 #[cfg(kernel_6_12)]
 module! {
@@ -129,14 +128,14 @@ impl kernel::Module for MessageSlotModule {
             // after the class (field order).
             let mut class = unsafe {
                 Class::new(
-                    c_str!("message_slot"),
+                    CLASS_NAME,
                     MAJOR_NUM,
                     &STATISTIC_GROUPS,
                     registration.data(),
                 )
             }?;
-            for minor in 0..nodes {
-                class.add_next(&CString::try_from_fmt(format_args!("message_slot{minor}"))?)?;
+            for _ in 0..nodes {
+                class.add_next()?;
             }
             Some(class)
         };

@@ -17,6 +17,21 @@ pub const MAX_MESSAGE_LEN: usize = 128;
 /// Channels per slot the device must support (ids themselves may be any non-zero `u32`).
 pub const CHANNELS_PER_SLOT: usize = 1 << 20;
 
+/// The device class of the slots that have class devices (module parameter `nodes`):
+/// `/sys/class/message_slot/message_slotMINOR/`, nodes `/dev/message_slot/MINOR`.
+pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
+
+/// A slot's statistics: the names of its class device's sysfs attributes (each one decimal
+/// `u64` and a newline, mode 0444), in the order user space lists them.
+pub const STATISTICS: [&core::ffi::CStr; 6] = [
+    c"channels",
+    c"bytes",
+    c"writes",
+    c"reads",
+    c"open_files",
+    c"max_channels",
+];
+
 /// `_IOW(MAJOR_NUM, 0, unsigned int)`: binds the open file to the channel id passed by value.
 pub const MSG_SLOT_CHANNEL: u32 = ioc_write(MAJOR_NUM, 0, core::mem::size_of::<u32>() as u32);
 

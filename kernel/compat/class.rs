@@ -7,13 +7,12 @@
 //! crate has no class or sysfs-attribute abstraction (6.12 and 7.3 alike: upstream's
 //! `kernel::device` wraps only existing devices; a class abstraction is not upstream yet).
 
-use core::{cell::UnsafeCell, ptr::NonNull};
+use core::{cell::UnsafeCell, ffi::CStr, ptr::NonNull};
 use kernel::{
     bindings,
     error::from_err_ptr,
     ffi::{c_char, c_void},
     prelude::*,
-    str::CStr,
 };
 
 /// A read-only sysfs attribute of a class's devices whose value is a `u64`, computed by
@@ -63,10 +62,7 @@ unsafe impl Sync for U64Attribute {}
 
 impl U64Attribute {
     /// Attribute `name` (mode 0444), the value of [`U64Attributes::value`] `index` of `T`.
-    pub(crate) const fn new<T: U64Attributes>(
-        name: &'static core::ffi::CStr,
-        index: usize,
-    ) -> Self {
+    pub(crate) const fn new<T: U64Attributes>(name: &'static CStr, index: usize) -> Self {
         // SAFETY: All-zero is a valid `device_attribute` (no callbacks, no lockdep key: the
         // attribute is static, so sysfs uses its static `skey`).
         let mut attr: bindings::device_attribute =
@@ -159,6 +155,7 @@ impl<const N: usize, const N1: usize> AttributeGroups<N, N1> {
 /// `major`) are destroyed on drop; its devices' driver data is a `T` that outlives the class.
 pub(crate) struct Class<T: U64Attributes> {
     class: NonNull<bindings::class>,
+    name: &'static CStr,
     data: *const T,
     major: u32,
     added: u32,
@@ -208,7 +205,7 @@ impl<T: U64Attributes> Class<T> {
         data: &T,
     ) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and `'static`.
-        let class = from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        let class = from_err_ptr(unsafe { bindings::class_create(name.as_ptr().cast()) })?;
         let class = NonNull::new(class).ok_or(ENOMEM)?;
         // SAFETY: The class is ours and has no devices yet; the groups are `'static` and
         // their `show` callbacks expect a `T` as driver data, which is what `add` passes.
@@ -219,27 +216,31 @@ impl<T: U64Attributes> Class<T> {
         // INVARIANT: Created above; `data` outlives the class (the caller's guarantee).
         Ok(Self {
             class,
+            name,
             data: data as *const T,
             major,
             added: 0,
         })
     }
 
-    /// Adds device `name` for the next minor (0, then 1, ...): devtmpfs and udev create its
-    /// node. Removed when the class is dropped.
-    pub(crate) fn add_next(&mut self, name: &CStr) -> Result {
+    /// Adds the device of the next minor (0, then 1, ...), named after the class and the
+    /// minor (`NAME0`, `NAME1`, ...): devtmpfs and udev create its node. Removed when the
+    /// class is dropped.
+    pub(crate) fn add_next(&mut self) -> Result {
         let devt = (self.major << bindings::MINORBITS) | self.added;
-        // SAFETY: The class is live (type invariant), `name` outlives the call (the driver
-        // core copies it), the format takes one string, and the driver data is the class's
-        // `T`, which outlives the class and so the device.
+        // SAFETY: The class is live (type invariant), the format takes a NUL-terminated
+        // string (the `'static` class name) and an `unsigned int` (the driver core prints the
+        // name into memory of its own), and the driver data is the class's `T`, which
+        // outlives the class and so the device.
         let device = unsafe {
             bindings::device_create(
                 self.class.as_ptr(),
                 core::ptr::null_mut(),
                 devt,
                 self.data.cast_mut().cast::<c_void>(),
-                c"%s".as_ptr().cast(),
-                name.as_char_ptr(),
+                c"%s%u".as_ptr().cast(),
+                self.name.as_ptr(),
+                self.added,
             )
         };
         from_err_ptr(device)?;

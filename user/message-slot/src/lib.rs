@@ -39,7 +39,20 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 #[path = "../../../uapi/uapi.rs"]
 mod uapi;
 
-pub use uapi::{CHANNELS_PER_SLOT, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, SLOT_MINORS};
+pub use uapi::{
+    CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, SLOT_MINORS,
+    STATISTICS,
+};
+
+/// The sysfs directory of the slots' class devices: `/sys/class/` and [`CLASS_NAME`].
+pub fn sysfs_class_dir() -> PathBuf {
+    Path::new("/sys/class").join(CLASS_NAME.to_string_lossy().as_ref())
+}
+
+/// The names of [`STATISTICS`] as `&str` (they are ASCII).
+pub fn statistic_names() -> [&'static str; STATISTICS.len()] {
+    STATISTICS.map(|name| name.to_str().unwrap_or("?"))
+}
 
 /// A `Result` whose error is a message-slot [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

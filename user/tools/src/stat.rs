@@ -9,26 +9,15 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Where the module's class devices are.
-pub const SYSFS_CLASS: &str = "/sys/class/message_slot";
-
-/// The statistics of one slot, in the order of the columns.
-pub const FIELDS: [&str; 6] = [
-    "channels",
-    "bytes",
-    "writes",
-    "reads",
-    "open_files",
-    "max_channels",
-];
+use message_slot::{statistic_names, CLASS_NAME, STATISTICS};
 
 /// One slot's statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotStat {
     /// The slot's minor.
     pub minor: u32,
-    /// The values of [`FIELDS`], in order.
-    pub values: [u64; 6],
+    /// The values of the statistics, in the order of `message_slot::STATISTICS`.
+    pub values: [u64; STATISTICS.len()],
 }
 
 /// Reads every `message_slotN` device under `class_dir`, sorted by minor. A missing
@@ -40,13 +29,13 @@ pub fn read_all(class_dir: &Path) -> io::Result<Vec<SlotStat>> {
         let name = entry.file_name();
         let Some(minor) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("message_slot"))
+            .and_then(|n| n.strip_prefix(CLASS_NAME.to_str().unwrap_or_default()))
             .and_then(|n| n.parse().ok())
         else {
             continue;
         };
-        let mut values = [0; 6];
-        for (value, field) in values.iter_mut().zip(FIELDS) {
+        let mut values = [0; STATISTICS.len()];
+        for (value, field) in values.iter_mut().zip(statistic_names()) {
             let path: PathBuf = entry.path().join(field);
             let text = fs::read_to_string(&path)?;
             *value = text.trim().parse().map_err(|_| {
@@ -65,7 +54,7 @@ pub fn read_all(class_dir: &Path) -> io::Result<Vec<SlotStat>> {
 /// A table with a header line, one line per slot, columns aligned.
 pub fn human(stats: &[SlotStat]) -> String {
     let mut rows = vec![std::iter::once("slot".to_string())
-        .chain(FIELDS.iter().map(|f| f.to_string()))
+        .chain(statistic_names().iter().map(|f| f.to_string()))
         .collect::<Vec<_>>()];
     for stat in stats {
         rows.push(
@@ -74,7 +63,7 @@ pub fn human(stats: &[SlotStat]) -> String {
                 .collect(),
         );
     }
-    let widths: Vec<usize> = (0..=FIELDS.len())
+    let widths: Vec<usize> = (0..=STATISTICS.len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -106,9 +95,9 @@ pub fn json(stats: &[SlotStat]) -> String {
             object.insert("slot".into(), stat.minor.into());
             object.insert(
                 "device".into(),
-                format!("/dev/message_slot/{}", stat.minor).into(),
+                format!("/dev/{}/{}", CLASS_NAME.to_string_lossy(), stat.minor).into(),
             );
-            for (field, value) in FIELDS.iter().zip(stat.values) {
+            for (field, value) in statistic_names().iter().zip(stat.values) {
                 object.insert((*field).into(), value.into());
             }
             object.into()
@@ -124,7 +113,7 @@ mod tests {
     fn fake_class(dir: &Path, minor: u32, values: [u64; 6]) {
         let device = dir.join(format!("message_slot{minor}"));
         fs::create_dir_all(&device).unwrap();
-        for (field, value) in FIELDS.iter().zip(values) {
+        for (field, value) in statistic_names().iter().zip(values) {
             fs::write(device.join(field), format!("{value}\n")).unwrap();
         }
     }

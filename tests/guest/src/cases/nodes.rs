@@ -15,20 +15,14 @@ use crate::util::{
     TestResult, MAJOR, MODULE_FILE, MODULE_NAME,
 };
 
-const CLASS: &str = "/sys/class/message_slot";
-const FIELDS: [&str; 6] = [
-    "channels",
-    "bytes",
-    "writes",
-    "reads",
-    "open_files",
-    "max_channels",
-];
+use message_slot::{statistic_names, STATISTICS};
 
-/// The statistics of `minor` from sysfs, in the order of [`FIELDS`].
-fn stats(minor: u32) -> Result<[u64; 6], String> {
-    let mut values = [0; 6];
-    for (value, field) in values.iter_mut().zip(FIELDS) {
+const CLASS: &str = "/sys/class/message_slot";
+
+/// The statistics of `minor` from sysfs, in the order of `message_slot::STATISTICS`.
+fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
+    let mut values = [0; STATISTICS.len()];
+    for (value, field) in values.iter_mut().zip(statistic_names()) {
         let path = format!("{CLASS}/message_slot{minor}/{field}");
         let text = std::fs::read_to_string(&path).ctx(&format!("read {path}"))?;
         ensure!(text.ends_with('\n'), "{path}: {text:?} lacks a newline");
@@ -83,7 +77,7 @@ pub fn class_device_nodes() -> TestResult {
 pub fn slot_statistics() -> TestResult {
     let minor = 3;
     let path = slot_path(minor)?;
-    for field in FIELDS {
+    for field in statistic_names() {
         let file = format!("{CLASS}/message_slot{minor}/{field}");
         let mode = std::fs::metadata(&file).ctx(&file)?.permissions().mode() & 0o777;
         ensure!(mode == 0o444, "{file} has mode {mode:o}");
@@ -112,7 +106,8 @@ pub fn slot_statistics() -> TestResult {
         .collect();
     ensure!(
         delta[..5] == [2, 10 + 128, 3, 6, 3],
-        "deltas of {FIELDS:?} after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}"
+        "deltas of {:?} after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}",
+        statistic_names()
     );
     ensure!(during[5] == 1 << 20, "max_channels is {}", during[5]);
     drop((fa, fb, unbound));
@@ -152,7 +147,7 @@ pub fn tools_message_slot_stat() -> TestResult {
         .split('{')
         .find(|o| o.contains(&format!("\"slot\":{minor},")))
         .ok_or(format!("no slot {minor} in {text}"))?;
-    for (field, value) in FIELDS.iter().zip(values) {
+    for (field, value) in statistic_names().iter().zip(values) {
         // Nothing touches the slot meanwhile, so every value matches.
         ensure!(
             object.contains(&format!("\"{field}\":{value}")),
@@ -178,7 +173,7 @@ pub fn tools_message_slot_stat() -> TestResult {
     ensure!(
         header
             .split_whitespace()
-            .eq(["slot"].into_iter().chain(FIELDS)),
+            .eq(["slot"].into_iter().chain(statistic_names())),
         "header {header:?}"
     );
     let row: Vec<String> = table

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use message_slot_tools::stat::{human, json, read_all, SYSFS_CLASS};
+use message_slot_tools::stat::{human, json, read_all};
 use message_slot_tools::Failure;
 
 /// Prints, for every message slot with a class device, its channels in use, bytes held,
@@ -21,7 +21,7 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// The class directory to read.
-    #[arg(long, value_name = "DIR", default_value = SYSFS_CLASS)]
+    #[arg(long, value_name = "DIR", default_value_os_t = message_slot::sysfs_class_dir())]
     sysfs: PathBuf,
 }
 
