@@ -13,7 +13,7 @@ use libc::EAGAIN;
 use crate::msg::{self, ReadStats, STOP_SEQ, STOP_WRITER};
 use crate::util::{
     child_command, describe, expect_message, fresh_channel, open, open_bound, open_minor_bound,
-    send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MSG,
+    scaled, send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MSG,
 };
 
 /// Messages per writer.
@@ -42,7 +42,9 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
         .join(",");
     let control = open(&path)?;
     msg::store_on_all(&control, minor, 0, 0, channels)?;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // A hang detector, stretched like the test's own timeout on the debug kernel (KASAN and
+    // lockdep under TCG, on a possibly busy host).
+    let deadline = Instant::now() + scaled(Duration::from_secs(120));
 
     // Readers first; each announces itself on its own channel before it starts reading.
     // If one fails to start, those already running are still released and collected below.
@@ -161,7 +163,7 @@ pub fn concurrent_threads() -> TestResult {
     let control = open(&path)?;
     msg::store_on_all(&control, MINOR, 0, 0, &[own, shared_ch])?;
     let shared = open_minor_bound(MINOR, shared_ch)?;
-    let limit = Duration::from_secs(90);
+    let limit = scaled(Duration::from_secs(90));
 
     let (writes, reads) = std::thread::scope(|s| {
         let mut readers = Vec::new();
