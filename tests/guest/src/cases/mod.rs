@@ -86,7 +86,7 @@ pub fn all() -> Vec<Test> {
         nodes::slot_statistics,
         nodes::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
-        module::reload_wipes_messages = 120,
+        module::reload_wipes_messages = 300,
         hardening::permissions_unprivileged,
         hardening::failslab_enomem = 120,
         hardening::memcg_enomem_not_oom = 960,
