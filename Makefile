@@ -15,7 +15,7 @@
 #   make bench-trace       kernel code per exchange of each benchmark case, counted from TCG's
 #                          execution log (repeatable, unlike timings)
 #   make lint              rustfmt, clippy, and the module's W=1 build with the kernel's clippy
-#                          lints (CLIPPY=1), warning-free
+#                          lints (CLIPPY=1) against KERNEL, warning-free
 #
 # KERNEL names a kernel of the rig: base and debug are 6.12 kernels vm/build-kernel builds
 # (LLVM, rustc-web); stock-7.3 is Debian's 7.3.4+deb13-amd64, whose module build tree
@@ -29,8 +29,9 @@ CARGO_TARGET := x86_64-unknown-linux-gnu
 CARGO_OUT := target/$(CARGO_TARGET)/release
 KERNEL ?= base
 BUILD_VARIANT ?= $(KERNEL)
-# CLIPPY=1 builds the module with clippy-driver: the kernel's clippy lints on top of rustc's
-# (in a build directory of its own, so that the lints run even when the module is up to date).
+# CLIPPY=1 builds the module with clippy-driver (rust-web-clippy for base and debug, trixie's
+# rust-clippy for stock-7.3): the kernel's clippy lints on top of rustc's (in a build directory
+# of its own, so that the lints run even when the module is up to date).
 CLIPPY ?=
 MODULE_BUILD := build/$(BUILD_VARIANT)$(if $(CLIPPY),-clippy)
 ifeq ($(origin KDIR),command line)
@@ -88,6 +89,7 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --target $(CARGO_TARGET) --locked -- -D warnings
 	rustfmt --check --edition 2021 kernel/message_slot_main.rs
+	@echo "module (W=1 CLIPPY=1) against $(if $(filter command line,$(origin KDIR)),$(KDIR),$(BUILD_VARIANT))"
 	@out=$$($(MAKE) -s module CLIPPY=1 2>&1); status=$$?; printf '%s\n' "$$out"; \
 	 [ $$status = 0 ] && ! grep -qi warning <<<"$$out"
 

@@ -15,6 +15,20 @@ use kernel::{
     prelude::*,
 };
 
+/// `s` as the kernel's `char` pointer. 7.x's clippy configuration forbids `CStr::as_ptr` (the
+/// kernel's `char` is unsigned) in favour of upstream's `as_char_ptr`, whose `const` form this
+/// is; 6.12 has neither.
+const fn char_ptr(s: &CStr) -> *const c_char {
+    #[cfg(kernel_6_12)]
+    {
+        s.as_ptr().cast()
+    }
+    #[cfg(not(kernel_6_12))]
+    {
+        kernel::str::as_char_ptr_in_const_context(s)
+    }
+}
+
 /// A read-only sysfs attribute of a class's devices whose value is a `u64`, computed by
 /// [`U64Attributes::value`] from the device's driver data and minor.
 ///
@@ -53,7 +67,7 @@ unsafe extern "C" fn show<T: U64Attributes>(
     let (data, devt) = unsafe { (&*(*dev).driver_data.cast::<T>(), (*dev).devt) };
     let value = data.value(devt & ((1 << bindings::MINORBITS) - 1), index);
     // SAFETY: `buf` is the page sysfs hands to `show`; the format takes one `u64`.
-    unsafe { bindings::sysfs_emit(buf, c"%llu\n".as_ptr().cast(), value) as isize }
+    unsafe { bindings::sysfs_emit(buf, char_ptr(c"%llu\n").cast(), value) as isize }
 }
 
 // SAFETY: The attribute is never written after it is built (the kernel only reads it); its
@@ -67,7 +81,7 @@ impl U64Attribute {
         // attribute is static, so sysfs uses its static `skey`).
         let mut attr: bindings::device_attribute =
             unsafe { core::mem::MaybeUninit::zeroed().assume_init() };
-        attr.attr.name = name.as_ptr().cast();
+        attr.attr.name = char_ptr(name).cast();
         attr.attr.mode = 0o444;
         // INVARIANT: `show::<T>` for `T`.
         #[cfg(kernel_6_12)]
@@ -184,7 +198,7 @@ unsafe extern "C" fn devnode(
     unsafe {
         bindings::kasprintf(
             bindings::GFP_KERNEL,
-            c"%s/%u".as_ptr().cast(),
+            char_ptr(c"%s/%u").cast(),
             class_name,
             minor,
         )
@@ -205,7 +219,7 @@ impl<T: U64Attributes> Class<T> {
         data: &T,
     ) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and `'static`.
-        let class = from_err_ptr(unsafe { bindings::class_create(name.as_ptr().cast()) })?;
+        let class = from_err_ptr(unsafe { bindings::class_create(char_ptr(name).cast()) })?;
         let class = NonNull::new(class).ok_or(ENOMEM)?;
         // SAFETY: The class is ours and has no devices yet; the groups are `'static` and
         // their `show` callbacks expect a `T` as driver data, which is what `add` passes.
@@ -217,7 +231,7 @@ impl<T: U64Attributes> Class<T> {
         Ok(Self {
             class,
             name,
-            data: data as *const T,
+            data: core::ptr::from_ref(data),
             major,
             added: 0,
         })
@@ -238,8 +252,8 @@ impl<T: U64Attributes> Class<T> {
                 core::ptr::null_mut(),
                 devt,
                 self.data.cast_mut().cast::<c_void>(),
-                c"%s%u".as_ptr().cast(),
-                self.name.as_ptr(),
+                char_ptr(c"%s%u").cast(),
+                char_ptr(self.name),
                 self.added,
             )
         };
