@@ -71,7 +71,7 @@ module:
 	@$(if $(CLIPPY),rm -rf $(MODULE_BUILD))
 	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
 	@cp -ru kernel/. $(MODULE_BUILD)/kernel/ && cp -ru uapi/. $(MODULE_BUILD)/uapi/
-	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel W=1 modules'
+	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel MESSAGE_SLOT_VERSION=$(PACKAGE_VERSION) W=1 modules'
 	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
 
 tools:
