@@ -23,7 +23,9 @@
 #                          adds /etc/modules-load.d/message-slot.conf. DESTDIR stages it all
 #                          (depmod -b DESTDIR). PREFIX defaults to /usr/local.
 #   make install-dkms      the same without the module: its source and dkms.conf go to
-#                          /usr/src/message-slot-VERSION for `dkms install message-slot/VERSION`
+#                          /usr/src/message-slot-VERSION for `dkms install message-slot/VERSION`,
+#                          plus kernel hooks (/etc/kernel/header_postinst.d, postrm.d) that
+#                          prepare a new kernel's Rust metadata before DKMS builds for it
 #   make uninstall         removes what either installed (the module from every kernel)
 #   make dkms-source       only the DKMS source tree (DESTDIR, DKMS_SOURCE_DIR)
 #
@@ -116,6 +118,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 UDEV_RULES_DIR ?= /etc/udev/rules.d
 MODULES_LOAD_DIR ?= /etc/modules-load.d
 DKMS_SOURCE_DIR ?= /usr/src/$(PACKAGE_NAME)-$(PACKAGE_VERSION)
+KERNEL_HOOKS_DIR ?= /etc/kernel
 INSTALL_MODULES_LOAD ?=
 MODULE_KO ?= $(MODULE_BUILD)/message_slot.ko
 # depmod for kernel $(1); in DESTDIR when staging, where the kernel's own modules.order and
@@ -132,6 +135,10 @@ install: install-common
 	 echo "installed message_slot.ko for $$kver in $(DESTDIR)/lib/modules/$$kver/updates/"
 
 install-dkms: install-common dkms-source
+	sed 's|@SBINDIR@|$(SBINDIR)|' packaging/kernel/header_postinst.d-message-slot >"$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
+	install -D -m 0755 "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot"
+	rm "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
+	install -D -m 0755 packaging/kernel/postrm.d-message-slot "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
 	@echo "installed the DKMS source in $(DESTDIR)$(DKMS_SOURCE_DIR); build and install the module with:"
 	@echo "  dkms install $(PACKAGE_NAME)/$(PACKAGE_VERSION) -k KVER"
 
@@ -158,7 +165,8 @@ uninstall:
 		dkms remove $(PACKAGE_NAME)/$(PACKAGE_VERSION) --all; fi
 	rm -f $(addprefix "$(DESTDIR)$(BINDIR)"/,$(TOOLS)) "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel" \
 		"$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h" "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules" \
-		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf"
+		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf" \
+		"$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
 	rm -rf "$(DESTDIR)$(DKMS_SOURCE_DIR)"
 	@set -e; for ko in "$(DESTDIR)"/lib/modules/*/updates/message_slot.ko; do \
 		[ -f "$$ko" ] || continue; kver=$${ko#"$(DESTDIR)"/lib/modules/}; kver=$${kver%%/*}; \
