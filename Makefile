@@ -16,6 +16,18 @@
 #                          execution log (repeatable, unlike timings)
 #   make lint              rustfmt, clippy, and the module's W=1 build with the kernel's clippy
 #                          lints (CLIPPY=1) against KERNEL, warning-free
+#   make install           install what `make` built (as root; same KDIR=/KERNEL= as the build):
+#                          the module to /lib/modules/KVER/updates/ (then depmod), the tools to
+#                          PREFIX/bin, message_slot.h to PREFIX/include/linux/, the udev rule,
+#                          message-slot-prepare-kernel to PREFIX/sbin; INSTALL_MODULES_LOAD=1
+#                          adds /etc/modules-load.d/message-slot.conf. DESTDIR stages it all
+#                          (depmod -b DESTDIR). PREFIX defaults to /usr/local.
+#   make install-dkms      the same without the module: its source and dkms.conf go to
+#                          /usr/src/message-slot-VERSION for `dkms install message-slot/VERSION`,
+#                          plus kernel hooks (/etc/kernel/header_postinst.d, postrm.d) that
+#                          prepare a new kernel's Rust metadata before DKMS builds for it
+#   make uninstall         removes what either installed (the module from every kernel)
+#   make dkms-source       only the DKMS source tree (DESTDIR, DKMS_SOURCE_DIR)
 #
 # KERNEL names a kernel of the rig: base and debug are 6.12 kernels vm/build-kernel builds
 # (LLVM, rustc-web); stock-7.3 is Debian's 7.3.4+deb13-amd64, whose module build tree
@@ -25,6 +37,11 @@
 # tree was built with clang); pass RUSTC=, BINDGEN=, CC= as that tree needs.
 
 SHELL := /bin/bash
+# The package's name and version, for DKMS and `make install`: the version is the workspace's.
+PACKAGE_NAME := message-slot
+PACKAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml)
+# The installed tools (each a binary of user/tools, built into build/tools).
+TOOLS := message_sender message_reader message_slot_stat
 CARGO_TARGET := x86_64-unknown-linux-gnu
 CARGO_OUT := target/$(CARGO_TARGET)/release
 KERNEL ?= base
@@ -46,9 +63,10 @@ KDIR = $(shell vm/build-kernel $(BUILD_VARIANT))
 TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}" $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 endif
 
-.PHONY: all module tools setup test test-debug test-all demo lint clean bench bench-trace
+.PHONY: all module tools setup test test-debug test-all demo lint clean bench bench-trace \
+	install install-dkms install-common uninstall dkms-source
 all: module tools
-	cp $(MODULE_BUILD)/message_slot.ko $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader $(CARGO_OUT)/message_slot_stat .
+	cp $(MODULE_BUILD)/message_slot.ko $(addprefix $(CARGO_OUT)/,$(TOOLS)) .
 
 # The module is built from a copy of kernel/ and uapi/ so that builds against different
 # kernels do not share object files and the source tree stays clean.
@@ -56,13 +74,13 @@ module:
 	@$(if $(CLIPPY),rm -rf $(MODULE_BUILD))
 	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
 	@cp -ru kernel/. $(MODULE_BUILD)/kernel/ && cp -ru uapi/. $(MODULE_BUILD)/uapi/
-	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel W=1 modules'
+	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel MESSAGE_SLOT_VERSION=$(PACKAGE_VERSION) W=1 modules'
 	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
 
 tools:
 	@cargo build --quiet --release --locked --target $(CARGO_TARGET) -p message-slot-tools
 	@mkdir -p build/tools
-	@cp $(CARGO_OUT)/message_sender $(CARGO_OUT)/message_reader $(CARGO_OUT)/message_slot_stat build/tools/
+	@cp $(addprefix $(CARGO_OUT)/,$(TOOLS)) build/tools/
 
 setup:
 	@vm/setup-host
@@ -93,5 +111,68 @@ lint: setup
 	@out=$$($(MAKE) -s module CLIPPY=1 2>&1); status=$$?; printf '%s\n' "$$out"; \
 	 [ $$status = 0 ] && ! grep -qi warning <<<"$$out"
 
+# Installation. Nothing is built here (`sudo make install` need not find cargo): build first.
+DESTDIR ?=
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+INCLUDEDIR ?= $(PREFIX)/include
+UDEV_RULES_DIR ?= /etc/udev/rules.d
+MODULES_LOAD_DIR ?= /etc/modules-load.d
+DKMS_SOURCE_DIR ?= /usr/src/$(PACKAGE_NAME)-$(PACKAGE_VERSION)
+KERNEL_HOOKS_DIR ?= /etc/kernel
+INSTALL_MODULES_LOAD ?=
+MODULE_KO ?= $(MODULE_BUILD)/message_slot.ko
+# depmod for kernel $(1); in DESTDIR when staging, where the kernel's own modules.order and
+# modules.builtin* are usually absent (depmod's warnings about those are not shown).
+depmod = if [ -z "$(DESTDIR)" ]; then depmod -a $(1); else \
+	depmod -b "$(DESTDIR)" $(1) 2>&1 | { grep -v 'could not open modules\.\(order\|builtin\)' >&2 || true; }; \
+	[ $${PIPESTATUS[0]} = 0 ]; fi
+
+install: install-common
+	@[ -f $(MODULE_KO) ] || { echo "make install: no $(MODULE_KO): run make first (with the same KDIR=/KERNEL=)" >&2; exit 1; }
+	@set -e; kver=$$(modinfo -F vermagic $(MODULE_KO) | cut -d' ' -f1); \
+	 install -D -m 0644 $(MODULE_KO) "$(DESTDIR)/lib/modules/$$kver/updates/message_slot.ko"; \
+	 $(call depmod,$$kver); \
+	 echo "installed message_slot.ko for $$kver in $(DESTDIR)/lib/modules/$$kver/updates/"
+
+install-dkms: install-common dkms-source
+	sed 's|@SBINDIR@|$(SBINDIR)|' packaging/kernel/header_postinst.d-message-slot >"$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
+	install -D -m 0755 "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot"
+	rm "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
+	install -D -m 0755 packaging/kernel/postrm.d-message-slot "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
+	@echo "installed the DKMS source in $(DESTDIR)$(DKMS_SOURCE_DIR); build and install the module with:"
+	@echo "  dkms install $(PACKAGE_NAME)/$(PACKAGE_VERSION) -k KVER"
+
+install-common:
+	@for t in $(TOOLS); do [ -f build/tools/$$t ] || { echo "make install: no build/tools/$$t: run make first" >&2; exit 1; }; done
+	install -D -m 0755 -t "$(DESTDIR)$(BINDIR)" $(addprefix build/tools/,$(TOOLS))
+	install -D -m 0755 packaging/message-slot-prepare-kernel "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel"
+	install -D -m 0644 uapi/message_slot.h "$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h"
+	install -D -m 0644 packaging/udev/60-message-slot.rules "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules"
+	$(if $(INSTALL_MODULES_LOAD),install -D -m 0644 packaging/modules-load.d/message-slot.conf "$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf")
+
+# The module's source as DKMS wants it: kernel/, uapi/, dkms-build and dkms.conf.
+dkms-source:
+	@rm -rf "$(DESTDIR)$(DKMS_SOURCE_DIR)"
+	install -d "$(DESTDIR)$(DKMS_SOURCE_DIR)"
+	cp -r --no-preserve=ownership kernel uapi "$(DESTDIR)$(DKMS_SOURCE_DIR)/"
+	install -m 0644 packaging/dkms/dkms-build "$(DESTDIR)$(DKMS_SOURCE_DIR)/dkms-build"
+	sed 's/@PACKAGE_NAME@/$(PACKAGE_NAME)/; s/@PACKAGE_VERSION@/$(PACKAGE_VERSION)/' \
+		packaging/dkms/dkms.conf.in >"$(DESTDIR)$(DKMS_SOURCE_DIR)/dkms.conf"
+
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && command -v dkms >/dev/null && \
+	    dkms status -m $(PACKAGE_NAME) -v $(PACKAGE_VERSION) 2>/dev/null | grep -q .; then \
+		dkms remove $(PACKAGE_NAME)/$(PACKAGE_VERSION) --all; fi
+	rm -f $(addprefix "$(DESTDIR)$(BINDIR)"/,$(TOOLS)) "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel" \
+		"$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h" "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules" \
+		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf" \
+		"$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
+	rm -rf "$(DESTDIR)$(DKMS_SOURCE_DIR)"
+	@set -e; for ko in "$(DESTDIR)"/lib/modules/*/updates/message_slot.ko; do \
+		[ -f "$$ko" ] || continue; kver=$${ko#"$(DESTDIR)"/lib/modules/}; kver=$${kver%%/*}; \
+		rm -f "$$ko"; $(call depmod,$$kver); echo "removed $$ko"; done
+
 clean:
-	rm -rf build target message_slot.ko message_sender message_reader message_slot_stat
+	rm -rf build target message_slot.ko $(TOOLS)

@@ -40,6 +40,13 @@ else
 	verdict "guest suite printed its summary" 1
 fi
 
+# The files `make install` staged on the host, and the example session through them.
+if [ -f /install-session.sh ]; then
+	sh /install-session.sh | tee /tmp/install.log
+	passed=$((passed + $(grep -c '^PASS ' /tmp/install.log)))
+	failed=$((failed + $(grep -c '^FAIL ' /tmp/install.log)))
+fi
+
 if [ "$mode" = debug ]; then
 	/message-slot-fuzz --ops "${MSG_SLOT_FUZZ_OPS:-1000000}"
 	verdict "fuzzer: every result matches the model" $?
