@@ -51,8 +51,8 @@ impl MessageSlotDevice {
 }
 
 impl U64Attributes for MessageSlotDevice {
-    /// Statistic `index` of [`crate::uapi::STATISTICS`] for the slot of `minor` (0 for a slot not opened
-    /// yet, except `max_channels`). Reads per-CPU counters and atomics: writes nothing
+    /// Statistic `index` of [`crate::uapi::STATISTICS`] for the slot of `minor` (0 for a slot
+    /// not opened yet, except `max_channels`). Reads per-CPU counters and atomics: writes nothing
     /// shared except the device mutex's lock word, taken to find the slot.
     fn value(&self, minor: u32, index: usize) -> u64 {
         let slot = self
@@ -60,18 +60,17 @@ impl U64Attributes for MessageSlotDevice {
             .lock()
             .get(minor as usize)
             .and_then(|slot| slot.clone());
-        let Some(slot) = slot else {
-            return if index == 5 { max_channels().into() } else { 0 };
-        };
-        let stats = slot.stats();
-        match index {
-            0 => stats.channels.into(),
-            1 => stats.bytes,
-            2 => stats.writes,
-            3 => stats.reads,
-            4 => stats.open_files.into(),
-            _ => max_channels().into(),
-        }
+        let stats = slot.map(|slot| slot.stats()).unwrap_or_default();
+        // In the order of `STATISTICS`.
+        let values = [
+            stats.channels.into(),
+            stats.bytes,
+            stats.writes,
+            stats.reads,
+            stats.open_files.into(),
+            max_channels().into(),
+        ];
+        values.get(index).copied().unwrap_or(0)
     }
 }
 

@@ -180,7 +180,8 @@ const READS: usize = 1;
 const BYTES: usize = 2;
 const COUNTERS: usize = 3;
 
-/// A slot's statistics (the device's sysfs attributes).
+/// A slot's statistics (the device's sysfs attributes); all 0 for a slot not created yet.
+#[derive(Default)]
 pub(crate) struct SlotStats {
     /// Channels in use (created, plus those being created right now).
     pub(crate) channels: u32,

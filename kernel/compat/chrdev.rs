@@ -26,6 +26,18 @@ use kernel::{
     ThisModule,
 };
 
+/// The minor of device number `devt` (C's `MINOR()`).
+#[inline]
+pub(crate) const fn minor_of(devt: bindings::dev_t) -> u32 {
+    devt & ((1 << bindings::MINORBITS) - 1)
+}
+
+/// The device number of `major`:`minor` (C's `MKDEV()`).
+#[inline]
+pub(crate) const fn device_number(major: u32, minor: u32) -> bindings::dev_t {
+    (major << bindings::MINORBITS) | minor
+}
+
 /// Borrowed form of a device's per-open-file state, as passed to the file operations.
 pub(crate) type OpenFileRef<'a, T> = <<T as CharDevice>::OpenFile as ForeignOwnable>::Borrowed<'a>;
 
@@ -176,7 +188,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
             // device number into `file` before calling us, and holds a module reference.
             let registration = unsafe { Registration::<T>::from_file(file) };
             // SAFETY: `inode` is valid for the duration of this call.
-            let minor = unsafe { (*inode).i_rdev } & ((1 << bindings::MINORBITS) - 1);
+            let minor = minor_of(unsafe { (*inode).i_rdev });
             let open_file = registration.data.open(minor)?;
             // SAFETY: `file` is valid and not yet visible to other threads.
             unsafe { (*file).private_data = super::init::foreign_ptr(open_file.into_foreign()) };

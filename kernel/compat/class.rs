@@ -7,6 +7,7 @@
 //! crate has no class or sysfs-attribute abstraction (6.12 and 7.3 alike: upstream's
 //! `kernel::device` wraps only existing devices; a class abstraction is not upstream yet).
 
+use super::chrdev::{device_number, minor_of};
 use core::{cell::UnsafeCell, ffi::CStr, ptr::NonNull};
 use kernel::{
     bindings,
@@ -65,7 +66,7 @@ unsafe extern "C" fn show<T: U64Attributes>(
     // SAFETY: `dev` is live during the callback; `driver_data` is a `T` that outlives it
     // (the device is destroyed, which waits for running `show` callbacks, before the `T`).
     let (data, devt) = unsafe { (&*(*dev).driver_data.cast::<T>(), (*dev).devt) };
-    let value = data.value(devt & ((1 << bindings::MINORBITS) - 1), index);
+    let value = data.value(minor_of(devt), index);
     // SAFETY: `buf` is the page sysfs hands to `show`; the format takes one `u64`.
     unsafe { bindings::sysfs_emit(buf, char_ptr(c"%llu\n").cast(), value) as isize }
 }
@@ -192,7 +193,7 @@ unsafe extern "C" fn devnode(
 ) -> *mut c_char {
     // SAFETY: `dev` is live, and so is its class (the device holds it).
     let (class_name, devt) = unsafe { ((*(*dev).class).name, (*dev).devt) };
-    let minor = devt & ((1 << bindings::MINORBITS) - 1);
+    let minor = minor_of(devt);
     // SAFETY: The format takes a string (the class name, NUL-terminated) and an
     // `unsigned int`; the caller frees the result with `kfree`.
     unsafe {
@@ -241,7 +242,7 @@ impl<T: U64Attributes> Class<T> {
     /// minor (`NAME0`, `NAME1`, ...): devtmpfs and udev create its node. Removed when the
     /// class is dropped.
     pub(crate) fn add_next(&mut self) -> Result {
-        let devt = (self.major << bindings::MINORBITS) | self.added;
+        let devt = device_number(self.major, self.added);
         // SAFETY: The class is live (type invariant), the format takes a NUL-terminated
         // string (the `'static` class name) and an `unsigned int` (the driver core prints the
         // name into memory of its own), and the driver data is the class's `T`, which
@@ -270,10 +271,7 @@ impl<T: U64Attributes> Drop for Class<T> {
             // SAFETY: The class is live and has a device for `minor` (type invariant);
             // `device_destroy` waits for its attributes' running `show` callbacks.
             unsafe {
-                bindings::device_destroy(
-                    self.class.as_ptr(),
-                    (self.major << bindings::MINORBITS) | minor,
-                )
+                bindings::device_destroy(self.class.as_ptr(), device_number(self.major, minor))
             };
         }
         // SAFETY: Created by `class_create` (type invariant), now without devices, and
