@@ -21,14 +21,17 @@ use kernel::{alloc::Flags, bindings, prelude::*, sync::Arc};
 const BUCKETS: u32 = 1 << BUCKET_BITS;
 const BUCKET_BITS: u32 = 20;
 
-/// One entry, and the link to the next of its bucket.
+/// One entry, and the link to the next of its bucket. Pinned: an entry never moves from
+/// where it was initialised until it is freed, so its value may hold a lock.
 ///
 /// # Invariants
 ///
-/// `next` is null or an entry from `KBox::into_raw`, owned by this entry.
+/// `next` is null or a pinned entry from `KBox::into_raw`, owned by this entry.
+#[pin_data(PinnedDrop)]
 struct Entry<T> {
     key: u32,
     next: AtomicPtr<Entry<T>>,
+    #[pin]
     value: T,
 }
 
@@ -43,23 +46,15 @@ impl<T> Entry<T> {
     }
 }
 
-impl<T> Entry<T> {
-    /// The value of an entry that was never linked into a chain.
-    fn into_value(entry: KBox<Self>) -> T {
-        let entry = core::mem::ManuallyDrop::new(KBox::into_inner(entry));
-        // SAFETY: `entry` is never dropped, so `value` is moved out exactly once. Nothing else
-        // needs dropping: `key` is a `u32` and `next` is null (the entry was never linked).
-        unsafe { ptr::read(&entry.value) }
-    }
-}
-
-impl<T> Drop for Entry<T> {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl<T> PinnedDrop for Entry<T> {
+    fn drop(self: Pin<&mut Self>) {
         // The rest of the chain, one entry at a time (no recursion however long the chain).
         let mut next = self.next.swap(ptr::null_mut(), Ordering::Relaxed);
         while !next.is_null() {
             // SAFETY: `next` came from `KBox::into_raw` and was owned by the entry it was
-            // taken from (type invariant), which no longer refers to it.
+            // taken from (type invariant), which no longer refers to it. Dropping the box drops
+            // the entry where it is (pinned) and then frees it.
             let entry = unsafe { KBox::from_raw(next) };
             next = entry.next.swap(ptr::null_mut(), Ordering::Relaxed);
         }
@@ -75,7 +70,7 @@ impl<T> Drop for Entry<T> {
 #[pin_data]
 pub(crate) struct KeyedMap<T: 'static> {
     #[pin]
-    buckets: InsertOnlyMap<KBox<Entry<T>>>,
+    buckets: InsertOnlyMap<Pin<KBox<Entry<T>>>>,
     multiplier: u32,
 }
 
@@ -104,7 +99,7 @@ impl<T: 'static> KeyedMap<T> {
     /// The entry with `key`, if any.
     #[inline]
     fn entry(&self, key: u32) -> Option<&Entry<T>> {
-        let mut entry = self.buckets.get(self.bucket(key));
+        let mut entry = self.buckets.get(self.bucket(key)).map(Pin::get_ref);
         while let Some(candidate) = entry {
             if candidate.key == key {
                 return Some(candidate);
@@ -114,53 +109,55 @@ impl<T: 'static> KeyedMap<T> {
         None
     }
 
-    /// Inserts `value` under `key` unless the key is present; returns the value under `key`
-    /// afterwards and, if that is not `value`, `value` itself. The entry and the XArray's nodes
-    /// are allocated with `flags` (`ENOMEM`, dropping `value`).
+    /// Inserts the value `init` initialises under `key` unless the key is present; returns
+    /// the value under `key` afterwards and whether it is the one inserted now. The entry and
+    /// the XArray's nodes are allocated with `flags` (`ENOMEM`); a new entry that is not
+    /// inserted is dropped.
     pub(crate) fn get_or_insert(
         &self,
         key: u32,
-        value: T,
+        init: impl PinInit<T>,
         flags: Flags,
-    ) -> Result<(&T, Option<T>)> {
-        let created = KBox::new(
-            Entry {
+    ) -> Result<(&T, bool)> {
+        let created = KBox::pin_init(
+            pin_init!(Entry {
                 key,
                 next: AtomicPtr::new(ptr::null_mut()),
-                value,
-            },
+                value <- init,
+            }),
             flags,
-        )
-        .map_err(|_| ENOMEM)?;
+        )?;
         let bucket = self.bucket(key);
         match self.buckets.get(bucket) {
-            Some(head) => Ok(self.append(head, created)),
+            Some(head) => Ok(self.append(head.get_ref(), created)),
             None => match self.buckets.get_or_insert(bucket, created, flags) {
-                Ok((head, None)) => Ok((&head.value, None)),
-                Ok((head, Some(created))) => Ok(self.append(head, created)),
+                Ok((head, None)) => Ok((&head.get_ref().value, true)),
+                Ok((head, Some(created))) => Ok(self.append(head.get_ref(), created)),
                 Err((error, _)) => Err(error),
             },
         }
     }
 
     /// Appends `created` to the chain from `entry`, the head of its key's bucket, unless its key
-    /// is in the chain; returns the value under the key and, if that is not `created`'s,
-    /// `created`'s value.
+    /// is in the chain; returns the value under the key and whether it is `created`'s.
     fn append<'a>(
         &'a self,
         mut entry: &'a Entry<T>,
-        created: KBox<Entry<T>>,
-    ) -> (&'a T, Option<T>) {
+        created: Pin<KBox<Entry<T>>>,
+    ) -> (&'a T, bool) {
         let key = created.key;
-        let created = KBox::into_raw(created);
+        // SAFETY: The entry is not moved out of its allocation: the chain only hands out shared
+        // references to it and frees it with `KBox::from_raw` (dropping it in place).
+        let created = KBox::into_raw(unsafe { Pin::into_inner_unchecked(created) });
         // INVARIANT: `created` goes into the bucket of its key, after every entry of the chain
         // was checked not to have its key; the compare-and-swap only succeeds on the last
         // entry, so no entry with the key can have been appended after the check.
         loop {
             if entry.key == key {
-                // SAFETY: `created` came from `KBox::into_raw` and was never published.
-                let created = unsafe { KBox::from_raw(created) };
-                return (&entry.value, Some(Entry::into_value(created)));
+                // SAFETY: `created` came from `KBox::into_raw` and was never published; dropping
+                // the box drops the entry in place.
+                drop(unsafe { KBox::from_raw(created) });
+                return (&entry.value, false);
             }
             match entry.next.compare_exchange(
                 ptr::null_mut(),
@@ -168,10 +165,10 @@ impl<T: 'static> KeyedMap<T> {
                 Ordering::Release,
                 Ordering::Acquire,
             ) {
-                // INVARIANT: `entry` now owns `created`, an entry from `KBox::into_raw`.
+                // INVARIANT: `entry` now owns `created`, a pinned entry from `KBox::into_raw`.
                 // SAFETY: `created` is now owned by the chain, which keeps it until the map is
                 // dropped, which cannot happen while `self` is borrowed.
-                Ok(_) => return (unsafe { &(*created).value }, None),
+                Ok(_) => return (unsafe { &(*created).value }, true),
                 // SAFETY: A non-null `next` is an entry owned by `entry` (type invariant of
                 // `Entry`), alive while `self` is borrowed.
                 Err(next) => entry = unsafe { &*next },

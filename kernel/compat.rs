@@ -12,7 +12,7 @@
 //!
 //! | file         | provides                                         | on 7.x (tested: 7.3)                          |
 //! |--------------|--------------------------------------------------|-----------------------------------------------|
-//! | `alloc.rs`   | raw `gfp_t` of `Flags`                           | ours: `Flags::as_raw` is still crate-private  |
+//! | `alloc.rs`   | raw `gfp_t` of `Flags`, `__GFP_NORETRY`          | ours: `Flags`' raw constructor is crate-private |
 //! | `chrdev.rs`  | fixed major, 256 minors, `file_operations`       | ours: `miscdevice` serves one misc minor      |
 //! | `class.rs`   | device class, class devices, `u64` sysfs attributes | ours: no class or attribute abstraction    |
 //! | `error.rs`   | `EMSGSIZE`                                       | upstream's `kernel::error::code::EMSGSIZE`    |
@@ -20,14 +20,14 @@
 //! | `param.rs`   | a read-only `uint` parameter shown in sysfs      | ours: `module!` params have permissions 0     |
 //! | `percpu.rs`  | per-CPU `u64` counters                           | ours: no `kernel::percpu`                     |
 //! | `poll.rs`    | wait queue heads, `poll_wait()`, poll events     | ours: upstream's `PollCondVar` wakes without checking for sleepers and synchronises RCU in every `drop` |
-//! | `rcu.rs`     | RCU guard; `kvfree_call_rcu`                     | upstream's `sync::rcu` guard; ours for kfree_rcu |
 //! | `sched.rs`   | `cond_resched()`                                 | ours: not wrapped upstream                    |
-//! | `uaccess.rs` | `copy_to_user_nofault()`, `UserPtr` conversions  | ours: not wrapped upstream                    |
+//! | `seqlock.rs` | `seqlock_t`: writers' lock + sequence counter    | ours: no seqlock abstraction upstream         |
+//! | `uaccess.rs` | `copy_to_user()` from a raw source, `UserPtr` conversions | ours: `UserSliceWriter` copies from `&[u8]` only |
 //! | `xarray.rs`  | insert-only map with lock-free `xa_load`         | ours: upstream's `XArray` looks up under its lock only |
 //!
-//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs` and (6.12 only) `rcu.rs`: static
-//! inline functions and macros (`poll_wait()`, `wq_has_sleeper()`, `this_cpu_add()`,
-//! `rcu_read_lock()`), which Rust cannot call; upstream's `rust/helpers/` does the same for
+//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs` and `seqlock.rs`: static inline
+//! functions and macros (`poll_wait()`, `wq_has_sleeper()`, `this_cpu_add()`,
+//! `write_seqlock()`), which Rust cannot call; upstream's `rust/helpers/` does the same for
 //! its own abstractions.
 
 pub(crate) mod alloc;
@@ -38,7 +38,7 @@ pub(crate) mod init;
 pub(crate) mod param;
 pub(crate) mod percpu;
 pub(crate) mod poll;
-pub(crate) mod rcu;
 pub(crate) mod sched;
+pub(crate) mod seqlock;
 pub(crate) mod uaccess;
 pub(crate) mod xarray;

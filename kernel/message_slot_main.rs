@@ -9,16 +9,16 @@
 //! The crate is layered (see `DESIGN.md`):
 //! - driver logic, safe Rust enforced by `#![forbid(unsafe_code)]`: [`device`] (the minors and
 //!   the file operations) and [`slot`] (channels of a slot, the per-file binding);
-//! - the driver's data structures, with their unsafe code and its proofs: [`message`] (a
-//!   channel's message, read under RCU) and [`channel_index`] (channels by id);
+//! - the driver's data structures, with their unsafe code and its proofs: [`channel`] (a
+//!   channel's message, stored inline under a seqlock) and [`channel_index`] (channels by id);
 //! - [`compat`]: thin wrappers of kernel APIs the target kernel's `kernel` crate lacks.
 
 use kernel::{c_str, prelude::*};
 
+mod channel;
 mod channel_index;
 mod compat;
 mod device;
-mod message;
 mod slot;
 // Shared with user space, which uses the items this crate does not.
 #[allow(dead_code, unreachable_pub)]

@@ -9,18 +9,15 @@
 //! data structures (`message`, `channel_index`) and the kernel wrappers (`compat`).
 #![forbid(unsafe_code)]
 
+use crate::channel::{Channel, MessageBytes};
 use crate::channel_index::{KeyedMap, MapCursor};
 use crate::compat::{
-    error::emsgsize,
+    alloc::__GFP_NORETRY,
     init::pin_init_array_from_fn,
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable, WaitQueueHead},
-    rcu,
-    uaccess::copy_to_user_nofault,
 };
 use crate::max_channels;
-use crate::message::{Message, MessageCell};
-use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
@@ -32,13 +29,14 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// Allocation flags for memory that a user's request makes the driver allocate: charged to
-/// the caller's memory cgroup (`__GFP_ACCOUNT`) and without direct reclaim, so that at the
-/// cgroup's `memory.max` the request fails with `ENOMEM` instead of invoking the OOM killer
-/// (the memcg charge path only fails gracefully for non-blocking or `__GFP_RETRY_MAYFAIL`
-/// requests, and 6.12's Rust `Flags` cannot express the latter). Also `__GFP_NOWARN`.
+/// Allocation flags for memory that a user's request makes the driver allocate (a new
+/// channel, an open file, index nodes): charged to the caller's memory cgroup
+/// (`GFP_KERNEL_ACCOUNT`), reclaiming like any allocation a user causes, but failing with
+/// `ENOMEM` after one round of reclaim instead of retrying or invoking the OOM killer
+/// (`__GFP_NORETRY`, which the memcg charge path honours too), and without a warning
+/// (`__GFP_NOWARN`: a user can make it fail at will). May sleep: never used under a lock.
 pub(crate) fn user_memory() -> Flags {
-    (flags::GFP_KERNEL_ACCOUNT & !flags::GFP_KERNEL) | flags::GFP_NOWAIT
+    flags::GFP_KERNEL_ACCOUNT | __GFP_NORETRY | flags::__GFP_NOWARN
 }
 
 /// A channel id: any non-zero `u32`.
@@ -96,7 +94,7 @@ impl WaitQueues {
 /// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
 #[pin_data]
 pub(crate) struct Slot {
-    channels: Arc<KeyedMap<MessageCell>>,
+    channels: Arc<KeyedMap<Channel>>,
     reserved: AtomicU32,
     /// Per-CPU counters, indexed by [`WRITES`], [`READS`] and [`BYTES`]: updated without
     /// writing memory that other CPUs use.
@@ -142,11 +140,12 @@ impl Slot {
     }
 
     /// Creates channel `id`, which a lookup just found missing, holding `message` (or, if
-    /// another writer created it meanwhile, makes `message` its message).
+    /// another writer created it meanwhile, makes `message` its message); returns the length
+    /// of the message replaced (0 for a new channel).
     ///
     /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
     /// `ENOMEM` if it cannot be allocated.
-    fn create(&self, id: ChannelId, message: KBox<Message>) -> Result<usize> {
+    fn create(&self, id: ChannelId, message: &MessageBytes) -> Result<usize> {
         let limit = max_channels();
         // INVARIANT: A place is reserved before the channel is inserted and given back if it
         // is not.
@@ -157,13 +156,13 @@ impl Slot {
             .map_err(|_| ENOSPC)?;
         match self
             .channels
-            .get_or_insert(id.get(), MessageCell::new(message), user_memory())
+            .get_or_insert(id.get(), Channel::new(message), user_memory())
         {
-            Ok((_, None)) => Ok(0),
-            Ok((channel, Some(ours))) => {
+            Ok((_, true)) => Ok(0),
+            Ok((channel, false)) => {
                 // Another writer created the channel first; this write comes after its message.
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
-                Ok(channel.replace(ours.into_message()))
+                Ok(channel.replace(message))
             }
             Err(error) => {
                 self.reserved.fetch_sub(1, Ordering::Relaxed);
@@ -210,18 +209,20 @@ const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
 /// # Invariants
 ///
 /// `channel` is 0 (unbound) or a valid channel id. `last_seen` is 0 (nothing read since the
-/// last bind) or [`seen`] of a channel id and a message of it that a read on this file copied.
+/// last bind) or [`seen`] of a channel id and the number of a message of it that a read on
+/// this file copied.
 pub(crate) struct OpenSlot {
-    cursor: MapCursor<MessageCell>,
+    cursor: MapCursor<Channel>,
     slot: Arc<Slot>,
     channel: AtomicU32,
     last_seen: AtomicU64,
 }
 
-/// What a file remembers of the last message it read: its channel and number.
+/// What a file remembers of the last message it read: its channel and the message's number
+/// ([`Channel::sequence`]).
 #[inline]
-fn seen(id: ChannelId, message: &Message) -> u64 {
-    (u64::from(id.get()) << 32) | u64::from(message.seq())
+fn seen(id: ChannelId, sequence: u32) -> u64 {
+    (u64::from(id.get()) << 32) | u64::from(sequence)
 }
 
 impl OpenSlot {
@@ -255,72 +256,47 @@ impl OpenSlot {
 
     /// Channel `id`, if it exists: the remembered channel if it is `id`, else a lookup.
     #[inline]
-    fn channel(&self, id: ChannelId) -> Option<&MessageCell> {
+    fn channel(&self, id: ChannelId) -> Option<&Channel> {
         self.cursor.get(id.get())
     }
 
     /// Replaces the bound channel's message with the `len` bytes at `source` and returns
     /// `len`.
     ///
-    /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE` (`len` not in 1..=128), `ENOMEM`,
-    /// `EFAULT`, `ENOSPC` (a new channel beyond `max_channels`), `ENOMEM` (the new channel).
-    /// The message is allocated before any lock is taken and no lock is held while user memory
-    /// is read; on error the channel keeps its message.
+    /// Errors, in order: `EINVAL` (not bound), `EMSGSIZE` (`len` not in 1..=128), `EFAULT`,
+    /// `ENOSPC` (a new channel beyond `max_channels`), `ENOMEM` (a new channel). User memory is
+    /// read once, into the stack, before any lock is taken; a write to an existing channel
+    /// allocates nothing; on error the channel keeps its message.
     #[inline]
     pub(crate) fn write(&self, source: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
-        if !(1..=MAX_MESSAGE_LEN).contains(&len) {
-            return Err(emsgsize());
-        }
-        let message = Message::from_user(UserSlice::new(source, len).reader(), user_memory())?;
-        let len = message.bytes().len();
+        let message = MessageBytes::from_user(UserSlice::new(source, len).reader())?;
         let previous = match self.channel(id) {
-            Some(channel) => channel.replace(message),
-            None => self.slot.create(id, message)?,
+            Some(channel) => channel.replace(&message),
+            None => self.slot.create(id, &message)?,
         };
-        self.slot.count_write(len, previous);
+        self.slot.count_write(message.len(), previous);
         // After the message is published: a poller registered before the check inside sees
         // it (the full barrier there pairs with the one after its registration).
         self.slot.waiters.of(id).wake_up_poll(READABLE);
-        Ok(len)
+        Ok(message.len())
     }
 
     /// Copies the bound channel's message to the `len` bytes at `destination` and returns its
     /// length.
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC` (`len` is
-    /// too small; nothing is copied), `EFAULT`. Allocates nothing.
+    /// too small; nothing is copied), `EFAULT`. Allocates nothing, takes no lock (unless
+    /// writers keep overtaking it), never waits for a message.
     #[inline]
     pub(crate) fn read(&self, destination: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;
-        let guard = rcu::read_lock();
-        let message = channel.load(&guard);
-        if len < message.bytes().len() {
-            return Err(ENOSPC);
-        }
-        if copy_to_user_nofault(destination, message.bytes()).is_ok() {
-            // INVARIANT: This read copied `message` of channel `id`.
-            self.last_seen.store(seen(id, message), Ordering::Relaxed);
-            self.slot.counters.add(READS, 1);
-            return Ok(message.bytes().len());
-        }
-        // The destination is not mapped in right now: copy through the stack, so that the copy
-        // to user memory may fault pages in (and sleep) after the critical section.
-        let mut bounce = [0u8; MAX_MESSAGE_LEN];
-        let bounce = bounce.get_mut(..message.bytes().len()).ok_or(EINVAL)?;
-        for (to, from) in bounce.iter_mut().zip(message.bytes()) {
-            *to = *from;
-        }
-        let copied = seen(id, message);
-        drop(guard);
-        UserSlice::new(destination, bounce.len())
-            .writer()
-            .write_slice(bounce)?;
-        // INVARIANT: This read copied the message `copied` names.
-        self.last_seen.store(copied, Ordering::Relaxed);
+        let (len, sequence) = channel.read(destination, len)?;
+        // INVARIANT: This read copied message `sequence` of channel `id`.
+        self.last_seen.store(seen(id, sequence), Ordering::Relaxed);
         self.slot.counters.add(READS, 1);
-        Ok(bounce.len())
+        Ok(len)
     }
 
     /// The file's poll events; registers `table` on the bound channel's wait queue.
@@ -338,8 +314,7 @@ impl OpenSlot {
         // After registering (and the full barrier that follows it): a write that publishes its
         // message after this check wakes the queue.
         let unread = self.channel(id).is_some_and(|channel| {
-            let guard = rcu::read_lock();
-            seen(id, channel.load(&guard)) != self.last_seen.load(Ordering::Relaxed)
+            seen(id, channel.sequence()) != self.last_seen.load(Ordering::Relaxed)
         });
         if unread {
             READABLE.union(WRITABLE)

@@ -1,21 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C functions for kernel APIs that are static inline functions or macros (which Rust cannot
- * call) and that the target kernel's Rust helpers (rust/helpers/) lack. Upstream's
- * rust/helpers/rcu.c has the same two RCU functions for upstream's own RCU guard (7.x: the
- * module uses that guard, so they are built for 6.12 only), and rust/helpers/poll.c (with
- * rust/helpers/wait.c) the poll ones for kernel::sync::poll.
+ * call) and that the target kernel's Rust helpers (rust/helpers/) lack: seqlocks (no Rust
+ * abstraction upstream yet), poll wait queues (upstream's rust/helpers/poll.c and wait.c have
+ * the same for kernel::sync::poll) and per-CPU counters.
  */
 
 #include <linux/percpu.h>
 #include <linux/poll.h>
-#include <linux/rcupdate.h>
+#include <linux/seqlock.h>
 #include <linux/wait.h>
 
 void message_slot_init_waitqueue_head(struct wait_queue_head *head);
 void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 			    struct poll_table_struct *table);
 void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events);
+void message_slot_seqlock_init(seqlock_t *lock);
+unsigned int message_slot_read_seqbegin(const seqlock_t *lock);
+bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start);
+void message_slot_write_seqlock(seqlock_t *lock);
+void message_slot_write_sequnlock(seqlock_t *lock);
+void message_slot_read_seqlock_excl(seqlock_t *lock);
+void message_slot_read_sequnlock_excl(seqlock_t *lock);
 u64 __percpu *message_slot_percpu_alloc(unsigned int count, gfp_t gfp);
 void message_slot_percpu_add(u64 __percpu *counters, unsigned int index, u64 delta);
 void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 delta,
@@ -23,20 +29,42 @@ void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 de
 u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index);
 void message_slot_percpu_free(u64 __percpu *counters);
 
-#ifdef MESSAGE_SLOT_KERNEL_6_12
-void message_slot_rcu_read_lock(void);
-void message_slot_rcu_read_unlock(void);
 
-void message_slot_rcu_read_lock(void)
+/* One lockdep class for every seqlock initialised here: their locks never nest. */
+void message_slot_seqlock_init(seqlock_t *lock)
 {
-	rcu_read_lock();
+	seqlock_init(lock);
 }
 
-void message_slot_rcu_read_unlock(void)
+unsigned int message_slot_read_seqbegin(const seqlock_t *lock)
 {
-	rcu_read_unlock();
+	return read_seqbegin(lock);
 }
-#endif
+
+bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start)
+{
+	return read_seqretry(lock, start);
+}
+
+void message_slot_write_seqlock(seqlock_t *lock)
+{
+	write_seqlock(lock);
+}
+
+void message_slot_write_sequnlock(seqlock_t *lock)
+{
+	write_sequnlock(lock);
+}
+
+void message_slot_read_seqlock_excl(seqlock_t *lock)
+{
+	read_seqlock_excl(lock);
+}
+
+void message_slot_read_sequnlock_excl(seqlock_t *lock)
+{
+	read_sequnlock_excl(lock);
+}
 
 /* One lockdep class for every head initialised here: their locks never nest. */
 void message_slot_init_waitqueue_head(struct wait_queue_head *head)

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Copying to user memory without sleeping.
+//! User addresses, and copying to user memory from a source other threads may write.
 //!
-//! `kernel::uaccess::UserSliceWriter` copies with `copy_to_user()`, which may fault pages in
-//! and so sleep; inside an RCU read-side critical section only a copy that does not fault may
-//! run. This wraps C's `copy_to_user_nofault()` (no Rust abstraction upstream yet).
+//! `kernel::uaccess::UserSliceWriter` copies from a `&[u8]`, which promises that nobody writes
+//! the bytes meanwhile; a seqlock reader copies from memory a writer may be changing and
+//! detects that afterwards. [`copy_to_user`] wraps C's `copy_to_user()` for that case.
 
 use kernel::{bindings, ffi::c_void, prelude::*, uaccess::UserPtr};
 
@@ -37,20 +37,27 @@ pub(crate) fn user_ptr<T>(ptr: *const T) -> UserPtr {
     UserPtr::from_ptr(ptr.cast_mut().cast())
 }
 
-/// Copies `data` to user address `destination` with page faults disabled: `EFAULT` if any of
-/// it is not mapped writable right now (it may be after a normal, faulting copy). Never sleeps.
+/// Copies `len` bytes from kernel address `source` to user address `destination` with C's
+/// `copy_to_user()` (which may fault pages in, and so sleep): `EFAULT` unless all were copied
+/// (some may have been).
+///
+/// Stands in for `UserSliceWriter::write_slice`, which takes a `&[u8]`: this takes a raw
+/// pointer, for a source that other threads may write while it is copied (a seqlock reader,
+/// which retries on a concurrent write). The copy is the architecture's user-copy routine, so
+/// such a race stays outside Rust's memory model; the bytes copied may then be inconsistent,
+/// which the caller detects and repairs.
+///
+/// # Safety
+///
+/// `source` is valid for reads of `len` bytes for the duration of the call (it may be written
+/// concurrently, but not freed).
 #[inline]
-pub(crate) fn copy_to_user_nofault(destination: UserPtr, data: &[u8]) -> Result {
-    // SAFETY: `data` is valid for reads of `data.len()` bytes; `copy_to_user_nofault` checks
-    // the user range itself (`access_ok`) and does not fault.
-    let ret = unsafe {
-        bindings::copy_to_user_nofault(
-            user_ptr_to_c(destination),
-            data.as_ptr().cast::<c_void>(),
-            data.len(),
-        )
-    };
-    if ret == 0 {
+pub(crate) unsafe fn copy_to_user(destination: UserPtr, source: *const u8, len: usize) -> Result {
+    // SAFETY: `source` is valid for reads of `len` bytes (the caller's guarantee);
+    // `copy_to_user` checks the user range itself (`access_ok`) and handles faults.
+    let uncopied =
+        unsafe { bindings::copy_to_user(user_ptr_to_c(destination), source.cast::<c_void>(), len) };
+    if uncopied == 0 {
         Ok(())
     } else {
         Err(EFAULT)

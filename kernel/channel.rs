@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A channel's message storage: up to 128 bytes held inline from the channel's first write
+//! until unload, replaced under a seqlock, read without a lock.
+//!
+//! A write reads the user's bytes once into a [`MessageBytes`] on its stack (this may fault
+//! and sleep; no lock is held), then, under the channel's [`SeqLock`], stores them into the
+//! channel. A read copies straight from the channel to user memory between
+//! [`SeqLock::read_begin`] and [`SeqLock::read_retry`] (the copy may fault and sleep: the
+//! channel lives until unload, so nothing it reads can be freed), and copies again if a write
+//! overlapped it; after [`OPTIMISTIC_READS`] overlapped attempts it excludes writers for one
+//! copy to the stack, so a stream of writes cannot starve it.
+//!
+//! So a write to an existing channel allocates nothing and cannot fail for lack of memory, a
+//! read allocates nothing and writes no shared memory, a reader never returns a torn message,
+//! and a failed write (`EFAULT`) never touches the channel. The racy accesses stay outside
+//! Rust's memory model: writers store the bytes with atomic stores, lock-free readers load
+//! them with the architecture's user-copy routine, and every Rust load of them is atomic too.
+
+use crate::compat::{error::emsgsize, seqlock::SeqLock, uaccess::copy_to_user};
+use crate::uapi::MAX_MESSAGE_LEN;
+use core::{
+    mem::MaybeUninit,
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice, UserSliceReader},
+};
+
+/// Lock-free attempts a read makes before it excludes writers.
+const OPTIMISTIC_READS: usize = 3;
+
+/// Bytes per stored word.
+const WORD: usize = core::mem::size_of::<u64>();
+/// Words that hold the longest message.
+const WORDS: usize = MAX_MESSAGE_LEN / WORD;
+const _: () = assert!(WORDS * WORD == MAX_MESSAGE_LEN);
+
+/// A message read from user memory (once), on its way into a channel: its bytes in the
+/// words a channel stores them in.
+///
+/// # Invariants
+///
+/// `1 <= len <= MAX_MESSAGE_LEN`, and `words[..len.div_ceil(WORD)]` are initialised: the
+/// message's bytes in memory order, then zeros up to the end of the last word.
+pub(crate) struct MessageBytes {
+    len: usize,
+    words: [MaybeUninit<u64>; WORDS],
+}
+
+impl MessageBytes {
+    /// All the bytes of `source`: `EMSGSIZE` unless they are 1..=[`MAX_MESSAGE_LEN`], `EFAULT`
+    /// if user memory cannot be read. User memory is read once.
+    #[inline]
+    pub(crate) fn from_user(mut source: UserSliceReader) -> Result<Self> {
+        let len = source.len();
+        if !(1..=MAX_MESSAGE_LEN).contains(&len) {
+            return Err(emsgsize());
+        }
+        let mut words = [MaybeUninit::uninit(); WORDS];
+        // The last word's bytes past the message are zero; `read_raw` fills the rest.
+        if let Some(last) = words.get_mut((len - 1) / WORD) {
+            last.write(0);
+        }
+        // SAFETY: `words` is `WORDS * WORD == MAX_MESSAGE_LEN` bytes, valid for writes, and any
+        // bytes are valid `MaybeUninit<u8>`s (alignment 1); the slice borrows `words` mutably.
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
+        };
+        source.read_raw(bytes)?;
+        // INVARIANT: `read_raw` initialised the first `len` bytes, the zero word the rest of
+        // the last word; `len` is in range.
+        Ok(Self { len, words })
+    }
+
+    /// The message's length in bytes (1..=[`MAX_MESSAGE_LEN`]).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The words holding the message.
+    #[inline]
+    fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words
+            .iter()
+            .take(self.len.div_ceil(WORD))
+            // SAFETY: `words[..len.div_ceil(WORD)]` are initialised (type invariant).
+            .map(|word| unsafe { word.assume_init() })
+    }
+}
+
+/// A channel: its current message, stored inline.
+///
+/// # Invariants
+///
+/// `len` is always in 1..=`MAX_MESSAGE_LEN`, and the first `len` bytes of `words` (in memory
+/// order) are the channel's message. Both change only while `lock` is held for writing.
+#[pin_data]
+pub(crate) struct Channel {
+    #[pin]
+    lock: SeqLock,
+    len: AtomicU32,
+    words: [AtomicU64; WORDS],
+}
+
+impl Channel {
+    /// A channel holding `message`.
+    pub(crate) fn new(message: &MessageBytes) -> impl PinInit<Self> + '_ {
+        let mut words = [const { AtomicU64::new(0) }; WORDS];
+        for (to, from) in words.iter_mut().zip(message.words()) {
+            *to.get_mut() = from;
+        }
+        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `words`.
+        pin_init!(Self {
+            lock <- SeqLock::new(),
+            len: AtomicU32::new(message.len as u32),
+            words,
+        })
+    }
+
+    /// Makes `message` the channel's message; returns the length of the message it replaced.
+    /// Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of this
+    /// channel, never on a reader.
+    #[inline]
+    pub(crate) fn replace(&self, message: &MessageBytes) -> usize {
+        let _write = self.lock.write();
+        // INVARIANT: Under the write lock: the new length is in range, and the words it covers
+        // hold the message (words beyond it are left as they are: never read).
+        for (to, from) in self.words.iter().zip(message.words()) {
+            to.store(from, Ordering::Relaxed);
+        }
+        let previous = self.len.load(Ordering::Relaxed);
+        self.len.store(message.len as u32, Ordering::Relaxed);
+        previous as usize
+    }
+
+    /// The number of the current message: changes with every write, and is the same for every
+    /// read that copies the same message (the seqlock's sequence; see [`Channel::read`]).
+    #[inline]
+    pub(crate) fn sequence(&self) -> u32 {
+        self.lock.read_begin()
+    }
+
+    /// Copies the message to the `capacity` bytes at user address `destination`; returns its
+    /// length and its [`Channel::sequence`]. Never returns a torn message; allocates nothing,
+    /// writes no memory of the channel (unless writers keep overlapping, then it takes the
+    /// writers' lock once).
+    ///
+    /// Errors: `ENOSPC` if `capacity` is smaller than the message (nothing is copied),
+    /// `EFAULT` if `destination` cannot be written (some bytes may have been).
+    #[inline]
+    pub(crate) fn read(&self, destination: UserPtr, capacity: usize) -> Result<(usize, u32)> {
+        for _ in 0..OPTIMISTIC_READS {
+            let start = self.lock.read_begin();
+            let len = self.len.load(Ordering::Relaxed) as usize;
+            if len > capacity {
+                if self.lock.read_retry(start) {
+                    continue;
+                }
+                return Err(ENOSPC);
+            }
+            // SAFETY: `words` is valid for reads of `MAX_MESSAGE_LEN >= len` bytes (`len` is in
+            // range: type invariant) as long as `self` is borrowed. A writer may store into it
+            // meanwhile: the copy is the user-copy routine's, and `read_retry` below discards
+            // what it copied then.
+            unsafe { copy_to_user(destination, self.words.as_ptr().cast::<u8>(), len) }?;
+            if !self.lock.read_retry(start) {
+                return Ok((len, start));
+            }
+        }
+        self.read_excluding_writers(destination, capacity)
+    }
+
+    /// [`Channel::read`] for a reader that writers keep overtaking: copies the message to the
+    /// stack with writers excluded, then to user memory with no lock held.
+    #[cold]
+    fn read_excluding_writers(
+        &self,
+        destination: UserPtr,
+        capacity: usize,
+    ) -> Result<(usize, u32)> {
+        let mut words = [[0u8; WORD]; WORDS];
+        let (len, sequence) = {
+            let _exclusive = self.lock.read_exclusive();
+            // No writer runs now, so the sequence is even and stays so until the guard drops.
+            let sequence = self.lock.read_begin();
+            for (to, from) in words.iter_mut().zip(&self.words) {
+                *to = from.load(Ordering::Relaxed).to_ne_bytes();
+            }
+            (self.len.load(Ordering::Relaxed) as usize, sequence)
+        };
+        if len > capacity {
+            return Err(ENOSPC);
+        }
+        // `len <= MAX_MESSAGE_LEN` (type invariant): the `min` only lets the compiler see it.
+        let message = &words.as_flattened()[..len.min(MAX_MESSAGE_LEN)];
+        UserSlice::new(destination, len)
+            .writer()
+            .write_slice(message)?;
+        Ok((len, sequence))
+    }
+}
