@@ -194,8 +194,9 @@ impl Channel {
         if len > capacity {
             return Err(ENOSPC);
         }
-        // `len <= MAX_MESSAGE_LEN` (type invariant): the `min` only lets the compiler see it.
-        let message = &words.as_flattened()[..len.min(MAX_MESSAGE_LEN)];
+        // SAFETY: `words` is `WORDS * WORD == MAX_MESSAGE_LEN` contiguous initialised bytes and
+        // `len <= MAX_MESSAGE_LEN` (type invariant).
+        let message = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) };
         UserSlice::new(destination, len)
             .writer()
             .write_slice(message)?;
