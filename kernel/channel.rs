@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A channel's message storage: up to 128 bytes held inline from the channel's first write
-//! until unload, replaced under a seqlock, read without a lock.
+//! A channel: its message storage (up to 128 bytes held inline from the channel's creation
+//! until unload, replaced under a seqlock, read without a lock) and the wait queue of its
+//! pollers (allocated when it is first polled).
 //!
 //! A write reads the user's bytes once into a [`MessageBytes`] on its stack (this may fault
 //! and sleep; no lock is held), then, under the channel's [`SeqLock`], stores them into the
@@ -17,13 +18,17 @@
 //! Rust's memory model: writers store the bytes with atomic stores, lock-free readers load
 //! them with the architecture's user-copy routine, and every Rust load of them is atomic too.
 
-use crate::compat::{error::emsgsize, seqlock::SeqLock, uaccess::copy_to_user};
+use crate::compat::{
+    error::emsgsize, poll::WaitQueueHead, seqlock::SeqLock, uaccess::copy_to_user,
+};
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     mem::MaybeUninit,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    ptr,
+    sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
+    alloc::Flags,
     prelude::*,
     uaccess::{UserPtr, UserSlice, UserSliceReader},
 };
@@ -91,36 +96,46 @@ impl MessageBytes {
     }
 }
 
-/// A channel: its current message, stored inline.
+/// A channel: its current message, stored inline, and the wait queue of its pollers.
 ///
 /// # Invariants
 ///
-/// `len` is always in 1..=`MAX_MESSAGE_LEN`, and the first `len` bytes of `words` (in memory
-/// order) are the channel's message. Both change only while `lock` is held for writing.
-#[pin_data]
+/// `len` is always in 0..=`MAX_MESSAGE_LEN` and the first `len` bytes of `words` (in memory
+/// order) are the channel's message; 0 means no message yet (a channel created by a poller),
+/// and once a message is stored `len` never returns to 0. Both change only while `lock` is
+/// held for writing. `waiters` is null or a pinned, initialised [`WaitQueueHead`] from
+/// `KBox::into_raw`, owned by the channel and never replaced.
+#[pin_data(PinnedDrop)]
 pub(crate) struct Channel {
     #[pin]
     lock: SeqLock,
     len: AtomicU32,
+    waiters: AtomicPtr<WaitQueueHead>,
     words: [AtomicU64; WORDS],
 }
 
 impl Channel {
-    /// A channel holding `message`.
-    pub(crate) fn new(message: &MessageBytes) -> impl PinInit<Self> + '_ {
+    /// A channel holding `message`, or no message yet.
+    pub(crate) fn new(message: Option<&MessageBytes>) -> impl PinInit<Self> + '_ {
         let mut words = [const { AtomicU64::new(0) }; WORDS];
-        for (to, from) in words.iter_mut().zip(message.words()) {
+        for (to, from) in words
+            .iter_mut()
+            .zip(message.into_iter().flat_map(MessageBytes::words))
+        {
             *to.get_mut() = from;
         }
-        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `words`.
+        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `words`; without one the
+        // length is 0. Nobody polls the channel yet.
         pin_init!(Self {
             lock <- SeqLock::new(),
-            len: AtomicU32::new(message.len as u32),
+            len: AtomicU32::new(message.map_or(0, |message| message.len as u32)),
+            waiters: AtomicPtr::new(ptr::null_mut()),
             words,
         })
     }
 
-    /// Makes `message` the channel's message; returns the length of the message it replaced.
+    /// Makes `message` the channel's message; returns the length of the message it replaced
+    /// (0 if there was none).
     /// Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of this
     /// channel, never on a reader.
     #[inline]
@@ -136,11 +151,64 @@ impl Channel {
         previous as usize
     }
 
-    /// The number of the current message: changes with every write, and is the same for every
-    /// read that copies the same message (the seqlock's sequence; see [`Channel::read`]).
+    /// The number of the current message, if the channel holds one: it changes with every
+    /// write, and is the one a read that copies this message returns (the seqlock's sequence;
+    /// see [`Channel::read`]).
     #[inline]
-    pub(crate) fn sequence(&self) -> u32 {
-        self.lock.read_begin()
+    pub(crate) fn current(&self) -> Option<u32> {
+        let sequence = self.lock.read_begin();
+        // A length read after a later write began only comes with a message newer than
+        // `sequence`, which that write announces to the pollers when it is done.
+        (self.len.load(Ordering::Relaxed) != 0).then_some(sequence)
+    }
+
+    /// The wait queue of the channel's pollers, allocated with `flags` on the first call
+    /// (`ENOMEM`). Lives as long as the channel.
+    pub(crate) fn poll_queue(&self, flags: Flags) -> Result<&WaitQueueHead> {
+        if let Some(queue) = self.queue() {
+            return Ok(queue);
+        }
+        // The head is not moved out of its allocation: the channel only hands out shared
+        // references to it and frees it with `KBox::from_raw` (dropping it in place).
+        let created = KBox::pin_init(WaitQueueHead::new(), flags)?;
+        // SAFETY: The head stays where it is (see above).
+        let created = KBox::into_raw(unsafe { Pin::into_inner_unchecked(created) });
+        // INVARIANT: `waiters` goes from null to a pinned, initialised head, once.
+        match self.waiters.compare_exchange(
+            ptr::null_mut(),
+            created,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: The channel owns `created` now and frees it only when dropped, which
+            // cannot happen while `self` is borrowed.
+            Ok(_) => Ok(unsafe { &*created }),
+            Err(existing) => {
+                // SAFETY: `created` came from `KBox::into_raw` and was never published.
+                drop(unsafe { KBox::from_raw(created) });
+                // SAFETY: A non-null `waiters` is a head owned by the channel (type invariant),
+                // alive while `self` is borrowed; the acquire pairs with the release that
+                // published it.
+                Ok(unsafe { &*existing })
+            }
+        }
+    }
+
+    /// The wait queue of the channel's pollers, if it was ever polled. Call after publishing
+    /// a message: a full barrier orders the publication before the check, so either this
+    /// finds the queue a poller installed or that poller finds the new message.
+    #[inline]
+    pub(crate) fn poll_queue_after_write(&self) -> Option<&WaitQueueHead> {
+        fence(Ordering::SeqCst);
+        self.queue()
+    }
+
+    #[inline]
+    fn queue(&self) -> Option<&WaitQueueHead> {
+        // SAFETY: A non-null `waiters` is a pinned head owned by the channel (type invariant),
+        // freed only when the channel is dropped, so it lives while `self` is borrowed; the
+        // acquire pairs with the release of the compare-and-swap that published it.
+        unsafe { self.waiters.load(Ordering::Acquire).as_ref() }
     }
 
     /// Copies the message to the `capacity` bytes at user address `destination`; returns its
@@ -148,13 +216,18 @@ impl Channel {
     /// writes no memory of the channel (unless writers keep overlapping, then it takes the
     /// writers' lock once).
     ///
-    /// Errors: `ENOSPC` if `capacity` is smaller than the message (nothing is copied),
-    /// `EFAULT` if `destination` cannot be written (some bytes may have been).
+    /// Errors: `EWOULDBLOCK` if there is no message yet, `ENOSPC` if `capacity` is smaller
+    /// than the message (nothing is copied), `EFAULT` if `destination` cannot be written (some
+    /// bytes may have been).
     #[inline]
     pub(crate) fn read(&self, destination: UserPtr, capacity: usize) -> Result<(usize, u32)> {
         for _ in 0..OPTIMISTIC_READS {
             let start = self.lock.read_begin();
             let len = self.len.load(Ordering::Relaxed) as usize;
+            if len == 0 {
+                // Never 0 again once a message was stored: there was none at `start`.
+                return Err(EAGAIN);
+            }
             if len > capacity {
                 if self.lock.read_retry(start) {
                     continue;
@@ -191,6 +264,9 @@ impl Channel {
             }
             (self.len.load(Ordering::Relaxed) as usize, sequence)
         };
+        if len == 0 {
+            return Err(EAGAIN);
+        }
         if len > capacity {
             return Err(ENOSPC);
         }
@@ -201,5 +277,19 @@ impl Channel {
             .writer()
             .write_slice(message)?;
         Ok((len, sequence))
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Channel {
+    fn drop(self: Pin<&mut Self>) {
+        let waiters = self.waiters.swap(ptr::null_mut(), Ordering::Relaxed);
+        if !waiters.is_null() {
+            // SAFETY: A non-null `waiters` came from `KBox::into_raw` and is owned by the
+            // channel (type invariant). Nobody waits on it any more: every poll registration
+            // ends before its file is released, and the channel outlives every open file of
+            // its slot.
+            drop(unsafe { KBox::from_raw(waiters) });
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! are spread over `u32` (a key spread over all of `u32` would need six levels, nearly one
 //! leaf node per entry).
 
-use crate::compat::xarray::InsertOnlyMap;
+use crate::compat::xarray::{InsertOnlyMap, Reservation};
 use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -96,6 +96,12 @@ impl<T: 'static> KeyedMap<T> {
         }
     }
 
+    /// The value under `key`, if any.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> Option<&T> {
+        self.entry(key).map(|entry| &entry.value)
+    }
+
     /// The entry with `key`, if any.
     #[inline]
     fn entry(&self, key: u32) -> Option<&Entry<T>> {
@@ -109,17 +115,17 @@ impl<T: 'static> KeyedMap<T> {
         None
     }
 
-    /// Inserts the value `init` initialises under `key` unless the key is present; returns
-    /// the value under `key` afterwards and whether it is the one inserted now. The entry and
-    /// the XArray's nodes are allocated with `flags` (`ENOMEM`); a new entry that is not
-    /// inserted is dropped.
-    pub(crate) fn get_or_insert(
+    /// Prepares the insertion of the value `init` initialises under `key`: allocates the
+    /// entry and, if the key's bucket is empty, reserves it (allocating the XArray's nodes),
+    /// all with `flags` (`ENOMEM`). Call it before taking any lock that serialises inserts:
+    /// [`KeyedMap::insert`] allocates nothing.
+    pub(crate) fn prepare(
         &self,
         key: u32,
         init: impl PinInit<T>,
         flags: Flags,
-    ) -> Result<(&T, bool)> {
-        let created = KBox::pin_init(
+    ) -> Result<PreparedEntry<'_, T>> {
+        let entry = KBox::pin_init(
             pin_init!(Entry {
                 key,
                 next: AtomicPtr::new(ptr::null_mut()),
@@ -128,13 +134,29 @@ impl<T: 'static> KeyedMap<T> {
             flags,
         )?;
         let bucket = self.bucket(key);
-        match self.buckets.get(bucket) {
-            Some(head) => Ok(self.append(head.get_ref(), created)),
-            None => match self.buckets.get_or_insert(bucket, created, flags) {
-                Ok((head, None)) => Ok((&head.get_ref().value, true)),
-                Ok((head, Some(created))) => Ok(self.append(head.get_ref(), created)),
-                Err((error, _)) => Err(error),
-            },
+        let place = match self.buckets.get(bucket) {
+            Some(head) => Place::Chain(head.get_ref()),
+            None => Place::Bucket(self.buckets.reserve(bucket, flags)?),
+        };
+        Ok(PreparedEntry { entry, place })
+    }
+
+    /// Inserts `prepared` unless its key is present (the prepared entry is then dropped);
+    /// returns the value under the key afterwards and whether it is the one inserted now.
+    /// Allocates nothing.
+    ///
+    /// Errors: `ENOMEM` only if the XArray fails to fill a reserved bucket, which allocates
+    /// nothing.
+    pub(crate) fn insert<'a>(&'a self, prepared: PreparedEntry<'a, T>) -> Result<(&'a T, bool)> {
+        match prepared.place {
+            Place::Chain(head) => Ok(self.append(head, prepared.entry)),
+            Place::Bucket(reservation) => {
+                match self.buckets.get_or_insert(reservation, prepared.entry) {
+                    Ok((head, None)) => Ok((&head.get_ref().value, true)),
+                    Ok((head, Some(entry))) => Ok(self.append(head.get_ref(), entry)),
+                    Err((error, _)) => Err(error),
+                }
+            }
         }
     }
 
@@ -175,6 +197,19 @@ impl<T: 'static> KeyedMap<T> {
             }
         }
     }
+}
+
+/// An entry ready to be inserted by [`KeyedMap::insert`], and where it goes.
+pub(crate) struct PreparedEntry<'a, T: 'static> {
+    entry: Pin<KBox<Entry<T>>>,
+    place: Place<'a, T>,
+}
+
+/// Where a prepared entry goes: after the head its bucket had (a chain only grows), or into
+/// its bucket, reserved.
+enum Place<'a, T: 'static> {
+    Chain(&'a Entry<T>),
+    Bucket(Reservation),
 }
 
 /// A shared [`KeyedMap`] with a lock-free memo of one of its entries.

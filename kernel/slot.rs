@@ -3,7 +3,8 @@
 //! Message slots: channels indexed by id, and the per-file binding to one of them.
 //!
 //! A [`Slot`] owns its channels in an insert-only index (lock-free lookups); a channel is
-//! created by the first write to it and lives as long as the slot. An [`OpenSlot`] (one open
+//! created by the first write to it (or the first poll of it, without a message) and lives as
+//! long as the slot. An [`OpenSlot`] (one open
 //! file) holds its channel id and remembers the channel itself, so that reads and writes on a
 //! bound file take no lock and skip the index. Safe Rust only: the unsafe code lives in the
 //! data structures (`message`, `channel_index`) and the kernel wrappers (`compat`).
@@ -13,9 +14,8 @@ use crate::channel::{Channel, MessageBytes};
 use crate::channel_index::{KeyedMap, MapCursor};
 use crate::compat::{
     alloc::__GFP_NORETRY,
-    init::pin_init_array_from_fn,
     percpu::PerCpuCounters,
-    poll::{PollEvents, PollTable, WaitQueueHead},
+    poll::{PollEvents, PollTable},
 };
 use crate::max_channels;
 use core::{
@@ -25,7 +25,7 @@ use core::{
 use kernel::{
     alloc::{flags, Flags},
     prelude::*,
-    sync::Arc,
+    sync::{Arc, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -56,55 +56,27 @@ impl ChannelId {
     }
 }
 
-/// Wait queues of a slot: pollers of channel `id` wait on `heads[WaitQueues::index(id)]`.
-const WAIT_QUEUES: usize = 1 << WAIT_QUEUE_BITS;
-const WAIT_QUEUE_BITS: u32 = 6;
-
-/// The poll wait queues of a slot, shared by its channels through a hash of the channel id:
-/// a write wakes the pollers of its own channel and of the few channels hashed alongside
-/// (whose poll then finds nothing new and waits again), never the whole slot, and a channel
-/// costs no memory for waiting.
-#[pin_data]
-struct WaitQueues {
-    #[pin]
-    heads: [WaitQueueHead; WAIT_QUEUES],
-}
-
-impl WaitQueues {
-    fn new() -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            heads <- pin_init_array_from_fn(|_| WaitQueueHead::new()),
-        })
-    }
-
-    /// The queue of channel `id` (Fibonacci hashing: consecutive ids get different queues).
-    fn of(&self, id: ChannelId) -> &WaitQueueHead {
-        let index = id.get().wrapping_mul(0x9e37_79b9) >> (u32::BITS - WAIT_QUEUE_BITS);
-        // The shift leaves `index < WAIT_QUEUES`, so the compiler drops the remainder and the
-        // bounds check.
-        &self.heads[index as usize % WAIT_QUEUES]
-    }
-}
-
-/// One message slot (one minor): its channels, created by their first write, and the wait
-/// queues its files are polled on.
+/// One message slot (one minor): its channels, each created by its first write or poll.
 ///
 /// # Invariants
 ///
-/// `channels` holds at most `reserved <= max_channels()` entries, each under its own id.
+/// `channels` holds `created <= max_channels()` entries, each under its own id; channels are
+/// only inserted with `creating` held.
 #[pin_data]
 pub(crate) struct Slot {
     channels: Arc<KeyedMap<Channel>>,
-    reserved: AtomicU32,
+    /// Serialises the creation of channels (never held by a read, an overwrite or a poll of an
+    /// existing channel), so that the check against `max_channels` and the insertion are one
+    /// step: a writer that loses the race to create a channel overwrites it, even at the limit.
+    #[pin]
+    creating: Mutex<()>,
+    /// Channels in `channels` (written with `creating` held, read without).
+    created: AtomicU32,
     /// Per-CPU counters, indexed by [`WRITES`], [`READS`] and [`BYTES`]: updated without
     /// writing memory that other CPUs use.
     counters: PerCpuCounters<COUNTERS>,
     /// Open files of the slot.
     open_files: AtomicU32,
-    /// Lives as long as the slot, which every open file of the slot keeps alive (and the
-    /// device until unload): every poll registration on it ends before its file's release.
-    #[pin]
-    waiters: WaitQueues,
 }
 
 impl Slot {
@@ -112,10 +84,10 @@ impl Slot {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
-            reserved: AtomicU32::new(0),
+            creating <- kernel::new_mutex!((), "Slot::creating"),
+            created: AtomicU32::new(0),
             counters: PerCpuCounters::new(GFP_KERNEL)?,
             open_files: AtomicU32::new(0),
-            waiters <- WaitQueues::new(),
         })
     }
 
@@ -123,7 +95,7 @@ impl Slot {
     /// in use, exact when it is idle).
     pub(crate) fn stats(&self) -> SlotStats {
         SlotStats {
-            channels: self.reserved.load(Ordering::Relaxed),
+            channels: self.created.load(Ordering::Relaxed),
             bytes: self.counters.sum(BYTES),
             writes: self.counters.sum(WRITES),
             reads: self.counters.sum(READS),
@@ -139,36 +111,33 @@ impl Slot {
             .add2(WRITES, 1, BYTES, (len as u64).wrapping_sub(previous as u64));
     }
 
-    /// Creates channel `id`, which a lookup just found missing, holding `message` (or, if
-    /// another writer created it meanwhile, makes `message` its message); returns the length
-    /// of the message replaced (0 for a new channel).
+    /// Channel `id`, which a lookup just found missing, created now holding `message` (or no
+    /// message) unless another file created it meanwhile; and whether it was created now.
     ///
-    /// On error nothing changes: `ENOSPC` if a new channel would exceed `max_channels`,
-    /// `ENOMEM` if it cannot be allocated.
-    fn create(&self, id: ChannelId, message: &MessageBytes) -> Result<usize> {
-        let limit = max_channels();
-        // INVARIANT: A place is reserved before the channel is inserted and given back if it
-        // is not.
-        self.reserved
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                n.checked_add(1).filter(|&reserved| reserved <= limit)
-            })
-            .map_err(|_| ENOSPC)?;
-        match self
+    /// Errors (nothing changes): `ENOMEM` if the channel cannot be allocated, `ENOSPC` if it
+    /// does not exist and a new channel would exceed `max_channels`. Everything is allocated
+    /// before `creating` is taken.
+    fn get_or_create(
+        &self,
+        id: ChannelId,
+        message: Option<&MessageBytes>,
+    ) -> Result<(&Channel, bool)> {
+        let prepared = self
             .channels
-            .get_or_insert(id.get(), Channel::new(message), user_memory())
-        {
-            Ok((_, true)) => Ok(0),
-            Ok((channel, false)) => {
-                // Another writer created the channel first; this write comes after its message.
-                self.reserved.fetch_sub(1, Ordering::Relaxed);
-                Ok(channel.replace(message))
-            }
-            Err(error) => {
-                self.reserved.fetch_sub(1, Ordering::Relaxed);
-                Err(error)
-            }
+            .prepare(id.get(), Channel::new(message), user_memory())?;
+        let _creating = self.creating.lock();
+        if let Some(channel) = self.channels.get(id.get()) {
+            return Ok((channel, false));
         }
+        let created = self.created.load(Ordering::Relaxed);
+        if created >= max_channels() {
+            return Err(ENOSPC);
+        }
+        let (channel, inserted) = self.channels.insert(prepared)?;
+        // INVARIANT: One more channel, inserted with `creating` held, within the limit.
+        self.created
+            .store(created + u32::from(inserted), Ordering::Relaxed);
+        Ok((channel, inserted))
     }
 }
 
@@ -182,7 +151,7 @@ const COUNTERS: usize = 3;
 /// A slot's statistics (the device's sysfs attributes); all 0 for a slot not created yet.
 #[derive(Default)]
 pub(crate) struct SlotStats {
-    /// Channels in use (created, plus those being created right now).
+    /// Channels in use (created by a write or a poll).
     pub(crate) channels: u32,
     /// Bytes of the channels' current messages.
     pub(crate) bytes: u64,
@@ -271,14 +240,20 @@ impl OpenSlot {
     pub(crate) fn write(&self, source: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
         let message = MessageBytes::from_user(UserSlice::new(source, len).reader())?;
-        let previous = match self.channel(id) {
-            Some(channel) => channel.replace(&message),
-            None => self.slot.create(id, &message)?,
+        let (channel, previous) = match self.channel(id) {
+            Some(channel) => (channel, channel.replace(&message)),
+            None => match self.slot.get_or_create(id, Some(&message))? {
+                (channel, true) => (channel, 0),
+                // Another file created it first: this write comes after that.
+                (channel, false) => (channel, channel.replace(&message)),
+            },
         };
         self.slot.count_write(message.len(), previous);
-        // After the message is published: a poller registered before the check inside sees
-        // it (the full barrier there pairs with the one after its registration).
-        self.slot.waiters.of(id).wake_up_poll(READABLE);
+        // After the message is published (the full barrier in `poll_queue_after_write` pairs
+        // with the one after a poller's registration): wakes this channel's pollers only.
+        if let Some(queue) = channel.poll_queue_after_write() {
+            queue.wake_up_poll(READABLE);
+        }
         Ok(message.len())
     }
 
@@ -304,18 +279,30 @@ impl OpenSlot {
     /// Unbound: `EPOLLERR` (a read or write would fail with `EINVAL`; a later bind does not
     /// wake the poller). Bound: `EPOLLOUT | EPOLLWRNORM` (a write never waits), plus
     /// `EPOLLIN | EPOLLRDNORM` if the channel holds a message that this file has not read
-    /// since it was bound. The registration follows the channel bound now: an epoll
-    /// registration made before a re-bind still waits on the old channel's queue.
+    /// since it was bound. The first poll of a channel creates it if need be (without a
+    /// message) and its wait queue, charged to the caller; if either cannot be (`ENOMEM`, or
+    /// `max_channels` reached), `EPOLLERR`. The registration follows the channel bound now: an
+    /// epoll registration made before a re-bind still waits on the old channel's queue.
     pub(crate) fn poll<'a>(&'a self, mut table: PollTable<'a>) -> PollEvents {
         let Ok(id) = self.bound() else {
             return PollEvents::ERR;
         };
-        table.register_wait(self.slot.waiters.of(id));
+        let channel = match self.channel(id) {
+            Some(channel) => channel,
+            None => match self.slot.get_or_create(id, None) {
+                Ok((channel, _)) => channel,
+                Err(_) => return PollEvents::ERR,
+            },
+        };
+        let Ok(queue) = channel.poll_queue(user_memory()) else {
+            return PollEvents::ERR;
+        };
+        table.register_wait(queue);
         // After registering (and the full barrier that follows it): a write that publishes its
-        // message after this check wakes the queue.
-        let unread = self.channel(id).is_some_and(|channel| {
-            seen(id, channel.sequence()) != self.last_seen.load(Ordering::Relaxed)
-        });
+        // message after this check finds the queue and wakes it.
+        let unread = channel
+            .current()
+            .is_some_and(|sequence| seen(id, sequence) != self.last_seen.load(Ordering::Relaxed));
         if unread {
             READABLE.union(WRITABLE)
         } else {

@@ -10,11 +10,14 @@
 #include <linux/poll.h>
 #include <linux/seqlock.h>
 #include <linux/wait.h>
+#include <linux/xarray.h>
 
 void message_slot_init_waitqueue_head(struct wait_queue_head *head);
 void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 			    struct poll_table_struct *table);
 void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events);
+int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp);
+void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void *entry);
 void message_slot_seqlock_init(seqlock_t *lock);
 unsigned int message_slot_read_seqbegin(const seqlock_t *lock);
 bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start);
@@ -29,6 +32,31 @@ void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 de
 u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index);
 void message_slot_percpu_free(u64 __percpu *counters);
 
+
+int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp)
+{
+	return xa_reserve(xa, index, gfp);
+}
+
+/*
+ * Stores entry at index, which xa_reserve() reserved, unless a (real) entry is there; returns
+ * the entry at index afterwards, or NULL if index was not reserved or the store failed
+ * (replacing a reserved entry allocates nothing, so neither happens to a reservation).
+ */
+void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void *entry)
+{
+	XA_STATE(xas, xa, index);
+	void *curr;
+
+	xas_lock(&xas);
+	curr = xas_load(&xas);
+	if (xa_is_zero(curr)) {
+		xas_store(&xas, entry);
+		curr = xas_error(&xas) ? NULL : entry;
+	}
+	xas_unlock(&xas);
+	return curr;
+}
 
 /* One lockdep class for every seqlock initialised here: their locks never nest. */
 void message_slot_seqlock_init(seqlock_t *lock)
@@ -72,11 +100,18 @@ void message_slot_init_waitqueue_head(struct wait_queue_head *head)
 	init_waitqueue_head(head);
 }
 
-/* poll_wait() ends with smp_mb(), which pairs with the one in wq_has_sleeper() below. */
+/*
+ * poll_wait(), then a full barrier that pairs with the one in wq_has_sleeper() below: the
+ * caller checks its condition after it, so a waker either sees the new entry or the poller
+ * sees the waker's change. poll_wait() itself ends with that barrier only since "poll_wait:
+ * add mb() to fix theoretical race between waitqueue_active() and .poll()" (early 2025;
+ * backported to 6.12.y at some release), and Kbuild accepts any 6.12.y: the barrier is ours.
+ */
 void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 			    struct poll_table_struct *table)
 {
 	poll_wait(file, head, table);
+	smp_mb();
 }
 
 /*

@@ -6,15 +6,6 @@
 use core::ffi::c_void;
 use kernel::{prelude::*, types::Opaque};
 
-/// An initialiser of an array whose elements `init` initialises in place, by index.
-#[cfg(kernel_6_12)]
-pub(crate) use kernel::init::pin_init_array_from_fn;
-/// An initialiser of an array whose elements `init` initialises in place, by index: the
-/// `pin_init` crate's (split out of `kernel::init` after 6.12; the kernel's build passes it to
-/// every module).
-#[cfg(not(kernel_6_12))]
-pub(crate) use pin_init::pin_init_array_from_fn;
-
 /// An initialiser of an `Opaque<T>` that runs `init` on the (pinned) `T` and fails with its
 /// error: upstream's `Opaque::try_ffi_init` (7.x).
 #[cfg(not(kernel_6_12))]

@@ -90,7 +90,7 @@ impl WaitQueueHead {
     /// (`wq_has_sleeper()`), that there are any: without waiters this costs a barrier and a
     /// load.
     ///
-    /// The barrier pairs with the one in `poll_wait()` ([`PollTable::register_wait`]): a
+    /// The barrier pairs with the one after `poll_wait()` ([`PollTable::register_wait`]): a
     /// change made before this call is seen by a poller whose registration this call misses.
     #[inline]
     pub(crate) fn wake_up_poll(&self, events: PollEvents) {
@@ -140,8 +140,8 @@ impl<'a> PollTable<'a> {
 
     /// Registers the caller on `head` (`poll_wait()`), so that a wake-up of `head` makes the
     /// poll, select or epoll call re-evaluate the file's events. Followed by a full memory
-    /// barrier (in `poll_wait()`), paired with [`WaitQueueHead::wake_up_poll`]: check the
-    /// condition after registering.
+    /// barrier (`helpers.c` issues it: `poll_wait()` has it only in newer 6.12.y releases),
+    /// paired with [`WaitQueueHead::wake_up_poll`]: check the condition after registering.
     #[inline]
     pub(crate) fn register_wait(&mut self, head: &'a WaitQueueHead) {
         // SAFETY: `file` and `table` are those of the current `poll` call (type invariant) and

@@ -3,10 +3,11 @@
 //! An insert-only map from `u32` indices to owned values, on the kernel's XArray.
 //!
 //! Stands in for upstream's `kernel::xarray::XArray` (not in 6.12), restricted to what an
-//! insert-only map needs: `xa_load`, `__xa_insert` and teardown.
-//! Lookups are lock-free (`xa_load` runs under RCU internally); inserts take the XArray's
-//! spinlock, which the XArray drops while it allocates nodes. Entries are only removed when
-//! the whole map is dropped, which is what makes handing out borrows for `&self` sound.
+//! insert-only map needs: `xa_load`, `xa_reserve`, a store into a reserved index, and
+//! teardown. Lookups are lock-free (`xa_load` runs under RCU internally); an insert first
+//! reserves its index (allocating the nodes, before the caller takes any lock of its own),
+//! then stores without allocating. Entries are only removed when the whole map is dropped,
+//! which is what makes handing out borrows for `&self` sound.
 
 use super::{alloc::raw_gfp, sched::cond_resched};
 use core::{marker::PhantomData, ptr};
@@ -14,13 +15,29 @@ use kernel::{
     alloc::Flags,
     bindings,
     error::to_result,
-    ffi::c_ulong,
+    ffi::{c_ulong, c_void},
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
 
 /// `XA_PRESENT`, the search mark matching every present entry (a cast macro bindgen skips).
 const XA_PRESENT: bindings::xa_mark_t = 8;
+/// `XA_ZERO_ENTRY`, what a reserved index holds: `xa_mk_internal(257)` (a macro).
+const XA_ZERO_ENTRY: *mut c_void = ((257 << 2) | 2) as *mut c_void;
+
+extern "C" {
+    // `compat/helpers.c`.
+    fn message_slot_xa_reserve(
+        xa: *mut bindings::xarray,
+        index: c_ulong,
+        gfp: bindings::gfp_t,
+    ) -> i32;
+    fn message_slot_xa_fill_reserved(
+        xa: *mut bindings::xarray,
+        index: c_ulong,
+        entry: *mut c_void,
+    ) -> *mut c_void;
+}
 
 /// Lockdep class of every map's internal spinlock.
 struct LockClass(Opaque<bindings::lock_class_key>);
@@ -84,42 +101,60 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
         Some(unsafe { T::borrow(entry) })
     }
 
-    /// Inserts `value` at `index` unless an entry exists there; returns the entry at `index`
-    /// afterwards and, if `value` was not inserted, `value` itself (so that the caller drops it
-    /// outside any lock). Fails with `ENOMEM` (giving `value` back as well). The XArray's
-    /// nodes are allocated with `flags`.
+    /// Reserves `index` (`xa_reserve()`): allocates, with `flags`, the nodes an entry there
+    /// needs, so that [`InsertOnlyMap::get_or_insert`] allocates nothing. Lookups still find
+    /// nothing at a reserved index; a reservation is never given back (the map only grows).
+    /// `ENOMEM` if the nodes cannot be allocated.
+    pub(crate) fn reserve(&self, index: u32, flags: Flags) -> Result<Reservation> {
+        // SAFETY: `xa` is initialised (type invariant); `xa_reserve` takes its lock itself.
+        to_result(unsafe {
+            message_slot_xa_reserve(self.xa.get(), index as c_ulong, raw_gfp(flags))
+        })?;
+        // INVARIANT: `index` is reserved: it holds a reserved entry or a real one from now on
+        // (nothing is ever erased).
+        Ok(Reservation { index })
+    }
+
+    /// Stores `value` at the reserved index unless an entry is there; returns the entry at the
+    /// index afterwards and, if `value` was not stored, `value` itself (so that the caller
+    /// drops it outside any lock). Allocates nothing.
+    ///
+    /// Errors: `ENOMEM` (giving `value` back) only if the XArray failed to replace the reserved
+    /// entry, which allocates nothing (the reservation did).
     pub(crate) fn get_or_insert(
         &self,
-        index: u32,
+        reservation: Reservation,
         value: T,
-        flags: Flags,
     ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
         let entry = super::init::foreign_ptr(value.into_foreign());
-        // SAFETY: `xa` is initialised; `__xa_insert` is called with its lock held, as the C
-        // API requires (it drops and retakes the lock itself to allocate with `flags`).
-        let ret = unsafe {
-            bindings::spin_lock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
-            let ret = bindings::__xa_insert(self.xa.get(), index as c_ulong, entry, raw_gfp(flags));
-            bindings::spin_unlock(ptr::addr_of_mut!((*self.xa.get()).xa_lock));
-            ret
+        // SAFETY: `xa` is initialised (type invariant) and `reservation.index` is reserved;
+        // the helper takes the lock itself.
+        let current = unsafe {
+            message_slot_xa_fill_reserved(self.xa.get(), reservation.index as c_ulong, entry)
         };
-        match to_result(ret) {
+        if current == entry {
             // SAFETY: `entry` is now owned by the map, which keeps it until `drop`.
-            Ok(()) => Ok((unsafe { T::borrow(entry) }, None)),
-            Err(error) => {
-                // SAFETY: `entry` was not stored, so ownership returns to us.
-                let value = unsafe { T::from_foreign(entry) };
-                if error != EBUSY {
-                    return Err((error, value));
-                }
-                // Another thread inserted first; its entry stays until `drop`.
-                match self.get(index) {
-                    Some(existing) => Ok((existing, Some(value))),
-                    None => Err((EINVAL, value)),
-                }
-            }
+            return Ok((unsafe { T::borrow(entry) }, None));
         }
+        // SAFETY: `entry` was not stored, so ownership returns to us.
+        let value = unsafe { T::from_foreign(entry) };
+        if current.is_null() {
+            return Err((ENOMEM, value));
+        }
+        // SAFETY: A non-null entry other than ours came from `T::into_foreign` (type
+        // invariant; the helper returns no reserved entries) and stays until `drop`, which
+        // cannot run while `self` is borrowed.
+        Ok((unsafe { T::borrow(current) }, Some(value)))
     }
+}
+
+/// A reserved index of an [`InsertOnlyMap`] (see [`InsertOnlyMap::reserve`]).
+///
+/// # Invariants
+///
+/// `index` holds a reserved entry or a real one in the map that made the reservation.
+pub(crate) struct Reservation {
+    index: u32,
 }
 
 #[pinned_drop]
@@ -132,7 +167,10 @@ impl<T: ForeignOwnable> PinnedDrop for InsertOnlyMap<T> {
         unsafe {
             let mut entry = bindings::xa_find(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
             while !entry.is_null() {
-                drop(T::from_foreign(entry));
+                // Reserved indices hold `XA_ZERO_ENTRY`, which is not ours.
+                if entry != XA_ZERO_ENTRY {
+                    drop(T::from_foreign(entry));
+                }
                 // Millions of entries may be freed here (at module unload): let others run.
                 cond_resched();
                 entry = bindings::xa_find_after(xa, &mut index, u32::MAX as c_ulong, XA_PRESENT);
