@@ -13,7 +13,7 @@
 //!   channel's message, stored inline under a seqlock) and [`channel_index`] (channels by id);
 //! - [`compat`]: thin wrappers of kernel APIs the target kernel's `kernel` crate lacks.
 
-use kernel::{c_str, prelude::*};
+use kernel::{c_str, prelude::*, sync::Arc};
 
 mod channel;
 mod channel_index;
@@ -95,9 +95,11 @@ fn max_channels() -> u32 {
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 
 struct MessageSlotModule {
-    // Dropped first: the class devices' attributes use the registration's device.
-    _nodes: Option<Class<MessageSlotDevice>>,
+    // Dropped first: no file can be opened after it is (and none is open: each holds a
+    // module reference). Nothing depends on the drop order for soundness: the class and the
+    // registration each hold a reference to the device.
     _registration: Pin<KBox<Registration<MessageSlotDevice>>>,
+    _nodes: Option<Class<MessageSlotDevice>>,
 }
 
 impl kernel::Module for MessageSlotModule {
@@ -111,38 +113,32 @@ impl kernel::Module for MessageSlotModule {
             pr_err!("nodes must be at most {SLOT_MINORS}\n");
             return Err(EINVAL);
         }
+        let device = Arc::pin_init(MessageSlotDevice::new(), GFP_KERNEL)?;
+        let nodes = if nodes == 0 {
+            None
+        } else {
+            let mut class = Class::new(CLASS_NAME, MAJOR_NUM, &STATISTIC_GROUPS, device.clone())?;
+            for _ in 0..nodes {
+                class.add_next()?;
+            }
+            Some(class)
+        };
+        // Last: the device is live once registered, so nothing after this may fail (a failed
+        // init would free the module under an open file).
         let registration = KBox::pin_init(
             Registration::new(
                 c_str!("message_slot"),
                 MAJOR_NUM,
                 SLOT_MINORS,
                 module,
-                MessageSlotDevice::new(),
+                device,
             ),
             GFP_KERNEL,
         )?;
-        let nodes = if nodes == 0 {
-            None
-        } else {
-            // SAFETY: The device lives in the pinned registration, which the module drops
-            // after the class (field order).
-            let mut class = unsafe {
-                Class::new(
-                    CLASS_NAME,
-                    MAJOR_NUM,
-                    &STATISTIC_GROUPS,
-                    registration.data(),
-                )
-            }?;
-            for _ in 0..nodes {
-                class.add_next()?;
-            }
-            Some(class)
-        };
         pr_info!("registered char major {MAJOR_NUM}, minors 0..{SLOT_MINORS}\n");
         Ok(Self {
-            _nodes: nodes,
             _registration: registration,
+            _nodes: nodes,
         })
     }
 }

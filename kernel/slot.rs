@@ -96,9 +96,9 @@ impl Slot {
     pub(crate) fn stats(&self) -> SlotStats {
         SlotStats {
             channels: self.created.load(Ordering::Relaxed),
-            bytes: self.counters.sum(BYTES),
-            writes: self.counters.sum(WRITES),
-            reads: self.counters.sum(READS),
+            bytes: self.counters.sum::<BYTES>(),
+            writes: self.counters.sum::<WRITES>(),
+            reads: self.counters.sum::<READS>(),
             open_files: self.open_files.load(Ordering::Relaxed),
         }
     }
@@ -108,7 +108,7 @@ impl Slot {
     #[inline]
     fn count_write(&self, len: usize, previous: usize) {
         self.counters
-            .add2(WRITES, 1, BYTES, (len as u64).wrapping_sub(previous as u64));
+            .add_both::<WRITES, BYTES>(1, (len as u64).wrapping_sub(previous as u64));
     }
 
     /// Channel `id`, which a lookup just found missing, created now holding `message` (or no
@@ -270,7 +270,7 @@ impl OpenSlot {
         let (len, sequence) = channel.read(destination, len)?;
         // INVARIANT: This read copied message `sequence` of channel `id`.
         self.last_seen.store(seen(id, sequence), Ordering::Relaxed);
-        self.slot.counters.add(READS, 1);
+        self.slot.counters.add::<READS>(1);
         Ok(len)
     }
 

@@ -21,6 +21,7 @@ use kernel::{
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
     prelude::*,
     str::CStr,
+    sync::Arc,
     types::{ForeignOwnable, Opaque},
     uaccess::UserPtr,
     ThisModule,
@@ -71,13 +72,12 @@ pub(crate) trait CharDevice: Sync + Sized {
 /// # Invariants
 ///
 /// While the registration exists, minors `0..count` of `major` are registered with the kernel
-/// under `name` with the operations table `fops`, and `data` is initialised. Every file opened
+/// under `name` with the operations table `fops`, served by `data`. Every file opened
 /// through it holds a reference on `fops.owner` (the module), so the registration, dropped at
 /// module exit, outlives all its files.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: CharDevice> {
-    #[pin]
-    data: T,
+    data: Arc<T>,
     #[pin]
     fops: Opaque<bindings::file_operations>,
     major: u32,
@@ -93,7 +93,9 @@ unsafe impl<T: CharDevice> Sync for Registration<T> {}
 unsafe impl<T: CharDevice + Send> Send for Registration<T> {}
 
 impl<T: CharDevice> Registration<T> {
-    /// Registers minors `0..count` of `major` under `name`, serving them with `data`.
+    /// Registers minors `0..count` of `major` under `name`, serving them with `data`: the
+    /// device is live (may be opened) as soon as this succeeds, so make it the last fallible
+    /// step of a module's initialisation.
     ///
     /// Fails with the kernel's error (e.g. `EBUSY`) if the numbers are already taken.
     pub(crate) fn new(
@@ -101,7 +103,7 @@ impl<T: CharDevice> Registration<T> {
         major: u32,
         count: u32,
         module: &'static ThisModule,
-        data: impl PinInit<T, Error>,
+        data: Arc<T>,
     ) -> impl PinInit<Self, Error> {
         let register = move |fops: *mut bindings::file_operations| {
             // SAFETY: `fops` is valid for writes; it is pinned inside the registration, so the
@@ -113,8 +115,8 @@ impl<T: CharDevice> Registration<T> {
             to_result(ret.min(0))
         };
         try_pin_init!(Self {
-            // Initialised first: the device may be opened as soon as it is registered.
-            data <- data,
+            // Before the registration: the device may be opened as soon as it is registered.
+            data,
             // `register` initialises the table and only then registers it; on failure nothing
             // is registered and an `Opaque` needs no cleanup.
             fops <- super::init::opaque_try_ffi_init(register),
@@ -122,11 +124,6 @@ impl<T: CharDevice> Registration<T> {
             count,
             name,
         })
-    }
-
-    /// The driver's data.
-    pub(crate) fn data(&self) -> &T {
-        &self.data
     }
 
     /// The registration whose operations table `file` uses.

@@ -14,6 +14,7 @@ use kernel::{
     error::from_err_ptr,
     ffi::{c_char, c_void},
     prelude::*,
+    sync::Arc,
 };
 
 /// `s` as the kernel's `char` pointer. 7.x's clippy configuration forbids `CStr::as_ptr` (the
@@ -76,14 +77,15 @@ unsafe extern "C" fn show<T: U64Attributes>(
 unsafe impl Sync for U64Attribute {}
 
 impl U64Attribute {
-    /// Attribute `name` (mode 0444), the value of [`U64Attributes::value`] `index` of `T`.
+    /// Attribute `name` (mode 0440: root and, through the udev rule, the device nodes'
+    /// group), the value of [`U64Attributes::value`] `index` of `T`.
     pub(crate) const fn new<T: U64Attributes>(name: &'static CStr, index: usize) -> Self {
         // SAFETY: All-zero is a valid `device_attribute` (no callbacks, no lockdep key: the
         // attribute is static, so sysfs uses its static `skey`).
         let mut attr: bindings::device_attribute =
             unsafe { core::mem::MaybeUninit::zeroed().assume_init() };
         attr.attr.name = char_ptr(name).cast();
-        attr.attr.mode = 0o444;
+        attr.attr.mode = 0o440;
         // INVARIANT: `show::<T>` for `T`.
         #[cfg(kernel_6_12)]
         {
@@ -167,11 +169,12 @@ impl<const N: usize, const N1: usize> AttributeGroups<N, N1> {
 /// # Invariants
 ///
 /// `class` was returned by `class_create()`; it and its devices (minors `0..added` of
-/// `major`) are destroyed on drop; its devices' driver data is a `T` that outlives the class.
+/// `major`) are destroyed on drop; its devices' driver data is `data`'s `T`, which the class
+/// keeps alive.
 pub(crate) struct Class<T: U64Attributes> {
     class: NonNull<bindings::class>,
     name: &'static CStr,
-    data: *const T,
+    data: Arc<T>,
     major: u32,
     added: u32,
 }
@@ -208,16 +211,12 @@ unsafe extern "C" fn devnode(
 
 impl<T: U64Attributes> Class<T> {
     /// Creates class `name`, whose devices are minors of `major` and have the attributes
-    /// `groups` and driver data `data`.
-    ///
-    /// # Safety
-    ///
-    /// `data` outlives the returned class.
-    pub(crate) unsafe fn new<const N: usize, const N1: usize>(
+    /// `groups` and driver data `data` (kept alive by the class).
+    pub(crate) fn new<const N: usize, const N1: usize>(
         name: &'static CStr,
         major: u32,
         groups: &'static AttributeGroups<N, N1>,
-        data: &T,
+        data: Arc<T>,
     ) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and `'static`.
         let class = from_err_ptr(unsafe { bindings::class_create(char_ptr(name).cast()) })?;
@@ -228,11 +227,11 @@ impl<T: U64Attributes> Class<T> {
             (*class.as_ptr()).devnode = Some(devnode);
             (*class.as_ptr()).dev_groups = groups.get();
         }
-        // INVARIANT: Created above; `data` outlives the class (the caller's guarantee).
+        // INVARIANT: Created above; the class holds `data`.
         Ok(Self {
             class,
             name,
-            data: core::ptr::from_ref(data),
+            data,
             major,
             added: 0,
         })
@@ -245,14 +244,16 @@ impl<T: U64Attributes> Class<T> {
         let devt = device_number(self.major, self.added);
         // SAFETY: The class is live (type invariant), the format takes a NUL-terminated
         // string (the `'static` class name) and an `unsigned int` (the driver core prints the
-        // name into memory of its own), and the driver data is the class's `T`, which
-        // outlives the class and so the device.
+        // name into memory of its own), and the driver data is the class's `T`, which the
+        // class keeps alive, so it outlives the device.
         let device = unsafe {
             bindings::device_create(
                 self.class.as_ptr(),
                 core::ptr::null_mut(),
                 devt,
-                self.data.cast_mut().cast::<c_void>(),
+                core::ptr::from_ref::<T>(&self.data)
+                    .cast_mut()
+                    .cast::<c_void>(),
                 char_ptr(c"%s%u").cast(),
                 char_ptr(self.name),
                 self.added,

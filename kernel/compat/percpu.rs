@@ -44,54 +44,56 @@ unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
 impl<const N: usize> PerCpuCounters<N> {
     /// `N` counters at zero, allocated with `flags`.
     pub(crate) fn new(flags: Flags) -> Result<Self> {
-        let count = u32::try_from(N).map_err(|_| EINVAL)?;
         // SAFETY: Any size and flags may be asked for; the result is zeroed or null.
-        let counters =
-            unsafe { message_slot_percpu_alloc(count, crate::compat::alloc::raw_gfp(flags)) };
+        let counters = unsafe {
+            message_slot_percpu_alloc(Index::<0, N>::COUNT, crate::compat::alloc::raw_gfp(flags))
+        };
         // INVARIANT: A zeroed per-CPU allocation of `N` `u64`s, now owned by `self`.
         Ok(Self {
             counters: NonNull::new(counters).ok_or(ENOMEM)?,
         })
     }
 
-    /// Adds `delta` (wrapping: add `x.wrapping_neg()` to subtract `x`) to counter `index`
-    /// (ignored unless `index < N`). Never sleeps, takes no lock.
+    /// Adds `delta` (wrapping: add `x.wrapping_neg()` to subtract `x`) to counter `I` (a
+    /// compile-time error unless `I < N`). Never sleeps, takes no lock.
     #[inline]
-    pub(crate) fn add(&self, index: usize, delta: u64) {
-        if index < N {
-            // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and
-            // `index < N`.
-            unsafe { message_slot_percpu_add(self.counters.as_ptr(), index as u32, delta) };
-        }
+    pub(crate) fn add<const I: usize>(&self, delta: u64) {
+        let () = Index::<I, N>::VALID;
+        // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and `I < N`.
+        unsafe { message_slot_percpu_add(self.counters.as_ptr(), I as u32, delta) };
     }
 
-    /// Adds `delta` to counter `first` and `delta2` to counter `second` (both `< N`, else
-    /// nothing is added): [`Self::add`] twice in one call.
+    /// Adds `delta` to counter `I` and `delta2` to counter `J` (both `< N`, checked at compile
+    /// time): [`Self::add`] twice in one call.
     #[inline]
-    pub(crate) fn add2(&self, first: usize, delta: u64, second: usize, delta2: u64) {
-        if first < N && second < N {
-            // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and
-            // both indices are below `N`.
-            unsafe {
-                message_slot_percpu_add2(
-                    self.counters.as_ptr(),
-                    first as u32,
-                    delta,
-                    second as u32,
-                    delta2,
-                )
-            };
-        }
+    pub(crate) fn add_both<const I: usize, const J: usize>(&self, delta: u64, delta2: u64) {
+        let () = Index::<I, N>::VALID;
+        let () = Index::<J, N>::VALID;
+        // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and both
+        // indices are below `N`.
+        unsafe {
+            message_slot_percpu_add2(self.counters.as_ptr(), I as u32, delta, J as u32, delta2)
+        };
     }
 
-    /// The sum of counter `index` over all CPUs (0 unless `index < N`).
-    pub(crate) fn sum(&self, index: usize) -> u64 {
-        if index >= N {
-            return 0;
-        }
+    /// The sum of counter `I` (`< N`, checked at compile time) over all CPUs.
+    pub(crate) fn sum<const I: usize>(&self) -> u64 {
+        let () = Index::<I, N>::VALID;
         // SAFETY: As in `add`.
-        unsafe { message_slot_percpu_sum(self.counters.as_ptr(), index as u32) }
+        unsafe { message_slot_percpu_sum(self.counters.as_ptr(), I as u32) }
     }
+}
+
+/// Counter index `I` of `N` counters: naming [`Index::VALID`] fails to compile unless `I < N`.
+struct Index<const I: usize, const N: usize>;
+
+impl<const I: usize, const N: usize> Index<I, N> {
+    const VALID: () = assert!(I < N, "per-CPU counter index out of range");
+    /// `N` as the `u32` the C side takes (a compile-time error if it does not fit).
+    const COUNT: u32 = {
+        assert!(N <= u32::MAX as usize, "too many per-CPU counters");
+        N as u32
+    };
 }
 
 impl<const N: usize> Drop for PerCpuCounters<N> {
