@@ -9,7 +9,6 @@ use crate::compat::{
     class::U64Attributes,
     poll::{PollEvents, PollTable},
 };
-use crate::max_channels;
 use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
 use crate::uapi::{MSG_SLOT_CHANNEL, SLOT_MINORS};
 use kernel::{
@@ -23,16 +22,19 @@ use kernel::{
 pub(crate) struct MessageSlotDevice {
     #[pin]
     slots: Mutex<[Option<Arc<Slot>>; SLOT_MINORS as usize]>,
+    /// The most channels a slot may hold (at least 1).
+    max_channels: u32,
 }
 
 impl MessageSlotDevice {
-    /// A device with no slots yet.
-    pub(crate) fn new() -> impl PinInit<Self, Error> {
+    /// A device with no slots yet, whose slots may hold up to `max_channels` channels each.
+    pub(crate) fn new(max_channels: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             slots <- kernel::new_mutex!(
                 [const { None }; SLOT_MINORS as usize],
                 "MessageSlotDevice::slots"
             ),
+            max_channels,
         })
     }
 
@@ -43,7 +45,7 @@ impl MessageSlotDevice {
         }
         // Allocated outside the lock; if another opener created the slot meanwhile, ours is
         // dropped unused after the lock is released.
-        let created = Arc::pin_init(Slot::new(), GFP_KERNEL)?;
+        let created = Arc::pin_init(Slot::new(self.max_channels), GFP_KERNEL)?;
         let mut slots = self.slots.lock();
         let slot = slots.get_mut(minor).ok_or(ENXIO)?;
         Ok(slot.get_or_insert_with(|| created.clone()).clone())
@@ -68,7 +70,7 @@ impl U64Attributes for MessageSlotDevice {
             stats.writes,
             stats.reads,
             stats.open_files.into(),
-            max_channels().into(),
+            self.max_channels.into(),
         ];
         values.get(index).copied().unwrap_or(0)
     }

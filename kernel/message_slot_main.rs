@@ -87,11 +87,6 @@ static STATISTIC_ATTRIBUTES: [U64Attribute; 6] = [
 ];
 static STATISTIC_GROUPS: AttributeGroups<6, 7> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
 
-/// The most channels a slot may hold (the `max_channels` module parameter).
-fn max_channels() -> u32 {
-    MAX_CHANNELS.load(Ordering::Relaxed)
-}
-
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 
 struct MessageSlotModule {
@@ -104,7 +99,8 @@ struct MessageSlotModule {
 
 impl kernel::Module for MessageSlotModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        if max_channels() == 0 {
+        let max_channels = MAX_CHANNELS.load(Ordering::Relaxed);
+        if max_channels == 0 {
             pr_err!("max_channels must be at least 1\n");
             return Err(EINVAL);
         }
@@ -113,7 +109,7 @@ impl kernel::Module for MessageSlotModule {
             pr_err!("nodes must be at most {SLOT_MINORS}\n");
             return Err(EINVAL);
         }
-        let device = Arc::pin_init(MessageSlotDevice::new(), GFP_KERNEL)?;
+        let device = Arc::pin_init(MessageSlotDevice::new(max_channels), GFP_KERNEL)?;
         let nodes = if nodes == 0 {
             None
         } else {

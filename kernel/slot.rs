@@ -17,7 +17,6 @@ use crate::compat::{
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable},
 };
-use crate::max_channels;
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
@@ -60,7 +59,7 @@ impl ChannelId {
 ///
 /// # Invariants
 ///
-/// `channels` holds `created <= max_channels()` entries, each under its own id; channels are
+/// `channels` holds `created <= max_channels` entries, each under its own id; channels are
 /// only inserted with `creating` held.
 #[pin_data]
 pub(crate) struct Slot {
@@ -72,6 +71,8 @@ pub(crate) struct Slot {
     creating: Mutex<()>,
     /// Channels in `channels` (written with `creating` held, read without).
     created: AtomicU32,
+    /// The most channels the slot may hold (at least 1).
+    max_channels: u32,
     /// Per-CPU counters, indexed by [`WRITES`], [`READS`] and [`BYTES`]: updated without
     /// writing memory that other CPUs use.
     counters: PerCpuCounters<COUNTERS>,
@@ -80,12 +81,13 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// An empty slot.
-    pub(crate) fn new() -> impl PinInit<Self, Error> {
+    /// An empty slot that may hold up to `max_channels` channels.
+    pub(crate) fn new(max_channels: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
             creating <- kernel::new_mutex!((), "Slot::creating"),
             created: AtomicU32::new(0),
+            max_channels,
             counters: PerCpuCounters::new(GFP_KERNEL)?,
             open_files: AtomicU32::new(0),
         })
@@ -130,7 +132,7 @@ impl Slot {
             return Ok((channel, false));
         }
         let created = self.created.load(Ordering::Relaxed);
-        if created >= max_channels() {
+        if created >= self.max_channels {
             return Err(ENOSPC);
         }
         let (channel, inserted) = self.channels.insert(prepared)?;
