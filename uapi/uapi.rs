@@ -22,7 +22,7 @@ pub const CHANNELS_PER_SLOT: usize = 1 << 20;
 pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
 
 /// A slot's statistics: the names of its class device's sysfs attributes (each one decimal
-/// `u64` and a newline, mode 0444), in the order user space lists them.
+/// `u64` and a newline, mode 0440), in the order user space lists them.
 pub const STATISTICS: [&core::ffi::CStr; 6] = [
     c"channels",
     c"bytes",
