@@ -18,7 +18,7 @@
 //! Rust's memory model: writers store the bytes with atomic stores, lock-free readers load
 //! them with the architecture's user-copy routine, and every Rust load of them is atomic too.
 
-use crate::compat::{
+use crate::abstractions::{
     error::emsgsize, poll::WaitQueueHead, seqlock::SeqLock, uaccess::copy_to_user,
 };
 use crate::uapi::MAX_MESSAGE_LEN;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The channel index: an insert-only map from any `u32` key to `T`, with lock-free lookups,
-//! and a cursor that remembers one of its entries.
+//! and a memo of the last lookup of one of its keys.
 //!
 //! Keys below [`BUCKETS`] are their own bucket in an [`InsertOnlyMap`] (an XArray); larger
 //! keys are hashed into the same range with a per-map random multiplier. Each bucket holds an
@@ -10,7 +10,7 @@
 //! are spread over `u32` (a key spread over all of `u32` would need six levels, nearly one
 //! leaf node per entry).
 
-use crate::compat::xarray::{InsertOnlyMap, Reservation};
+use crate::abstractions::xarray::{InsertOnlyMap, Reservation};
 use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -215,18 +215,18 @@ enum Place<'a, T: 'static> {
 /// A shared [`KeyedMap`] with a lock-free memo of one of its entries.
 ///
 /// Reading the memo takes no lock and no reference count: the memo is a plain pointer, valid
-/// because the cursor keeps the map alive and the map never removes entries while alive.
+/// because the memo keeps the map alive and the map never removes entries while alive.
 ///
 /// # Invariants
 ///
 /// `memo` is null or points to an entry of `map`.
-pub(crate) struct MapCursor<T: 'static> {
+pub(crate) struct LookupMemo<T: 'static> {
     map: Arc<KeyedMap<T>>,
     memo: AtomicPtr<Entry<T>>,
 }
 
-impl<T: Send + Sync + 'static> MapCursor<T> {
-    /// A cursor on `map` remembering nothing.
+impl<T: Send + Sync + 'static> LookupMemo<T> {
+    /// A memo of lookups in `map`, remembering nothing yet.
     pub(crate) fn new(map: Arc<KeyedMap<T>>) -> Self {
         // INVARIANT: The memo is null.
         Self {

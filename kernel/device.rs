@@ -4,7 +4,7 @@
 //! created [`Slot`], and the file operations that route to it. Safe Rust only.
 #![forbid(unsafe_code)]
 
-use crate::compat::{
+use crate::abstractions::{
     chrdev::{CharDevice, OpenFileRef},
     class::U64Attributes,
     poll::{PollEvents, PollTable},

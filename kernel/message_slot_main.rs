@@ -11,13 +11,13 @@
 //!   the file operations) and [`slot`] (channels of a slot, the per-file binding);
 //! - the driver's data structures, with their unsafe code and its proofs: [`channel`] (a
 //!   channel's message, stored inline under a seqlock) and [`channel_index`] (channels by id);
-//! - [`compat`]: thin wrappers of kernel APIs the target kernel's `kernel` crate lacks.
+//! - [`abstractions`]: thin wrappers of kernel APIs the target kernel's `kernel` crate lacks.
 
 use kernel::{c_str, prelude::*, sync::Arc};
 
+mod abstractions;
 mod channel;
 mod channel_index;
-mod compat;
 mod device;
 mod slot;
 // Shared with user space, which uses the items this crate does not.
@@ -25,7 +25,7 @@ mod slot;
 #[path = "../uapi/uapi.rs"]
 mod uapi;
 
-use compat::{
+use abstractions::{
     chrdev::Registration,
     class::{AttributeGroups, Class, U64Attribute},
     param::uint_param,
@@ -44,7 +44,7 @@ module! {
 }
 
 // 7.x's `module!` takes a list of authors. Its `params` are not used: they are not shown in
-// sysfs (permissions 0), and `max_channels` is (see `compat::param`).
+// sysfs (permissions 0), and `max_channels` is (see `abstractions::param`).
 #[cfg(not(kernel_6_12))]
 module! {
     type: MessageSlotModule,

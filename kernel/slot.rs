@@ -7,16 +7,16 @@
 //! long as the slot. An [`OpenSlot`] (one open
 //! file) holds its channel id and remembers the channel itself, so that reads and writes on a
 //! bound file take no lock and skip the index. Safe Rust only: the unsafe code lives in the
-//! data structures (`message`, `channel_index`) and the kernel wrappers (`compat`).
+//! data structures (`message`, `channel_index`) and the kernel wrappers (`abstractions`).
 #![forbid(unsafe_code)]
 
-use crate::channel::{Channel, MessageBytes};
-use crate::channel_index::{KeyedMap, MapCursor};
-use crate::compat::{
+use crate::abstractions::{
     alloc::__GFP_NORETRY,
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable},
 };
+use crate::channel::{Channel, MessageBytes};
+use crate::channel_index::{KeyedMap, LookupMemo};
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
@@ -173,7 +173,7 @@ const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
 /// One open file of a slot.
 ///
 /// Reads and writes take no per-file lock: the binding is an atomic channel id, and the
-/// bound channel is remembered in a lock-free [`MapCursor`] that every use checks against
+/// bound channel is remembered in a lock-free [`LookupMemo`] that every use checks against
 /// that id (a stale memo, left by a concurrent `ioctl`, only costs a lookup). The file holds
 /// no message memory: closing it frees all it allocated.
 ///
@@ -183,7 +183,7 @@ const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
 /// last bind) or [`seen`] of a channel id and the number of a message of it that a read on
 /// this file copied.
 pub(crate) struct OpenSlot {
-    cursor: MapCursor<Channel>,
+    memo: LookupMemo<Channel>,
     slot: Arc<Slot>,
     channel: AtomicU32,
     last_seen: AtomicU64,
@@ -202,7 +202,7 @@ impl OpenSlot {
         slot.open_files.fetch_add(1, Ordering::Relaxed);
         // INVARIANT: 0 means unbound.
         Self {
-            cursor: MapCursor::new(slot.channels.clone()),
+            memo: LookupMemo::new(slot.channels.clone()),
             slot,
             channel: AtomicU32::new(0),
             last_seen: AtomicU64::new(0),
@@ -214,7 +214,7 @@ impl OpenSlot {
         // INVARIANT: `id` is non-zero; nothing has been read since this bind.
         self.last_seen.store(0, Ordering::Relaxed);
         self.channel.store(id.get(), Ordering::Release);
-        self.cursor.remember(id.get());
+        self.memo.remember(id.get());
     }
 
     /// The bound channel's id: `EINVAL` if the file is not bound.
@@ -228,7 +228,7 @@ impl OpenSlot {
     /// Channel `id`, if it exists: the remembered channel if it is `id`, else a lookup.
     #[inline]
     fn channel(&self, id: ChannelId) -> Option<&Channel> {
-        self.cursor.get(id.get())
+        self.memo.get(id.get())
     }
 
     /// Replaces the bound channel's message with the `len` bytes at `source` and returns

@@ -31,8 +31,8 @@ macro_rules! uint_param {
         const _: () = {
             #[used(compiler)]
             #[link_section = "__param"]
-            static PARAM: $crate::compat::param::KernelParam =
-                $crate::compat::param::KernelParam(kernel::bindings::kernel_param {
+            static PARAM: $crate::abstractions::param::KernelParam =
+                $crate::abstractions::param::KernelParam(kernel::bindings::kernel_param {
                     name: concat!($name, "\0").as_ptr().cast(),
                     mod_: core::ptr::addr_of_mut!(kernel::bindings::__this_module),
                     ops: core::ptr::addr_of!(kernel::bindings::param_ops_uint),
@@ -49,13 +49,13 @@ macro_rules! uint_param {
             const TYPE: &str = concat!("parmtype=", $name, ":uint\0");
             #[used(compiler)]
             #[link_section = ".modinfo"]
-            static PARM_TYPE: [u8; TYPE.len()] = *$crate::compat::param::as_array(TYPE);
+            static PARM_TYPE: [u8; TYPE.len()] = *$crate::abstractions::param::as_array(TYPE);
 
             const DESCRIPTION: &str = concat!("parm=", $name, ":", $description, "\0");
             #[used(compiler)]
             #[link_section = ".modinfo"]
             static PARM_DESCRIPTION: [u8; DESCRIPTION.len()] =
-                *$crate::compat::param::as_array(DESCRIPTION);
+                *$crate::abstractions::param::as_array(DESCRIPTION);
         };
     };
 }

@@ -223,7 +223,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::read(open_file, user_ptr(buf), len))
+        byte_count_or_errno(T::read(open_file, user_ptr(buf), len))
     }
 
     /// # Safety
@@ -237,7 +237,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ) -> isize {
         // SAFETY: Guaranteed by the caller.
         let open_file = unsafe { Self::open_file(file) };
-        ssize(T::write(open_file, user_ptr(buf), len))
+        byte_count_or_errno(T::write(open_file, user_ptr(buf), len))
     }
 
     /// # Safety
@@ -277,7 +277,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
 /// Inlined into the operations, unlike the closure-taking `from_result` (`ioctl` matches the
 /// same way).
 #[inline(always)]
-fn ssize(result: Result<usize>) -> isize {
+fn byte_count_or_errno(result: Result<usize>) -> isize {
     match result {
         // A count is at most the request's length, which the VFS caps at `MAX_RW_COUNT`.
         Ok(count) => count as isize,

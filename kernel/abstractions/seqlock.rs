@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 use kernel::{bindings, prelude::*, types::Opaque};
 
 extern "C" {
-    // `compat/helpers.c`.
+    // `abstractions/helpers.c`.
     fn message_slot_seqlock_init(lock: *mut bindings::seqlock_t);
     fn message_slot_read_seqbegin(lock: *const bindings::seqlock_t) -> u32;
     fn message_slot_read_seqretry(lock: *const bindings::seqlock_t, start: u32) -> bool;

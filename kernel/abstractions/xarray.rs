@@ -26,7 +26,7 @@ const XA_PRESENT: bindings::xa_mark_t = 8;
 const XA_ZERO_ENTRY: *mut c_void = ((257 << 2) | 2) as *mut c_void;
 
 extern "C" {
-    // `compat/helpers.c`.
+    // `abstractions/helpers.c`.
     fn message_slot_xa_reserve(
         xa: *mut bindings::xarray,
         index: c_ulong,

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use kernel::{alloc::Flags, prelude::*};
 
 extern "C" {
-    // `compat/helpers.c`.
+    // `abstractions/helpers.c`.
     fn message_slot_percpu_alloc(count: u32, gfp: kernel::bindings::gfp_t) -> *mut u64;
     fn message_slot_percpu_add(counters: *mut u64, index: u32, delta: u64);
     fn message_slot_percpu_add2(
@@ -46,7 +46,10 @@ impl<const N: usize> PerCpuCounters<N> {
     pub(crate) fn new(flags: Flags) -> Result<Self> {
         // SAFETY: Any size and flags may be asked for; the result is zeroed or null.
         let counters = unsafe {
-            message_slot_percpu_alloc(Index::<0, N>::COUNT, crate::compat::alloc::raw_gfp(flags))
+            message_slot_percpu_alloc(
+                Index::<0, N>::COUNT,
+                crate::abstractions::alloc::raw_gfp(flags),
+            )
         };
         // INVARIANT: A zeroed per-CPU allocation of `N` `u64`s, now owned by `self`.
         Ok(Self {

@@ -15,7 +15,7 @@ use core::marker::PhantomData;
 use kernel::{bindings, ffi::c_void, prelude::*, types::Opaque};
 
 extern "C" {
-    // `compat/helpers.c`.
+    // `abstractions/helpers.c`.
     fn message_slot_init_waitqueue_head(head: *mut bindings::wait_queue_head);
     // `struct file *` and `poll_table *`, as opaque pointers: bindgen's `file` (and in 7.x its
     // `poll_table_struct`) holds a field type with no members, which the FFI-safety lint
