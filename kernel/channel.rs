@@ -38,45 +38,73 @@ const OPTIMISTIC_READS: usize = 3;
 
 /// Bytes per stored word.
 const WORD: usize = core::mem::size_of::<u64>();
-/// Words that hold the longest message.
-const WORDS: usize = MAX_MESSAGE_LEN / WORD;
-const _: () = assert!(WORDS * WORD == MAX_MESSAGE_LEN);
+/// Words per block: a message is stored block by block, each an unrolled copy of its words.
+const BLOCK: usize = 4;
+/// Bytes per block.
+const BLOCK_BYTES: usize = BLOCK * WORD;
+/// Blocks that hold the longest message.
+const BLOCKS: usize = MAX_MESSAGE_LEN / BLOCK_BYTES;
+const _: () = assert!(BLOCKS * BLOCK_BYTES == MAX_MESSAGE_LEN);
 
-/// A message read from user memory (once), on its way into a channel: its bytes in the
-/// words a channel stores them in.
+/// A block of a message on a writer's stack.
+type Block = [u64; BLOCK];
+
+/// Room on a writer's stack for a message on its way into a channel (left uninitialised:
+/// [`MessageBytes::from_user`] initialises what it uses).
+pub(crate) struct MessageBuffer([MaybeUninit<Block>; BLOCKS]);
+
+impl MessageBuffer {
+    /// An uninitialised buffer.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self([MaybeUninit::uninit(); BLOCKS])
+    }
+}
+
+/// A message read from user memory (once) into a [`MessageBuffer`], on its way into a
+/// channel: its bytes in the blocks a channel stores them in.
 ///
 /// # Invariants
 ///
-/// `1 <= len <= MAX_MESSAGE_LEN`, and `words[..len.div_ceil(WORD)]` are initialised: the
-/// message's bytes in memory order, then zeros up to the end of the last word.
-pub(crate) struct MessageBytes {
+/// `1 <= len <= MAX_MESSAGE_LEN`, and `blocks` are the first `len.div_ceil(BLOCK_BYTES)`
+/// blocks of the buffer: the message's bytes in memory order, then zeros to the end of the
+/// last block.
+pub(crate) struct MessageBytes<'a> {
     len: usize,
-    words: [MaybeUninit<u64>; WORDS],
+    blocks: &'a [Block],
 }
 
-impl MessageBytes {
-    /// All the bytes of `source`: `EMSGSIZE` unless they are 1..=[`MAX_MESSAGE_LEN`], `EFAULT`
-    /// if user memory cannot be read. User memory is read once.
+impl<'a> MessageBytes<'a> {
+    /// All the bytes of `source`, read into `buffer`: `EMSGSIZE` unless they are
+    /// 1..=[`MAX_MESSAGE_LEN`], `EFAULT` if user memory cannot be read. User memory is read
+    /// once.
     #[inline]
-    pub(crate) fn from_user(mut source: UserSliceReader) -> Result<Self> {
+    pub(crate) fn from_user(
+        mut source: UserSliceReader,
+        buffer: &'a mut MessageBuffer,
+    ) -> Result<Self> {
         let len = source.len();
         if !(1..=MAX_MESSAGE_LEN).contains(&len) {
             return Err(emsgsize());
         }
-        let mut words = [MaybeUninit::uninit(); WORDS];
-        // The last word's bytes past the message are zero; `read_raw` fills the rest.
-        if let Some(last) = words.get_mut((len - 1) / WORD) {
-            last.write(0);
+        let used = len.div_ceil(BLOCK_BYTES);
+        // The last block's bytes past the message are zero; `read_raw` fills the rest.
+        if let Some(last) = buffer.0.get_mut(used - 1) {
+            last.write([0; BLOCK]);
         }
-        // SAFETY: `words` is `WORDS * WORD == MAX_MESSAGE_LEN` bytes, valid for writes, and any
-        // bytes are valid `MaybeUninit<u8>`s (alignment 1); the slice borrows `words` mutably.
+        // SAFETY: The buffer is `BLOCKS * BLOCK_BYTES == MAX_MESSAGE_LEN >= len` bytes, valid for
+        // writes, and any bytes are valid `MaybeUninit<u8>`s (alignment 1); the slice borrows
+        // the buffer mutably.
         let bytes = unsafe {
-            core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
+            core::slice::from_raw_parts_mut(buffer.0.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
         };
         source.read_raw(bytes)?;
-        // INVARIANT: `read_raw` initialised the first `len` bytes, the zero word the rest of
-        // the last word; `len` is in range.
-        Ok(Self { len, words })
+        // SAFETY: `read_raw` initialised the first `len` bytes and the zero block the rest of
+        // the first `used <= BLOCKS` blocks; `MaybeUninit<Block>` has the layout of `Block`.
+        let blocks =
+            unsafe { core::slice::from_raw_parts(buffer.0.as_ptr().cast::<Block>(), used) };
+        // INVARIANT: As just shown; `len` is in range.
+        Ok(Self { len, blocks })
     }
 
     /// The message's length in bytes (1..=[`MAX_MESSAGE_LEN`]).
@@ -84,23 +112,13 @@ impl MessageBytes {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-
-    /// The words holding the message.
-    #[inline]
-    fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.words
-            .iter()
-            .take(self.len.div_ceil(WORD))
-            // SAFETY: `words[..len.div_ceil(WORD)]` are initialised (type invariant).
-            .map(|word| unsafe { word.assume_init() })
-    }
 }
 
 /// A channel: its current message, stored inline, and the wait queue of its pollers.
 ///
 /// # Invariants
 ///
-/// `len` is always in 0..=`MAX_MESSAGE_LEN` and the first `len` bytes of `words` (in memory
+/// `len` is always in 0..=`MAX_MESSAGE_LEN` and the first `len` bytes of `blocks` (in memory
 /// order) are the channel's message; 0 means no message yet (a channel created by a poller),
 /// and once a message is stored `len` never returns to 0. Both change only while `lock` is
 /// held for writing. `waiters` is null or a pinned, initialised [`WaitQueueHead`] from
@@ -111,26 +129,27 @@ pub(crate) struct Channel {
     lock: SeqLock,
     len: AtomicU32,
     waiters: AtomicPtr<WaitQueueHead>,
-    words: [AtomicU64; WORDS],
+    blocks: [[AtomicU64; BLOCK]; BLOCKS],
 }
 
 impl Channel {
     /// A channel holding `message`, or no message yet.
-    pub(crate) fn new(message: Option<&MessageBytes>) -> impl PinInit<Self> + '_ {
-        let mut words = [const { AtomicU64::new(0) }; WORDS];
-        for (to, from) in words
-            .iter_mut()
-            .zip(message.into_iter().flat_map(MessageBytes::words))
-        {
-            *to.get_mut() = from;
+    pub(crate) fn new<'a>(message: Option<&'a MessageBytes<'_>>) -> impl PinInit<Self> + 'a {
+        let mut blocks = [const { [const { AtomicU64::new(0) }; BLOCK] }; BLOCKS];
+        if let Some(message) = message {
+            for (to, from) in blocks.iter_mut().zip(message.blocks) {
+                for (to, from) in to.iter_mut().zip(from) {
+                    *to.get_mut() = *from;
+                }
+            }
         }
-        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `words`; without one the
+        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `blocks`; without one the
         // length is 0. Nobody polls the channel yet.
         pin_init!(Self {
             lock <- SeqLock::new(),
             len: AtomicU32::new(message.map_or(0, |message| message.len as u32)),
             waiters: AtomicPtr::new(ptr::null_mut()),
-            words,
+            blocks,
         })
     }
 
@@ -139,12 +158,18 @@ impl Channel {
     /// Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of this
     /// channel, never on a reader.
     #[inline]
-    pub(crate) fn replace(&self, message: &MessageBytes) -> usize {
+    pub(crate) fn replace(&self, message: &MessageBytes<'_>) -> usize {
         let _write = self.lock.write();
-        // INVARIANT: Under the write lock: the new length is in range, and the words it covers
-        // hold the message (words beyond it are left as they are: never read).
-        for (to, from) in self.words.iter().zip(message.words()) {
-            to.store(from, Ordering::Relaxed);
+        // INVARIANT: Under the write lock: the new length is in range, and the blocks it covers
+        // hold the message (blocks beyond it are left as they are: never read).
+        for (to, from) in self.blocks.iter().zip(message.blocks) {
+            // Spelled out: the compiler leaves a loop of atomic stores rolled.
+            let [to0, to1, to2, to3] = to;
+            let [from0, from1, from2, from3] = *from;
+            to0.store(from0, Ordering::Relaxed);
+            to1.store(from1, Ordering::Relaxed);
+            to2.store(from2, Ordering::Relaxed);
+            to3.store(from3, Ordering::Relaxed);
         }
         let previous = self.len.load(Ordering::Relaxed);
         self.len.store(message.len as u32, Ordering::Relaxed);
@@ -234,11 +259,11 @@ impl Channel {
                 }
                 return Err(ENOSPC);
             }
-            // SAFETY: `words` is valid for reads of `MAX_MESSAGE_LEN >= len` bytes (`len` is in
+            // SAFETY: `blocks` is valid for reads of `MAX_MESSAGE_LEN >= len` bytes (`len` is in
             // range: type invariant) as long as `self` is borrowed. A writer may store into it
             // meanwhile: the copy is the user-copy routine's, and `read_retry` below discards
             // what it copied then.
-            unsafe { copy_to_user(destination, self.words.as_ptr().cast::<u8>(), len) }?;
+            unsafe { copy_to_user(destination, self.blocks.as_ptr().cast::<u8>(), len) }?;
             if !self.lock.read_retry(start) {
                 return Ok((len, start));
             }
@@ -254,12 +279,12 @@ impl Channel {
         destination: UserPtr,
         capacity: usize,
     ) -> Result<(usize, u32)> {
-        let mut words = [[0u8; WORD]; WORDS];
+        let mut words = [[0u8; WORD]; BLOCK * BLOCKS];
         let (len, sequence) = {
             let _exclusive = self.lock.read_exclusive();
             // No writer runs now, so the sequence is even and stays so until the guard drops.
             let sequence = self.lock.read_begin();
-            for (to, from) in words.iter_mut().zip(&self.words) {
+            for (to, from) in words.iter_mut().zip(self.blocks.iter().flatten()) {
                 *to = from.load(Ordering::Relaxed).to_ne_bytes();
             }
             (self.len.load(Ordering::Relaxed) as usize, sequence)
@@ -270,7 +295,7 @@ impl Channel {
         if len > capacity {
             return Err(ENOSPC);
         }
-        // SAFETY: `words` is `WORDS * WORD == MAX_MESSAGE_LEN` contiguous initialised bytes and
+        // SAFETY: `words` is `MAX_MESSAGE_LEN` contiguous initialised bytes and
         // `len <= MAX_MESSAGE_LEN` (type invariant).
         let message = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) };
         UserSlice::new(destination, len)

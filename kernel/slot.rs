@@ -15,7 +15,7 @@ use crate::abstractions::{
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable},
 };
-use crate::channel::{Channel, MessageBytes};
+use crate::channel::{Channel, MessageBuffer, MessageBytes};
 use crate::channel_index::{KeyedMap, LookupMemo};
 use core::{
     num::NonZeroU32,
@@ -122,7 +122,7 @@ impl Slot {
     fn get_or_create(
         &self,
         id: ChannelId,
-        message: Option<&MessageBytes>,
+        message: Option<&MessageBytes<'_>>,
     ) -> Result<(&Channel, bool)> {
         let prepared = self
             .channels
@@ -241,7 +241,8 @@ impl OpenSlot {
     #[inline]
     pub(crate) fn write(&self, source: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
-        let message = MessageBytes::from_user(UserSlice::new(source, len).reader())?;
+        let mut buffer = MessageBuffer::new();
+        let message = MessageBytes::from_user(UserSlice::new(source, len).reader(), &mut buffer)?;
         let (channel, previous) = match self.channel(id) {
             Some(channel) => (channel, channel.replace(&message)),
             None => match self.slot.get_or_create(id, Some(&message))? {
