@@ -19,7 +19,10 @@
 //! them with the architecture's user-copy routine, and every Rust load of them is atomic too.
 
 use crate::abstractions::{
-    error::emsgsize, poll::WaitQueueHead, seqlock::SeqLock, uaccess::copy_to_user,
+    error::emsgsize,
+    poll::WaitQueueHead,
+    seqlock::SeqLock,
+    uaccess::{copy_from_user, copy_to_user},
 };
 use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
@@ -30,7 +33,7 @@ use core::{
 use kernel::{
     alloc::Flags,
     prelude::*,
-    uaccess::{UserPtr, UserSlice, UserSliceReader},
+    uaccess::{UserPtr, UserSlice},
 };
 
 /// Lock-free attempts a read makes before it excludes writers.
@@ -39,7 +42,7 @@ const OPTIMISTIC_READS: usize = 3;
 /// Bytes per stored word.
 const WORD: usize = core::mem::size_of::<u64>();
 /// Words per block: a message is stored block by block, each an unrolled copy of its words.
-const BLOCK: usize = 4;
+const BLOCK: usize = 8;
 /// Bytes per block.
 const BLOCK_BYTES: usize = BLOCK * WORD;
 /// Blocks that hold the longest message.
@@ -75,20 +78,20 @@ pub(crate) struct MessageBytes<'a> {
 }
 
 impl<'a> MessageBytes<'a> {
-    /// All the bytes of `source`, read into `buffer`: `EMSGSIZE` unless they are
+    /// The `len` bytes at user address `source`, read into `buffer`: `EMSGSIZE` unless they are
     /// 1..=[`MAX_MESSAGE_LEN`], `EFAULT` if user memory cannot be read. User memory is read
     /// once.
     #[inline]
     pub(crate) fn from_user(
-        mut source: UserSliceReader,
+        source: UserPtr,
+        len: usize,
         buffer: &'a mut MessageBuffer,
     ) -> Result<Self> {
-        let len = source.len();
         if !(1..=MAX_MESSAGE_LEN).contains(&len) {
             return Err(emsgsize());
         }
         let used = len.div_ceil(BLOCK_BYTES);
-        // The last block's bytes past the message are zero; `read_raw` fills the rest.
+        // The last block's bytes past the message are zero; the copy fills the rest.
         if let Some(last) = buffer.0.get_mut(used - 1) {
             last.write([0; BLOCK]);
         }
@@ -98,8 +101,8 @@ impl<'a> MessageBytes<'a> {
         let bytes = unsafe {
             core::slice::from_raw_parts_mut(buffer.0.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
         };
-        source.read_raw(bytes)?;
-        // SAFETY: `read_raw` initialised the first `len` bytes and the zero block the rest of
+        copy_from_user(bytes, source)?;
+        // SAFETY: The copy initialised the first `len` bytes and the zero block the rest of
         // the first `used <= BLOCKS` blocks; `MaybeUninit<Block>` has the layout of `Block`.
         let blocks =
             unsafe { core::slice::from_raw_parts(buffer.0.as_ptr().cast::<Block>(), used) };
@@ -164,12 +167,16 @@ impl Channel {
         // hold the message (blocks beyond it are left as they are: never read).
         for (to, from) in self.blocks.iter().zip(message.blocks) {
             // Spelled out: the compiler leaves a loop of atomic stores rolled.
-            let [to0, to1, to2, to3] = to;
-            let [from0, from1, from2, from3] = *from;
+            let [to0, to1, to2, to3, to4, to5, to6, to7] = to;
+            let [from0, from1, from2, from3, from4, from5, from6, from7] = *from;
             to0.store(from0, Ordering::Relaxed);
             to1.store(from1, Ordering::Relaxed);
             to2.store(from2, Ordering::Relaxed);
             to3.store(from3, Ordering::Relaxed);
+            to4.store(from4, Ordering::Relaxed);
+            to5.store(from5, Ordering::Relaxed);
+            to6.store(from6, Ordering::Relaxed);
+            to7.store(from7, Ordering::Relaxed);
         }
         let previous = self.len.load(Ordering::Relaxed);
         self.len.store(message.len as u32, Ordering::Relaxed);

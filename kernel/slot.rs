@@ -25,7 +25,7 @@ use kernel::{
     alloc::{flags, Flags},
     prelude::*,
     sync::{Arc, Mutex},
-    uaccess::{UserPtr, UserSlice},
+    uaccess::UserPtr,
 };
 
 /// Allocation flags for memory that a user's request makes the driver allocate (a new
@@ -242,7 +242,7 @@ impl OpenSlot {
     pub(crate) fn write(&self, source: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
         let mut buffer = MessageBuffer::new();
-        let message = MessageBytes::from_user(UserSlice::new(source, len).reader(), &mut buffer)?;
+        let message = MessageBytes::from_user(source, len, &mut buffer)?;
         let (channel, previous) = match self.channel(id) {
             Some(channel) => (channel, channel.replace(&message)),
             None => match self.slot.get_or_create(id, Some(&message))? {
