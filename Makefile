@@ -19,7 +19,8 @@
 #                          lints (CLIPPY=1) against KERNEL, warning-free
 #   make install           install what `make` built (as root; same KDIR=/KERNEL= as the build):
 #                          the module to /lib/modules/KVER/updates/ (then depmod), the tools to
-#                          PREFIX/bin, their pages and message_slot(4) to PREFIX/share/man,
+#                          PREFIX/bin, their pages, message_slot(4) and
+#                          message-slot-prepare-kernel(8) to PREFIX/share/man,
 #                          message_slot.h to PREFIX/include/linux/, the udev rule,
 #                          message-slot-prepare-kernel to PREFIX/sbin; INSTALL_MODULES_LOAD=1
 #                          adds /etc/modules-load.d/message-slot.conf. DESTDIR stages it all
@@ -90,7 +91,8 @@ tools:
 	@mkdir -p build/tools build/man
 	@cp $(addprefix $(CARGO_OUT)/,$(TOOLS)) build/tools/
 	@$(CARGO_OUT)/message-slot-man build/man
-	@sed 's/@PACKAGE_VERSION@/$(PACKAGE_VERSION)/' packaging/man/message_slot.4.in >build/man/message_slot.4
+	@for page in message_slot.4 message-slot-prepare-kernel.8; do \
+		sed 's/@PACKAGE_VERSION@/$(PACKAGE_VERSION)/' packaging/man/$$page.in >build/man/$$page; done
 
 deb: tools
 	@packaging/build-deb
@@ -137,7 +139,7 @@ DKMS_SOURCE_DIR ?= /usr/src/$(PACKAGE_NAME)-$(PACKAGE_VERSION)
 KERNEL_HOOKS_DIR ?= /etc/kernel
 INSTALL_MODULES_LOAD ?=
 MODULE_KO ?= $(MODULE_BUILD)/message_slot.ko
-MAN_PAGES := $(addprefix build/man/,$(addsuffix .1,$(TOOLS)) message_slot.4)
+MAN_PAGES := $(addprefix build/man/,$(addsuffix .1,$(TOOLS)) message_slot.4 message-slot-prepare-kernel.8)
 # depmod for kernel $(1); in DESTDIR when staging, where the kernel's own modules.order and
 # modules.builtin* are usually absent (depmod's warnings about those are not shown).
 depmod = if [ -z "$(DESTDIR)" ]; then depmod -a $(1); else \
@@ -164,6 +166,7 @@ install-common:
 	install -D -m 0755 -t "$(DESTDIR)$(BINDIR)" $(addprefix build/tools/,$(TOOLS))
 	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man1" $(filter %.1,$(MAN_PAGES))
 	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man4" $(filter %.4,$(MAN_PAGES))
+	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man8" $(filter %.8,$(MAN_PAGES))
 	install -D -m 0755 packaging/message-slot-prepare-kernel "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel"
 	install -D -m 0644 uapi/message_slot.h "$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h"
 	install -D -m 0644 packaging/udev/60-message-slot.rules "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules"
@@ -184,6 +187,7 @@ uninstall:
 		dkms remove $(PACKAGE_NAME)/$(PACKAGE_VERSION) --all; fi
 	rm -f $(addprefix "$(DESTDIR)$(BINDIR)"/,$(TOOLS)) "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel" \
 		$(addprefix "$(DESTDIR)$(MANDIR)"/man1/,$(addsuffix .1,$(TOOLS))) "$(DESTDIR)$(MANDIR)/man4/message_slot.4" \
+		"$(DESTDIR)$(MANDIR)/man8/message-slot-prepare-kernel.8" \
 		"$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h" "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules" \
 		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf" \
 		"$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
