@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 #   make                   the module (message_slot.ko) and the tools (message_sender, message_reader,
-#                          message_slot_stat)
+#                          message_slot_stat) with their manual pages (build/man: the tools' pages
+#                          generated from their clap definitions, and message_slot.4)
 #   make KDIR=...          the module against another Rust-enabled kernel build tree
 #   make KERNEL=stock-7.3  the module against Debian's stock 7.3.4 kernel (in the trixie toolchain)
 #   make demo              set up the VM rig and run the example session in the guest
@@ -18,7 +19,9 @@
 #                          lints (CLIPPY=1) against KERNEL, warning-free
 #   make install           install what `make` built (as root; same KDIR=/KERNEL= as the build):
 #                          the module to /lib/modules/KVER/updates/ (then depmod), the tools to
-#                          PREFIX/bin, message_slot.h to PREFIX/include/linux/, the udev rule,
+#                          PREFIX/bin, their pages, message_slot(4) and
+#                          message-slot-prepare-kernel(8) to PREFIX/share/man,
+#                          message_slot.h to PREFIX/include/linux/, the udev rule,
 #                          message-slot-prepare-kernel to PREFIX/sbin; INSTALL_MODULES_LOAD=1
 #                          adds /etc/modules-load.d/message-slot.conf. DESTDIR stages it all
 #                          (depmod -b DESTDIR). PREFIX defaults to /usr/local.
@@ -28,6 +31,10 @@
 #                          prepare a new kernel's Rust metadata before DKMS builds for it
 #   make uninstall         removes what either installed (the module from every kernel)
 #   make dkms-source       only the DKMS source tree (DESTDIR, DKMS_SOURCE_DIR)
+#   make deb               the Debian packages message-slot-dkms and message-slot-tools (debian/),
+#                          built with dpkg-buildpackage in the trixie tree from the tools `make
+#                          tools` built here, then checked with lintian: build/deb/*.deb
+#                          (packaging/build-deb)
 #
 # KERNEL names a kernel of the rig: base and debug are 6.12 kernels vm/build-kernel builds
 # (LLVM, rustc-web); stock-7.3 is Debian's 7.3.4+deb13-amd64, whose module build tree
@@ -64,7 +71,7 @@ TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}" $(
 endif
 
 .PHONY: all module tools setup test test-debug test-all demo lint clean bench bench-trace \
-	install install-dkms install-common uninstall dkms-source
+	install install-dkms install-common uninstall dkms-source deb
 all: module tools
 	cp $(MODULE_BUILD)/message_slot.ko $(addprefix $(CARGO_OUT)/,$(TOOLS)) .
 
@@ -77,10 +84,18 @@ module:
 	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel MESSAGE_SLOT_VERSION=$(PACKAGE_VERSION) W=1 modules'
 	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
 
+# The tools, and their manual pages written by message-slot-man (user/man) from the same clap
+# definitions as their --help, next to the device's page.
 tools:
-	@cargo build --quiet --release --locked --target $(CARGO_TARGET) -p message-slot-tools
-	@mkdir -p build/tools
+	@cargo build --quiet --release --locked --target $(CARGO_TARGET) -p message-slot-tools -p message-slot-man
+	@mkdir -p build/tools build/man
 	@cp $(addprefix $(CARGO_OUT)/,$(TOOLS)) build/tools/
+	@$(CARGO_OUT)/message-slot-man build/man
+	@for page in message_slot.4 message-slot-prepare-kernel.8; do \
+		sed 's/@PACKAGE_VERSION@/$(PACKAGE_VERSION)/' packaging/man/$$page.in >build/man/$$page; done
+
+deb: tools
+	@packaging/build-deb
 
 setup:
 	@vm/setup-host
@@ -117,12 +132,14 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 UDEV_RULES_DIR ?= /etc/udev/rules.d
 MODULES_LOAD_DIR ?= /etc/modules-load.d
 DKMS_SOURCE_DIR ?= /usr/src/$(PACKAGE_NAME)-$(PACKAGE_VERSION)
 KERNEL_HOOKS_DIR ?= /etc/kernel
 INSTALL_MODULES_LOAD ?=
 MODULE_KO ?= $(MODULE_BUILD)/message_slot.ko
+MAN_PAGES := $(addprefix build/man/,$(addsuffix .1,$(TOOLS)) message_slot.4 message-slot-prepare-kernel.8)
 # depmod for kernel $(1); in DESTDIR when staging, where the kernel's own modules.order and
 # modules.builtin* are usually absent (depmod's warnings about those are not shown).
 depmod = if [ -z "$(DESTDIR)" ]; then depmod -a $(1); else \
@@ -145,8 +162,11 @@ install-dkms: install-common dkms-source
 	@echo "  dkms install $(PACKAGE_NAME)/$(PACKAGE_VERSION) -k KVER"
 
 install-common:
-	@for t in $(TOOLS); do [ -f build/tools/$$t ] || { echo "make install: no build/tools/$$t: run make first" >&2; exit 1; }; done
+	@for f in $(addprefix build/tools/,$(TOOLS)) $(MAN_PAGES); do [ -f $$f ] || { echo "make install: no $$f: run make first" >&2; exit 1; }; done
 	install -D -m 0755 -t "$(DESTDIR)$(BINDIR)" $(addprefix build/tools/,$(TOOLS))
+	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man1" $(filter %.1,$(MAN_PAGES))
+	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man4" $(filter %.4,$(MAN_PAGES))
+	install -D -m 0644 -t "$(DESTDIR)$(MANDIR)/man8" $(filter %.8,$(MAN_PAGES))
 	install -D -m 0755 packaging/message-slot-prepare-kernel "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel"
 	install -D -m 0644 uapi/message_slot.h "$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h"
 	install -D -m 0644 packaging/udev/60-message-slot.rules "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules"
@@ -166,6 +186,8 @@ uninstall:
 	    dkms status -m $(PACKAGE_NAME) -v $(PACKAGE_VERSION) 2>/dev/null | grep -q .; then \
 		dkms remove $(PACKAGE_NAME)/$(PACKAGE_VERSION) --all; fi
 	rm -f $(addprefix "$(DESTDIR)$(BINDIR)"/,$(TOOLS)) "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel" \
+		$(addprefix "$(DESTDIR)$(MANDIR)"/man1/,$(addsuffix .1,$(TOOLS))) "$(DESTDIR)$(MANDIR)/man4/message_slot.4" \
+		"$(DESTDIR)$(MANDIR)/man8/message-slot-prepare-kernel.8" \
 		"$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h" "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules" \
 		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf" \
 		"$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Command-line plumbing shared by `message_sender` and `message_reader`: channel parsing,
-//! argument handling and error reporting with exit status 1; [`reader`] has
-//! `message_reader`'s options.
+//! argument handling and error reporting with exit status 1. The tools' argument definitions
+//! live here ([`SenderArgs`], [`reader::ReaderArgs`], [`stat::StatArgs`]) so that
+//! `message-slot-man` generates the manual pages from the very definitions `--help` prints.
 
 pub mod reader;
 pub mod stat;
@@ -10,9 +11,29 @@ pub mod stat;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// Store a message in a message-slot channel.
+///
+/// Replaces the message of CHANNEL on the message-slot device DEVICE with MESSAGE: the
+/// argument's bytes, without a trailing NUL. A channel keeps only its last message; every
+/// reader of the channel reads it until the next message replaces it. When exactly three
+/// operands are given they are taken literally, so that a message such as -h or -- is stored.
+#[derive(Parser)]
+#[command(name = "message_sender", version)]
+pub struct SenderArgs {
+    /// Message-slot device file, e.g. /dev/slot0.
+    pub device: PathBuf,
+    /// Channel id, a decimal number from 1 to 4294967295.
+    #[arg(value_parser = parse_channel, allow_hyphen_values = true)]
+    pub channel: u32,
+    /// Message to store: the argument's bytes, without a trailing NUL (1 to 128 bytes).
+    #[arg(allow_hyphen_values = true)]
+    pub message: OsString,
+}
 
 /// Why a channel argument was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,8 +26,10 @@ pub const EXIT_TIMEOUT: u8 = 2;
 /// printed is complete (128 + SIGINT, as a shell reports a process killed by it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Writes the message of a message-slot channel to stdout, exactly as stored; optionally
-/// waits for one, or follows the channel.
+/// Print the message of a message-slot channel.
+///
+/// Writes the message of CHANNEL on the message-slot device DEVICE to stdout, exactly as
+/// stored (nothing is added); optionally waits for one, or follows the channel.
 ///
 /// Exit status: 0 message printed, 1 error, 2 --timeout passed, 130 interrupted by Ctrl-C
 /// (SIGINT) while waiting or following.

@@ -9,7 +9,24 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use message_slot::{statistic_names, CLASS_NAME, STATISTICS};
+
+/// Print the statistics of every message slot.
+///
+/// Prints, for every message slot with a class device, its channels in use, bytes held,
+/// writes, reads, open files and max_channels (exit 0; 1 on error, e.g. the module is not
+/// loaded or was loaded with nodes=0).
+#[derive(Parser)]
+#[command(name = "message_slot_stat", version)]
+pub struct StatArgs {
+    /// Print a JSON array of objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The class directory to read.
+    #[arg(long, value_name = "DIR", default_value_os_t = message_slot::sysfs_class_dir())]
+    pub sysfs: PathBuf,
+}
 
 /// One slot's statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]

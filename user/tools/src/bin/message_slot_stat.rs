@@ -4,28 +4,12 @@
 //! that has a class device (the module's `nodes` parameter), from sysfs.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use message_slot_tools::stat::{human, json, read_all};
+use message_slot_tools::stat::{human, json, read_all, StatArgs};
 use message_slot_tools::Failure;
 
-/// Prints, for every message slot with a class device, its channels in use, bytes held,
-/// writes, reads, open files and max_channels (exit 0; 1 on error, e.g. the module is not
-/// loaded or was loaded with nodes=0).
-#[derive(Parser)]
-#[command(name = "message_slot_stat", version)]
-struct Args {
-    /// Print a JSON array of objects instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// The class directory to read.
-    #[arg(long, value_name = "DIR", default_value_os_t = message_slot::sysfs_class_dir())]
-    sysfs: PathBuf,
-}
-
-fn stat(args: Args) -> Result<u8, Failure> {
+fn stat(args: StatArgs) -> Result<u8, Failure> {
     let stats = read_all(&args.sysfs).map_err(|e| Failure::Sysfs(args.sysfs.clone(), e))?;
     let text = if args.json {
         json(&stats) + "\n"
