@@ -12,7 +12,7 @@
 //!
 //! | file         | provides                                         | on 7.x (tested: 7.3)                          |
 //! |--------------|--------------------------------------------------|-----------------------------------------------|
-//! | `alloc.rs`   | raw `gfp_t` of `Flags`, `__GFP_NORETRY`          | ours: `Flags`' raw constructor is crate-private |
+//! | `alloc.rs`   | raw `gfp_t` of `Flags`, `__GFP_RETRY_MAYFAIL`    | ours: `Flags`' raw constructor is crate-private |
 //! | `chrdev.rs`  | fixed major, 256 minors, `file_operations`       | ours: `miscdevice` serves one misc minor      |
 //! | `class.rs`   | device class, class devices, `u64` sysfs attributes | ours: no class or attribute abstraction    |
 //! | `error.rs`   | `EMSGSIZE`                                       | upstream's `kernel::error::code::EMSGSIZE`    |

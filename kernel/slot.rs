@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use crate::abstractions::{
-    alloc::__GFP_NORETRY,
+    alloc::__GFP_RETRY_MAYFAIL,
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable},
 };
@@ -29,13 +29,14 @@ use kernel::{
 };
 
 /// Allocation flags for memory that a user's request makes the driver allocate (a new
-/// channel, an open file, index nodes): charged to the caller's memory cgroup
-/// (`GFP_KERNEL_ACCOUNT`), reclaiming like any allocation a user causes, but failing with
-/// `ENOMEM` after one round of reclaim instead of retrying or invoking the OOM killer
-/// (`__GFP_NORETRY`, which the memcg charge path honours too), and without a warning
+/// channel, an open file, a channel's wait queue, index nodes): charged to the caller's
+/// memory cgroup (`GFP_KERNEL_ACCOUNT`), reclaiming and retrying like any allocation a user
+/// causes (a cgroup at its limit full of reclaimable memory still gets its channel), but
+/// failing with `ENOMEM` once reclaim makes no progress instead of invoking the OOM killer
+/// (`__GFP_RETRY_MAYFAIL`, which the memcg charge path honours too), and without a warning
 /// (`__GFP_NOWARN`: a user can make it fail at will). May sleep: never used under a lock.
 pub(crate) fn user_memory() -> Flags {
-    flags::GFP_KERNEL_ACCOUNT | __GFP_NORETRY | flags::__GFP_NOWARN
+    flags::GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | flags::__GFP_NOWARN
 }
 
 /// A channel id: any non-zero `u32`.

@@ -5,7 +5,7 @@
 //!
 //! Stands in for `kernel::alloc::Flags::as_raw`, which is crate-private in 6.12 (public
 //! upstream from 6.13), and for the constructor of `Flags` from raw bits, which is
-//! crate-private in 6.12 and 7.x alike; [`__GFP_NORETRY`] for a constant that neither kernel
+//! crate-private in 6.12 and 7.x alike; [`__GFP_RETRY_MAYFAIL`] for a constant that neither kernel
 //! crate declares.
 
 use kernel::{alloc::Flags, bindings};
@@ -29,6 +29,6 @@ const fn from_raw(raw: bindings::gfp_t) -> Flags {
     unsafe { core::mem::transmute::<bindings::gfp_t, Flags>(raw) }
 }
 
-/// `__GFP_NORETRY`: the allocator (and the memory cgroup charge) reclaims once and then fails
-/// rather than retrying or invoking the OOM killer.
-pub(crate) const __GFP_NORETRY: Flags = from_raw(1 << bindings::___GFP_NORETRY_BIT);
+/// `__GFP_RETRY_MAYFAIL`: the allocator (and the memory cgroup charge) reclaims and retries
+/// as long as that makes progress, then fails rather than invoking the OOM killer.
+pub(crate) const __GFP_RETRY_MAYFAIL: Flags = from_raw(1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
