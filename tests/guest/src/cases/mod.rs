@@ -77,7 +77,7 @@ pub fn all() -> Vec<Test> {
         poll::poll_wakeup_latency_under_load = 120,
         poll::poll_no_lost_wakeup = 240,
         poll::poll_many_pollers_right_ones_wake,
-        poll::epoll_exclusive_200_channels = 300,
+        poll::epoll_exclusive_200_channels = 360,
         poll::epoll_exclusive_four_waiters_one_channel = 120,
         poll::poll_no_herd = 180,
         poll::poll_new_channel_counted,

@@ -438,11 +438,12 @@ impl ExclusiveWaiter {
 
     /// Starts the thread: each time epoll reports the file it reads the message and reports
     /// it; it ends (with its number of reads) when `stop` is reported, or fails if neither
-    /// comes within 60 s (scaled).
+    /// comes within `limit` (a hang detector: longer than the test's writes can take).
     fn spawn(
         self,
         index: usize,
         stop: RawFd,
+        limit: Duration,
         report: mpsc::Sender<Report>,
         started: Arc<AtomicUsize>,
     ) -> Result<thread::JoinHandle<Result<usize, String>>, String> {
@@ -450,7 +451,6 @@ impl ExclusiveWaiter {
             .stack_size(256 << 10)
             .spawn(move || {
                 let fd = raw_fd(&self.slot);
-                let limit = scaled(Duration::from_secs(60));
                 let mut reads = 0;
                 started.fetch_add(1, Ordering::SeqCst);
                 loop {
@@ -514,12 +514,14 @@ pub fn epoll_exclusive_200_channels() -> TestResult {
         waiters.push(ExclusiveWaiter::new(open_bound(&path, ch)?, &stop)?);
         channels.push(ch);
     }
+    // Every write may wait its full second.
+    let limit = scaled(Duration::from_secs(WAITERS as u64 + 60));
     let (tx, rx) = mpsc::channel::<Report>();
     let started = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
     let mut result = Ok(());
     for (i, waiter) in waiters.into_iter().enumerate() {
-        match waiter.spawn(i, stop.0, tx.clone(), started.clone()) {
+        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 result = Err(e);
@@ -541,12 +543,17 @@ pub fn epoll_exclusive_200_channels() -> TestResult {
             send_all(&writer, format!("to waiter {i}").as_bytes(), "write")?;
             let deadline = sent + scaled(Duration::from_secs(1));
             loop {
-                let Ok((j, got)) =
-                    rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                else {
-                    missed.push(i);
-                    break;
-                };
+                let (j, got) =
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(report) => report,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            missed.push(i);
+                            break;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err("every waiter thread ended".to_string())
+                        }
+                    };
                 ensure!(
                     got == format!("to waiter {j}").as_bytes() && !reported[j],
                     "waiter {j} read {} (read before: {})",
@@ -626,6 +633,7 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
         decoy_channels.len()
     );
     let stop = EventFd::new()?;
+    let limit = scaled(Duration::from_secs(60));
     let mut waiters = Vec::new();
     for &id in decoy_channels.iter().chain([ch; WAITERS].iter()) {
         waiters.push(ExclusiveWaiter::new(open_bound(&path, id)?, &stop)?);
@@ -635,7 +643,7 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
     let mut threads = Vec::new();
     let mut result = Ok(());
     for (i, waiter) in waiters.into_iter().enumerate() {
-        match waiter.spawn(i, stop.0, tx.clone(), started.clone()) {
+        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 result = Err(e);
