@@ -230,12 +230,13 @@ fn racer(
 /// Two files write the same new channel when the slot has exactly one place left under
 /// `max_channels` (2, with one channel written): both writes succeed (the loser of the
 /// creation overwrites) and the channel reads back one of the two messages; the limit
-/// still holds afterwards (a third channel: `ENOSPC` on write, `POLLERR` on poll). 768
-/// rounds, each on a fresh slot (every minor, in three loads of the module); the number of
-/// rounds whose two writes overlapped in time (needed for the race) is printed. Before
-/// issue 19 the loser of an overlapping round could get `ENOSPC`.
+/// still holds afterwards (a third channel: `ENOSPC` on write, `POLLERR` on poll). 4096
+/// rounds, each on a fresh slot (every minor, in 16 loads of the module: about 5 ms a
+/// round); the number of rounds whose two writes overlapped in time (which the race needs)
+/// is printed. Before issue 19 the loser of an overlapping round could get `ENOSPC`: 2 of
+/// 768 rounds (8 overlapping) on a busy host, so 4096 rounds make a miss unlikely.
 pub fn max_channels_last_place_race() -> TestResult {
-    const LOADS: usize = 3;
+    const LOADS: usize = 16;
     const MINORS: u32 = 256;
     let (filler, raced, extra_channel) = (1, 2, 3);
     const A: &[u8] = b"written by file A";
