@@ -77,6 +77,10 @@ pub fn all() -> Vec<Test> {
         poll::poll_wakeup_latency_under_load = 120,
         poll::poll_no_lost_wakeup = 240,
         poll::poll_many_pollers_right_ones_wake,
+        poll::epoll_exclusive_200_channels = 360,
+        poll::epoll_exclusive_four_waiters_one_channel = 120,
+        poll::poll_no_herd = 180,
+        poll::poll_new_channel_counted,
         poll::epoll_level_and_edge_triggered,
         poll::poll_close_while_polling,
         poll::tools_reader_wait,
@@ -94,6 +98,7 @@ pub fn all() -> Vec<Test> {
         hardening::load_unload_cycles = 1500,
         hardening::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
+        module::max_channels_last_place_race = 600,
         nodes::nodes_param = 240,
     ]
 }

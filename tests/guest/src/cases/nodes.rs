@@ -20,7 +20,7 @@ use message_slot::{statistic_names, STATISTICS};
 const CLASS: &str = "/sys/class/message_slot";
 
 /// The statistics of `minor` from sysfs, in the order of `message_slot::STATISTICS`.
-fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
+pub(crate) fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
     let mut values = [0; STATISTICS.len()];
     for (value, field) in values.iter_mut().zip(statistic_names()) {
         let path = format!("{CLASS}/message_slot{minor}/{field}");

@@ -12,18 +12,19 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use message_slot::Slot;
+use message_slot::{statistic_names, Slot};
 
+use super::nodes::stats;
 use crate::util::{
-    describe, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd, run, scaled,
-    send_all, slot_path, Context, TestResult, MAX_MSG, MODULE_NAME,
+    describe, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd,
+    run, scaled, send_all, show, slot_path, Context, TestResult, MAX_MSG, MODULE_NAME,
 };
 
 const READABLE: i16 = libc::POLLIN | libc::POLLRDNORM;
 const WRITABLE: i16 = libc::POLLOUT | libc::POLLWRNORM;
 
 /// `poll(2)` on one descriptor for `POLLIN | POLLOUT`: the returned events (0 on timeout).
-fn poll_fd(fd: RawFd, timeout_ms: i32) -> Result<i16, String> {
+pub(super) fn poll_fd(fd: RawFd, timeout_ms: i32) -> Result<i16, String> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM,
@@ -351,6 +352,518 @@ impl Drop for Epoll {
         // SAFETY: we own the descriptor.
         unsafe { libc::close(self.0) };
     }
+}
+
+/// An eventfd, closed on drop: once signalled it stays readable, which ends every waiter
+/// that has it in its epoll set or `poll` array.
+struct EventFd(RawFd);
+
+impl EventFd {
+    fn new() -> Result<Self, String> {
+        // SAFETY: plain system call.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        ensure!(fd >= 0, "eventfd: errno {}", last_errno());
+        Ok(Self(fd))
+    }
+
+    fn signal(&self) -> TestResult {
+        let one = 1u64;
+        // SAFETY: `one` is valid for 8 bytes.
+        let n = unsafe { libc::write(self.0, std::ptr::from_ref(&one).cast(), 8) };
+        ensure!(n == 8, "eventfd write: errno {}", last_errno());
+        Ok(())
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `timeout` in milliseconds for `poll`/`epoll_wait`.
+fn millis(timeout: Duration) -> i32 {
+    i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The voluntary context switches of the calling thread so far: each time it went to sleep.
+fn thread_sleeps() -> Result<i64, String> {
+    // SAFETY: `rusage` is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid for the call.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    ensure!(r == 0, "getrusage: errno {}", last_errno());
+    Ok(usage.ru_nvcsw)
+}
+
+/// Waits (at most `timeout`) until `count` reaches `want`: the waiter threads have started.
+fn wait_started(count: &AtomicUsize, want: usize, timeout: Duration) -> TestResult {
+    let deadline = Instant::now() + timeout;
+    while count.load(Ordering::SeqCst) < want {
+        ensure!(
+            Instant::now() < deadline,
+            "only {} of {want} waiter threads started",
+            count.load(Ordering::SeqCst)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Let them reach their blocking call.
+    thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+/// A thread blocked in `epoll_wait` on its own epoll instance, which holds its own file with
+/// `EPOLLIN | EPOLLEXCLUSIVE` (registered by [`ExclusiveWaiter::new`], so before the thread
+/// starts) and the shared stop eventfd with plain `EPOLLIN`.
+struct ExclusiveWaiter {
+    slot: Slot,
+    ep: Epoll,
+}
+
+/// What an exclusive waiter reports each time it reads a message: its index and the bytes.
+type Report = (usize, Vec<u8>);
+
+impl ExclusiveWaiter {
+    fn new(slot: Slot, stop: &EventFd) -> Result<Self, String> {
+        let ep = Epoll::new()?;
+        ep.ctl(
+            libc::EPOLL_CTL_ADD,
+            raw_fd(&slot),
+            (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+        )?;
+        ep.ctl(libc::EPOLL_CTL_ADD, stop.0, libc::EPOLLIN as u32)?;
+        Ok(Self { slot, ep })
+    }
+
+    /// Starts the thread: each time epoll reports the file it reads the message and reports
+    /// it; it ends (with its number of reads) when `stop` is reported, or fails if neither
+    /// comes within `limit` (a hang detector: longer than the test's writes can take).
+    fn spawn(
+        self,
+        index: usize,
+        stop: RawFd,
+        limit: Duration,
+        report: mpsc::Sender<Report>,
+        started: Arc<AtomicUsize>,
+    ) -> Result<thread::JoinHandle<Result<usize, String>>, String> {
+        thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let fd = raw_fd(&self.slot);
+                let mut reads = 0;
+                started.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    let ready = self.ep.wait(millis(limit))?;
+                    ensure!(
+                        !ready.is_empty(),
+                        "waiter {index}: nothing reported within {limit:?}"
+                    );
+                    if ready.contains(&stop) {
+                        return Ok(reads);
+                    }
+                    ensure!(ready == [fd], "waiter {index}: epoll reported {ready:?}");
+                    let mut buf = [0u8; MAX_MSG];
+                    let n = self
+                        .slot
+                        .receive(&mut buf)
+                        .ctx(&format!("waiter {index}: read after epoll reported it"))?;
+                    reads += 1;
+                    let _ = report.send((index, buf[..n].to_vec()));
+                }
+            })
+            .ctx("spawn a waiter thread")
+    }
+}
+
+/// Ends the waiters (signals `stop`) and collects their results (their numbers of reads).
+fn stop_waiters(
+    stop: &EventFd,
+    threads: Vec<thread::JoinHandle<Result<usize, String>>>,
+) -> Result<Vec<usize>, String> {
+    stop.signal()?;
+    let mut reads = Vec::new();
+    let mut first_error = None;
+    for t in threads {
+        match t.join().map_err(|_| "a waiter panicked".to_string()) {
+            Ok(Ok(n)) => reads.push(n),
+            Ok(Err(e)) | Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(reads), Err)
+}
+
+/// 200 `EPOLLEXCLUSIVE` waiters, one per channel of one slot, each in its own thread on its
+/// own epoll instance, all registered before any message: a write to each channel in turn
+/// (the last registered first) wakes that channel's waiter, which reads the message within
+/// 1 s (scaled) of the write. With a wait queue per channel the exclusive wake-up can only
+/// go to a waiter of the written channel; with queues shared by channels (the 64 hashed
+/// queues before) it goes to the first exclusive waiter of the queue, maybe another
+/// channel's, which finds nothing and sleeps on, while the written channel's waiter never
+/// hears of its message (with this test 64 of 200 woke: one per queue).
+pub fn epoll_exclusive_200_channels() -> TestResult {
+    const WAITERS: usize = 200;
+    let path = slot_path(1)?;
+    let stop = EventFd::new()?;
+    let mut channels = Vec::new();
+    let mut waiters = Vec::new();
+    for _ in 0..WAITERS {
+        let ch = fresh_channel();
+        waiters.push(ExclusiveWaiter::new(open_bound(&path, ch)?, &stop)?);
+        channels.push(ch);
+    }
+    // Every write may wait its full second.
+    let limit = scaled(Duration::from_secs(WAITERS as u64 + 60));
+    let (tx, rx) = mpsc::channel::<Report>();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    let mut result = Ok(());
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let mut woke_late = 0;
+    let result = result.and_then(|()| {
+        wait_started(&started, WAITERS, scaled(Duration::from_secs(30)))?;
+        let writer = open(&path)?;
+        let mut reported = [false; WAITERS];
+        let mut missed = Vec::new();
+        let mut worst = Duration::ZERO;
+        for i in (0..WAITERS).rev() {
+            writer.set_channel(channels[i]).ctx("bind the writer")?;
+            let sent = Instant::now();
+            send_all(&writer, format!("to waiter {i}").as_bytes(), "write")?;
+            let deadline = sent + scaled(Duration::from_secs(1));
+            loop {
+                let (j, got) =
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(report) => report,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            missed.push(i);
+                            break;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err("every waiter thread ended".to_string())
+                        }
+                    };
+                ensure!(
+                    got == format!("to waiter {j}").as_bytes() && !reported[j],
+                    "waiter {j} read {} (read before: {})",
+                    show(&got),
+                    reported[j]
+                );
+                reported[j] = true;
+                if j == i {
+                    worst = worst.max(sent.elapsed());
+                    break;
+                }
+                // Otherwise a waiter that missed its deadline, woken late.
+                woke_late += 1;
+            }
+        }
+        ensure!(
+            missed.is_empty(),
+            "{} of {WAITERS} EPOLLEXCLUSIVE waiters woke within {:?} of their channel's \
+             write; not woken: waiters {:?}{}",
+            WAITERS - missed.len(),
+            scaled(Duration::from_secs(1)),
+            &missed[..missed.len().min(10)],
+            if missed.len() > 10 { " ..." } else { "" }
+        );
+        println!("  {WAITERS} exclusive waiters on their own channels: all woke, worst {worst:?}");
+        Ok(())
+    });
+    let reads = stop_waiters(&stop, threads);
+    // Waiters that woke only after their deadline (or after the end) are reported above.
+    let late = woke_late + rx.try_iter().count();
+    result.map_err(|e| format!("{e}; {late} woke later"))?;
+    let reads = reads?;
+    ensure!(
+        reads.iter().all(|&n| n == 1),
+        "a waiter read more than once: {:?}",
+        reads
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n != 1)
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// The wait queue a channel shared before issue 19 (64 queues per slot, Fibonacci hash of the
+/// id): the decoys of [`epoll_exclusive_four_waiters_one_channel`] are chosen to share it.
+fn hashed_queue_before(id: u32) -> u32 {
+    id.wrapping_mul(0x9e37_79b9) >> (u32::BITS - 6)
+}
+
+/// Four `EPOLLEXCLUSIVE` waiters on one channel, each with its own file, thread and epoll
+/// instance: each of 100 writes wakes at least one of them, which reads that message within
+/// 2 s (scaled), before the next write; so every message is read. Four exclusive waiters on
+/// four other channels of the slot, registered first, never read anything (their channels
+/// are never written). They are channels whose waiters shared the written channel's queue
+/// in the old design, where the exclusive wake-up went to the first of them (asleep, so it
+/// counted as the one exclusive wake-up) and none of the four heard of the message.
+pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
+    const DECOYS: usize = 4;
+    const WAITERS: usize = 4;
+    const WRITES: usize = 100;
+    let path = slot_path(2)?;
+    let ch = fresh_channel();
+    let mut decoy_channels = Vec::new();
+    for _ in 0..4096 {
+        let other = fresh_channel();
+        if hashed_queue_before(other) == hashed_queue_before(ch) {
+            decoy_channels.push(other);
+            if decoy_channels.len() == DECOYS {
+                break;
+            }
+        }
+    }
+    ensure!(
+        decoy_channels.len() == DECOYS,
+        "found only {} decoy channels",
+        decoy_channels.len()
+    );
+    let stop = EventFd::new()?;
+    let limit = scaled(Duration::from_secs(60));
+    let mut waiters = Vec::new();
+    for &id in decoy_channels.iter().chain([ch; WAITERS].iter()) {
+        waiters.push(ExclusiveWaiter::new(open_bound(&path, id)?, &stop)?);
+    }
+    let (tx, rx) = mpsc::channel::<Report>();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    let mut result = Ok(());
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let result = result.and_then(|()| {
+        wait_started(&started, DECOYS + WAITERS, scaled(Duration::from_secs(30)))?;
+        let writer = open_bound(&path, ch)?;
+        let mut first_reads = [0usize; WAITERS];
+        for i in 0..WRITES {
+            let msg = format!("message {i}");
+            send_all(&writer, msg.as_bytes(), "write")?;
+            let deadline = Instant::now() + scaled(Duration::from_secs(2));
+            loop {
+                let (j, got) = rx
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .map_err(|_| {
+                        format!(
+                            "write {i}: none of the {WAITERS} exclusive waiters read it within \
+                             {:?}",
+                            scaled(Duration::from_secs(2))
+                        )
+                    })?;
+                ensure!(
+                    j >= DECOYS,
+                    "a waiter of another channel read {}",
+                    show(&got)
+                );
+                // Reads of earlier messages by the waiters not woken first are fine.
+                if got == msg.as_bytes() {
+                    first_reads[j - DECOYS] += 1;
+                    break;
+                }
+            }
+        }
+        println!("  {WRITES} writes: first read by waiter 0..3: {first_reads:?}");
+        Ok(())
+    });
+    let reads = stop_waiters(&stop, threads);
+    result?;
+    let reads = reads?;
+    ensure!(
+        reads[..DECOYS].iter().all(|&n| n == 0),
+        "waiters of other channels read: {:?}",
+        &reads[..DECOYS]
+    );
+    Ok(())
+}
+
+/// No herd: 100 pollers wait on 100 channels of a slot (50 in `poll`, 50 in `epoll_wait`)
+/// while a writer cycles twice over 1,000 other channels of that slot. A wake-up that finds
+/// nothing is invisible to the caller (the kernel polls again and sleeps on), so a poller
+/// counts its wake-ups as its thread's voluntary context switches during the call beyond
+/// the one sleep the call needs. No write is for their channels, so the pollers' wake-ups
+/// stay at most 10 in all (zero expected; the margin is for the unforeseen, and is far
+/// below the old design: 64 queues shared by every channel of the slot, so each write woke
+/// the pollers of its queue, up to 2,000 x 100 / 64 = 3,125 wake-ups; 2,309 and 2,408
+/// measured).
+pub fn poll_no_herd() -> TestResult {
+    const POLLERS: usize = 100;
+    const CHANNELS: usize = 1000;
+    const CYCLES: usize = 2;
+    const BOUND: i64 = 10;
+    let path = slot_path(1)?;
+    let stop = EventFd::new()?;
+    let stop_fd = stop.0;
+    let started = Arc::new(AtomicUsize::new(0));
+    let limit = scaled(Duration::from_secs(60));
+    let mut threads = Vec::new();
+    let mut result = Ok(());
+    for i in 0..POLLERS {
+        let slot = open_bound(&path, fresh_channel())?;
+        // Create the channel and its wait queue now (memory allocation may sleep).
+        ensure!(
+            poll_fd(raw_fd(&slot), 0)? == WRITABLE,
+            "poller {i}: readable"
+        );
+        let ep = if i % 2 == 1 {
+            let ep = Epoll::new()?;
+            ep.ctl(libc::EPOLL_CTL_ADD, raw_fd(&slot), libc::EPOLLIN as u32)?;
+            ep.ctl(libc::EPOLL_CTL_ADD, stop_fd, libc::EPOLLIN as u32)?;
+            Some(ep)
+        } else {
+            None
+        };
+        let started = started.clone();
+        let spawned =
+            thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || -> Result<i64, String> {
+                    let fd = raw_fd(&slot);
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let before = thread_sleeps()?;
+                    let slot_ready = if let Some(ep) = &ep {
+                        let ready = ep.wait(millis(limit))?;
+                        ensure!(
+                            ready.contains(&stop_fd),
+                            "epoll poller {i}: ready {ready:?} within {limit:?}, not the stop"
+                        );
+                        ready.contains(&fd)
+                    } else {
+                        let mut pfds = [fd, stop_fd].map(|fd| libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        });
+                        // SAFETY: `pfds` is two valid pollfds.
+                        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, millis(limit)) };
+                        ensure!(n >= 0, "poll: errno {}", last_errno());
+                        ensure!(
+                            pfds[1].revents & libc::POLLIN != 0,
+                            "poller {i}: poll returned {n} within {limit:?}, not the stop"
+                        );
+                        pfds[0].revents & libc::POLLIN != 0
+                    };
+                    let sleeps = thread_sleeps()? - before;
+                    ensure!(!slot_ready, "poller {i}: its channel became readable");
+                    ensure!(sleeps >= 1, "poller {i} never slept: started too late");
+                    Ok(sleeps - 1)
+                });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                result = Err(format!("spawn a poller: {e}"));
+                break;
+            }
+        }
+    }
+    let result = result.and_then(|()| {
+        wait_started(&started, POLLERS, scaled(Duration::from_secs(30)))?;
+        let channels: Vec<u32> = (0..CHANNELS).map(|_| fresh_channel()).collect();
+        let writer = open(&path)?;
+        for cycle in 0..CYCLES {
+            for &ch in &channels {
+                writer.set_channel(ch).ctx("bind the writer")?;
+                send_all(&writer, format!("cycle {cycle}").as_bytes(), "write")?;
+            }
+        }
+        Ok(())
+    });
+    stop.signal()?;
+    let mut wakeups = Vec::new();
+    for t in threads {
+        wakeups.push(t.join().map_err(|_| "a poller panicked".to_string())??);
+    }
+    result?;
+    let total: i64 = wakeups.iter().sum();
+    let most = wakeups.iter().max().copied().unwrap_or(0);
+    println!(
+        "  {} writes over {CHANNELS} channels: {total} wake-ups of {POLLERS} pollers of other \
+         channels (at most {most} for one)",
+        CYCLES * CHANNELS
+    );
+    ensure!(
+        total <= BOUND,
+        "{POLLERS} pollers of other channels woke {total} times (at most {most} for one) \
+         during {} writes; at most {BOUND} expected",
+        CYCLES * CHANNELS
+    );
+    Ok(())
+}
+
+/// A poll of a channel that never had a message: not readable, and a read still gives
+/// `EWOULDBLOCK`; the poll creates the channel (without a message), so the slot's
+/// `channels` statistic counts it (and `bytes` does not change). A write then wakes a
+/// blocked poller and makes the file readable, counting bytes but no new channel.
+pub fn poll_new_channel_counted() -> TestResult {
+    let minor = 3;
+    let path = slot_path(minor)?;
+    let index = |name: &str| {
+        statistic_names()
+            .iter()
+            .position(|n| *n == name)
+            .ok_or(format!("no statistic {name}"))
+    };
+    let (channels, bytes) = (index("channels")?, index("bytes")?);
+    let before = stats(minor)?;
+    let ch = fresh_channel();
+    let poller = open_bound(&path, ch)?;
+    expect_events(&poller, WRITABLE, "poll of a channel never written")?;
+    expect_errno(
+        poller.receive_message(),
+        libc::EWOULDBLOCK,
+        "read after the poll",
+    )?;
+    expect_events(&poller, WRITABLE, "poll again after the read")?;
+    let polled = stats(minor)?;
+    ensure!(
+        polled[channels] == before[channels] + 1 && polled[bytes] == before[bytes],
+        "after polling a new channel: channels {} -> {}, bytes {} -> {} (expected +1, +0)",
+        before[channels],
+        polled[channels],
+        before[bytes],
+        polled[bytes]
+    );
+    let fd = raw_fd(&poller);
+    let waiter = thread::spawn(move || wait_readable(fd, scaled(Duration::from_secs(30))));
+    thread::sleep(Duration::from_millis(200));
+    let msg = b"after the poll";
+    send_all(&open_bound(&path, ch)?, msg, "write")?;
+    ensure!(
+        waiter.join().map_err(|_| "poller panicked".to_string())??,
+        "the blocked poller did not wake on the write"
+    );
+    expect_events(&poller, READABLE | WRITABLE, "after the write")?;
+    expect_message(&poller, msg, "read after the write")?;
+    let written = stats(minor)?;
+    ensure!(
+        written[channels] == polled[channels] && written[bytes] == polled[bytes] + msg.len() as u64,
+        "after the write: channels {} -> {}, bytes {} -> {} (expected +0, +{})",
+        polled[channels],
+        written[channels],
+        polled[bytes],
+        written[bytes],
+        msg.len()
+    );
+    Ok(())
 }
 
 /// epoll, level- and edge-triggered: a level-triggered file is reported until it reads the
