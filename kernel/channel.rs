@@ -4,7 +4,7 @@
 //! until unload, replaced under a seqlock, read without a lock) and the wait queue of its
 //! pollers (allocated when it is first polled).
 //!
-//! A write reads the user's bytes once into a [`MessageBytes`] on its stack (this may fault
+//! A write reads the user's bytes once into a [`MessageBuffer`] on its stack (this may fault
 //! and sleep; no lock is held), then, under the channel's [`SeqLock`], stores them into the
 //! channel. A read copies straight from the channel to user memory between
 //! [`SeqLock::read_begin`] and [`SeqLock::read_retry`] (the copy may fault and sleep: the
@@ -157,9 +157,8 @@ impl Channel {
     }
 
     /// Makes `message` the channel's message; returns the length of the message it replaced
-    /// (0 if there was none).
-    /// Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of this
-    /// channel, never on a reader.
+    /// (0 if there was none). Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on
+    /// another write of this channel, never on a reader.
     #[inline]
     pub(crate) fn replace(&self, message: &MessageBytes<'_>) -> usize {
         let _write = self.lock.write();
