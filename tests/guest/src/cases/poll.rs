@@ -476,6 +476,36 @@ impl ExclusiveWaiter {
     }
 }
 
+/// Starts a thread per waiter (numbered in order), all reporting to one receiver; returns the
+/// threads, the receiver, the count of threads that have started, and the first spawn error
+/// (the threads started before it still run: end them with [`stop_waiters`]).
+#[allow(clippy::type_complexity)]
+fn spawn_waiters(
+    waiters: Vec<ExclusiveWaiter>,
+    stop: &EventFd,
+    limit: Duration,
+) -> (
+    Vec<thread::JoinHandle<Result<usize, String>>>,
+    mpsc::Receiver<Report>,
+    Arc<AtomicUsize>,
+    TestResult,
+) {
+    let (tx, rx) = mpsc::channel::<Report>();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    let mut result = Ok(());
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    (threads, rx, started, result)
+}
+
 /// Ends the waiters (signals `stop`) and collects their results (their numbers of reads).
 fn stop_waiters(
     stop: &EventFd,
@@ -516,20 +546,7 @@ pub fn epoll_exclusive_200_channels() -> TestResult {
     }
     // Every write may wait its full second.
     let limit = scaled(Duration::from_secs(WAITERS as u64 + 60));
-    let (tx, rx) = mpsc::channel::<Report>();
-    let started = Arc::new(AtomicUsize::new(0));
-    let mut threads = Vec::new();
-    let mut result = Ok(());
-    for (i, waiter) in waiters.into_iter().enumerate() {
-        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
+    let (threads, rx, started, result) = spawn_waiters(waiters, &stop, limit);
     let mut woke_late = 0;
     let result = result.and_then(|()| {
         wait_started(&started, WAITERS, scaled(Duration::from_secs(30)))?;
@@ -638,20 +655,7 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
     for &id in decoy_channels.iter().chain([ch; WAITERS].iter()) {
         waiters.push(ExclusiveWaiter::new(open_bound(&path, id)?, &stop)?);
     }
-    let (tx, rx) = mpsc::channel::<Report>();
-    let started = Arc::new(AtomicUsize::new(0));
-    let mut threads = Vec::new();
-    let mut result = Ok(());
-    for (i, waiter) in waiters.into_iter().enumerate() {
-        match waiter.spawn(i, stop.0, limit, tx.clone(), started.clone()) {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
+    let (threads, rx, started, result) = spawn_waiters(waiters, &stop, limit);
     let result = result.and_then(|()| {
         wait_started(&started, DECOYS + WAITERS, scaled(Duration::from_secs(30)))?;
         let writer = open_bound(&path, ch)?;
