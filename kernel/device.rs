@@ -10,7 +10,7 @@ use crate::abstractions::{
     poll::{PollEvents, PollTable},
 };
 use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
-use crate::uapi::{MSG_SLOT_CHANNEL, SLOT_MINORS};
+use crate::uapi::{Statistic, MSG_SLOT_CHANNEL, SLOT_MINORS};
 use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
@@ -53,7 +53,7 @@ impl MessageSlotDevice {
 }
 
 impl U64Attributes for MessageSlotDevice {
-    /// Statistic `index` of [`crate::uapi::STATISTICS`] for the slot of `minor` (0 for a slot
+    /// Statistic `index` of [`Statistic::ALL`] for the slot of `minor` (0 for a slot
     /// not opened yet, except `max_channels`). Reads per-CPU counters and atomics: writes nothing
     /// shared except the device mutex's lock word, taken to find the slot.
     fn value(&self, minor: u32, index: usize) -> u64 {
@@ -63,16 +63,18 @@ impl U64Attributes for MessageSlotDevice {
             .get(minor as usize)
             .and_then(|slot| slot.clone());
         let stats = slot.map(|slot| slot.stats()).unwrap_or_default();
-        // In the order of `STATISTICS`.
-        let values = [
-            stats.channels.into(),
-            stats.bytes,
-            stats.writes,
-            stats.reads,
-            stats.open_files.into(),
-            self.max_channels.into(),
-        ];
-        values.get(index).copied().unwrap_or(0)
+        // The attributes are made from `Statistic::ALL` (through `STATISTICS`), so `index` is
+        // always one of its positions.
+        Statistic::ALL
+            .get(index)
+            .map_or(0, |statistic| match statistic {
+                Statistic::Channels => stats.channels.into(),
+                Statistic::Bytes => stats.bytes,
+                Statistic::Writes => stats.writes,
+                Statistic::Reads => stats.reads,
+                Statistic::OpenFiles => stats.open_files.into(),
+                Statistic::MaxChannels => self.max_channels.into(),
+            })
     }
 }
 

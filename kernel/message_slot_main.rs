@@ -77,15 +77,10 @@ uint_param!(
 const DEFAULT_NODES: u32 = 4;
 
 /// The sysfs attributes of every class device: a slot's statistics.
-static STATISTIC_ATTRIBUTES: [U64Attribute; 6] = [
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[0], 0),
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[1], 1),
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[2], 2),
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[3], 3),
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[4], 4),
-    U64Attribute::new::<MessageSlotDevice>(STATISTICS[5], 5),
-];
-static STATISTIC_GROUPS: AttributeGroups<6, 7> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_ATTRIBUTES: [U64Attribute; STATISTICS.len()] =
+    U64Attribute::list::<MessageSlotDevice, { STATISTICS.len() }>(STATISTICS);
+static STATISTIC_GROUPS: AttributeGroups<{ STATISTICS.len() }, { STATISTICS.len() + 1 }> =
+    AttributeGroups::new(&STATISTIC_ATTRIBUTES);
 
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 

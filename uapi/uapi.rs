@@ -21,16 +21,58 @@ pub const CHANNELS_PER_SLOT: usize = 1 << 20;
 /// `/sys/class/message_slot/message_slotMINOR/`, nodes `/dev/message_slot/MINOR`.
 pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
 
-/// A slot's statistics: the names of its class device's sysfs attributes (each one decimal
-/// `u64` and a newline, mode 0440), in the order user space lists them.
-pub const STATISTICS: [&core::ffi::CStr; 6] = [
-    c"channels",
-    c"bytes",
-    c"writes",
-    c"reads",
-    c"open_files",
-    c"max_channels",
-];
+/// A slot's statistics: its class device's sysfs attributes (each one decimal `u64` and a
+/// newline, mode 0440).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// Channels in use (created by a write or a poll).
+    Channels,
+    /// Bytes of the channels' current messages.
+    Bytes,
+    /// Successful writes since the slot was first opened.
+    Writes,
+    /// Successful reads since the slot was first opened.
+    Reads,
+    /// Open files of the slot.
+    OpenFiles,
+    /// The `max_channels` module parameter.
+    MaxChannels,
+}
+
+impl Statistic {
+    /// Every statistic, in the order user space lists them (and the module creates them).
+    pub const ALL: [Self; 6] = [
+        Self::Channels,
+        Self::Bytes,
+        Self::Writes,
+        Self::Reads,
+        Self::OpenFiles,
+        Self::MaxChannels,
+    ];
+
+    /// The name of its sysfs attribute.
+    pub const fn name(self) -> &'static core::ffi::CStr {
+        match self {
+            Self::Channels => c"channels",
+            Self::Bytes => c"bytes",
+            Self::Writes => c"writes",
+            Self::Reads => c"reads",
+            Self::OpenFiles => c"open_files",
+            Self::MaxChannels => c"max_channels",
+        }
+    }
+}
+
+/// The names of the statistics' sysfs attributes, in the order of [`Statistic::ALL`].
+pub const STATISTICS: [&core::ffi::CStr; Statistic::ALL.len()] = {
+    let mut names = [c""; Statistic::ALL.len()];
+    let mut index = 0;
+    while index < names.len() {
+        names[index] = Statistic::ALL[index].name();
+        index += 1;
+    }
+    names
+};
 
 /// `_IOW(MAJOR_NUM, 0, unsigned int)`: binds the open file to the channel id passed by value.
 pub const MSG_SLOT_CHANNEL: u32 = ioc_write(MAJOR_NUM, 0, core::mem::size_of::<u32>() as u32);

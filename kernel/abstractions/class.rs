@@ -38,6 +38,7 @@ const fn char_ptr(s: &CStr) -> *const c_char {
 ///
 /// `attr.show` is [`show::<T>`] for the `T` of the [`AttributeGroups`] holding it.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub(crate) struct U64Attribute {
     attr: bindings::device_attribute,
     index: usize,
@@ -98,6 +99,19 @@ impl U64Attribute {
             attr.__bindgen_anon_1.show = Some(show::<T>);
         }
         Self { attr, index }
+    }
+
+    /// The attributes named `names`, in order: attribute `index` is named `names[index]`.
+    pub(crate) const fn list<T: U64Attributes, const N: usize>(
+        names: [&'static CStr; N],
+    ) -> [Self; N] {
+        let mut attributes = [Self::new::<T>(c"", 0); N];
+        let mut index = 0;
+        while index < N {
+            attributes[index] = Self::new::<T>(names[index], index);
+            index += 1;
+        }
+        attributes
     }
 }
 
