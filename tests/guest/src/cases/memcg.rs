@@ -693,6 +693,12 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     let dir = std::fs::File::open(&memcg.dir).ctx(&format!("open {}", memcg.dir.display()))?;
     let current = std::fs::File::open(memcg.file("memory.current")).ctx("open memory.current")?;
     let (dir_fd, current_fd) = (dir.as_raw_fd(), current.as_raw_fd());
+    // The first read allocates the file's buffer: here, outside the test cgroup.
+    ensure!(
+        read_counter(current_fd).is_some(),
+        "read memory.current: {}",
+        errno_name(last_errno())
+    );
     // SAFETY: `Shared` is atomics only, valid when zeroed.
     let shared = unsafe { SharedMemory::<Shared>::new() }?;
     let oom_kills_before = memcg.keyed("memory.events", "oom_kill")?;
