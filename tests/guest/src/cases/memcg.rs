@@ -11,7 +11,9 @@
 //! - `memcg_reclaim_makes_room`: the cgroup filled close to its limit with reclaimable memory
 //!   (negative dentries of kernfs: slab charged to the cgroup, which the cgroup's reclaim
 //!   shrinks), 16,384 new channels are still created: the module's allocations reclaim like any
-//!   allocation a user causes, where a non-blocking one fails with ENOMEM.
+//!   allocation a user causes, where a non-blocking one fails with ENOMEM. Slab that reclaim
+//!   frees comes back after an RCU grace period, so a write that fails with ENOMEM is repeated
+//!   for up to a second (a write that reclaimed nothing keeps failing).
 //!
 //! The child makes raw system calls only: no heap allocation after the fork, and no write to
 //! memory it has not written before it joined the cgroup (at the limit, with nothing
@@ -141,6 +143,8 @@ struct Shared {
     first_index: AtomicU64,
     first_step: AtomicI32,
     first_errno: AtomicI32,
+    /// Writes repeated after a transient ENOMEM.
+    retries: AtomicU64,
     /// The work after the checkpoint ran to its end.
     done: AtomicI32,
     /// The checkpoint the child waits at, and the last one the parent let it pass.
@@ -236,16 +240,21 @@ fn fill_channels(shared: &Shared, fd: i32, minor: u32, base: u32) -> bool {
     false
 }
 
+/// Sleeps `ms` milliseconds (a raw call).
+fn sleep_ms(ms: i64) {
+    let t = libc::timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: ms % 1000 * 1_000_000,
+    };
+    // SAFETY: a valid timespec; no remainder wanted.
+    unsafe { libc::nanosleep(&t, std::ptr::null_mut()) };
+}
+
 /// In the child: waits at checkpoint `n` until the parent lets it go on.
 fn pause(shared: &Shared, n: i32) {
     shared.checkpoint.store(n, SeqCst);
-    let tick = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 1_000_000,
-    };
     while shared.resumed.load(SeqCst) < n {
-        // SAFETY: a valid timespec; no remainder wanted.
-        unsafe { libc::nanosleep(&tick, std::ptr::null_mut()) };
+        sleep_ms(1);
     }
 }
 
@@ -582,6 +591,12 @@ const NEW_CHANNELS: u64 = 16384;
 const FILL_MARGIN: u64 = 256 << 10;
 /// Lookups the fill may make before it counts as "never reached the mark".
 const MAX_LOOKUPS: u64 = 1 << 20;
+/// After a write fails with ENOMEM, it is repeated every 10 ms for up to 1 s ([`scaled`]):
+/// memory the cgroup's reclaim frees from slab (dentries) comes back only after an RCU grace
+/// period, so the write that first meets the limit may fail although the reclaim it ran
+/// succeeded. Without reclaim nothing ever comes back and the retries run out.
+const RETRY_MS: i64 = 10;
+const RETRY_FOR: Duration = Duration::from_secs(1);
 /// Length of the names looked up: longer than a dentry's inline name, so each negative
 /// dentry also holds an external name (both charged to the cgroup, both reclaimable).
 const NAME_LEN: usize = 200;
@@ -677,9 +692,11 @@ impl std::fmt::Display for Usage {
 
 /// A process in an 8 MiB memory cgroup fills it close to its limit with negative dentries
 /// (lookups of names that do not exist in a kernfs directory: memory charged to the cgroup
-/// that its reclaim can free), then creates 16,384 new channels: all must succeed, the
-/// cgroup reaching its limit on the way (the kernel reclaims the dentries to make room), and
-/// nobody is OOM-killed. A module allocating without reclaim (`GFP_NOWAIT`) fails with ENOMEM
+/// that its reclaim can free), then creates 16,384 new channels: all must succeed (a write
+/// that fails with ENOMEM is repeated for up to [`RETRY_FOR`]: the dentries reclaim frees
+/// come back after an RCU grace period), the cgroup reaching its limit on the way and its
+/// reclaimable slab shrinking (the kernel reclaims the dentries to make room), and nobody is
+/// OOM-killed. A module allocating without reclaim (`GFP_NOWAIT`) fails with ENOMEM for good
 /// once the little room left is used.
 pub fn memcg_reclaim_makes_room() -> TestResult {
     let Some(memcg) = memcg_or_skip("reclaim")? else {
@@ -702,6 +719,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     // SAFETY: `Shared` is atomics only, valid when zeroed.
     let shared = unsafe { SharedMemory::<Shared>::new() }?;
     let oom_kills_before = memcg.keyed("memory.events", "oom_kill")?;
+    let retries = scaled(RETRY_FOR).as_millis() as i64 / RETRY_MS;
     let mut full = Usage::default();
     let status = run_in(
         &memcg,
@@ -714,8 +732,22 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
             pause(sh, 1);
             for i in 0..NEW_CHANNELS {
                 let id = base + i as u32;
-                if let Err(failed) = put(fd, id, &message(MINOR_RECLAIM, id, 0)) {
-                    count_failure(sh, i, failed);
+                let msg = message(MINOR_RECLAIM, id, 0);
+                let mut tries = 0;
+                loop {
+                    match put(fd, id, &msg) {
+                        Ok(()) => break,
+                        Err((STOP_WRITE, ENOMEM)) if tries < retries => {
+                            sh.retries.fetch_add(1, SeqCst);
+                            tries += 1;
+                            sleep_ms(RETRY_MS);
+                        }
+                        Err(failed) => {
+                            // Decisive: stop here rather than wait for every later channel.
+                            count_failure(sh, i, failed);
+                            return;
+                        }
+                    }
                 }
             }
         },
@@ -735,10 +767,16 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     let lookups = shared.filled.load(SeqCst);
     let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
     let failures = shared.failures.load(SeqCst);
+    let created = if failures == 0 {
+        NEW_CHANNELS
+    } else {
+        shared.first_index.load(SeqCst)
+    };
     eprintln!(
-        "  (memcg reclaim: {lookups} negative dentries: {full}; then {} of {NEW_CHANNELS} new \
-         channels created: {after}; peak {})",
-        NEW_CHANNELS - failures.min(NEW_CHANNELS),
+        "  (memcg reclaim: {lookups} negative dentries: {full}; then {created} of \
+         {NEW_CHANNELS} new channels created, {} writes repeated after ENOMEM: {after}; \
+         peak {})",
+        shared.retries.load(SeqCst),
         memcg.peak()
     );
     check_child(status, &shared, &memcg, oom_kills_before)?;
@@ -750,9 +788,11 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     );
     ensure!(
         failures == 0,
-        "{failures} of {NEW_CHANNELS} new channels failed with the cgroup at its limit full of \
-         reclaimable memory ({}; {full} before): the module's allocations must reclaim",
-        first_failure(&shared)
+        "with the cgroup at its limit full of reclaimable memory ({full}), new channel \
+         #{created} could not be created ({}; ENOMEM is repeated for {}s): the module's \
+         allocations must reclaim",
+        first_failure(&shared),
+        scaled(RETRY_FOR).as_secs_f64()
     );
     ensure!(
         shared.done.load(SeqCst) == 1,
