@@ -145,7 +145,7 @@ struct Shared {
     first_errno: AtomicI32,
     /// Writes repeated after a transient ENOMEM.
     retries: AtomicU64,
-    /// The work after the checkpoint ran to its end.
+    /// The work after the checkpoint ran to its end (set by the work itself).
     done: AtomicI32,
     /// The checkpoint the child waits at, and the last one the parent let it pass.
     checkpoint: AtomicI32,
@@ -301,7 +301,6 @@ fn run_in(
             shared.join_errno.store(last_errno(), SeqCst);
         } else {
             work(shared);
-            shared.done.store(1, SeqCst);
         }
         // SAFETY: leaves the child without running the parent's exit handlers.
         unsafe { libc::_exit(0) };
@@ -507,6 +506,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
                     }
                 }
             }
+            sh.done.store(1, SeqCst);
         },
         || {
             at_limit = memcg.current()?;
@@ -752,6 +752,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
                     }
                 }
             }
+            sh.done.store(1, SeqCst);
         },
         || {
             full = Usage::of(&memcg)?;
