@@ -584,7 +584,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
 // c. Reclaim makes room for new channels.
 
 /// New channels created with the cgroup full of reclaimable memory: 8,192 x 128 bytes of
-/// messages alone are 1 MiB, four times the room the fill leaves (below; about 2,000
+/// messages alone are 1 MiB, about four times the room the fill leaves (below; about 2,100
 /// channels fit in it, per-CPU charge stocks included), and they still fit in 8 MiB with the
 /// debug kernel's redzones once the dentries are gone.
 const NEW_CHANNELS: u64 = 8192;
