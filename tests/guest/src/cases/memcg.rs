@@ -10,7 +10,7 @@
 //!   overwrite allocates nothing), nobody is OOM-killed, and each reads back its last message.
 //! - `memcg_reclaim_makes_room`: the cgroup filled close to its limit with reclaimable memory
 //!   (negative dentries of kernfs: slab charged to the cgroup, which the cgroup's reclaim
-//!   shrinks), 8,192 new channels are still created: the module's allocations reclaim like any
+//!   shrinks), 4,096 new channels are still created: the module's allocations reclaim like any
 //!   allocation a user causes, where a non-blocking one fails with ENOMEM. Slab that reclaim
 //!   frees comes back after an RCU grace period, so a write that fails with ENOMEM is repeated
 //!   for up to a second (a write that reclaimed nothing keeps failing).
@@ -583,11 +583,11 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 // c. Reclaim makes room for new channels.
 
-/// New channels created with the cgroup full of reclaimable memory: 8,192 x 128 bytes of
-/// messages alone are 1 MiB, about four times the room the fill leaves (below; about 2,100
-/// channels fit in it, per-CPU charge stocks included), and they still fit in 8 MiB with the
-/// debug kernel's redzones once the dentries are gone.
-const NEW_CHANNELS: u64 = 8192;
+/// New channels created with the cgroup full of reclaimable memory: about twice as many as
+/// fit in the room the fill leaves on the base kernel (about 2,100, per-CPU charge stocks
+/// included), and half of what fits in 8 MiB on the debug kernel, whose KASAN redzones make
+/// a channel about 1 KiB (8,128 fit) once the dentries are gone.
+const NEW_CHANNELS: u64 = 4096;
 /// The fill stops once `memory.current` is within this of `memory.max` (charges are batched
 /// by 64 pages, so it may stop up to that far below; it never reaches the limit itself).
 const FILL_MARGIN: u64 = 256 << 10;
@@ -694,7 +694,7 @@ impl std::fmt::Display for Usage {
 
 /// A process in an 8 MiB memory cgroup fills it close to its limit with negative dentries
 /// (lookups of names that do not exist in a kernfs directory: memory charged to the cgroup
-/// that its reclaim can free), then creates 8,192 new channels: all must succeed (a write
+/// that its reclaim can free), then creates 4,096 new channels: all must succeed (a write
 /// that fails with ENOMEM is repeated for up to [`RETRY_FOR`]: the dentries reclaim frees
 /// come back after an RCU grace period), the cgroup reaching its limit on the way and its
 /// reclaimable slab shrinking (the kernel reclaims the dentries to make room), and nobody is
