@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Hardening: allocation failure (failslab), module load/unload cycles without slab growth,
-//! file permissions for unprivileged users, the memory cgroup bound (ENOMEM, never the OOM
-//! killer) and two slots of 2^20 channels each.
+//! file permissions for unprivileged users and two slots of 2^20 channels each (the memory
+//! cgroup tests are in `memcg.rs`, which uses the helpers here).
 //!
 //! Options (after the test filters, `--key=value` form, or the environment variable in
 //! brackets):
@@ -21,24 +21,21 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use libc::{EACCES, EAGAIN, EBADF, ENOMEM};
 use message_slot::Slot;
-use message_slot_test_support::sys::SharedMemory;
 
 use crate::util::{
     bind, ensure_node, errno_name, expect_errno, expect_message, fresh_channel, last_errno,
-    open_bound, open_minor_bound, raw_fd, raw_read, raw_write, send_all, show, slot_path, Context,
+    open_bound, open_minor_bound, raw_fd, raw_read, raw_write, send_all, slot_path, Context,
     TestResult, MAJOR, MAX_MSG, MODULE_FILE, MODULE_NAME,
 };
 
-/// Minors used here (the rest of the suite uses 0..=3, 100, 200 and 255).
+/// Minors used here (the rest of the suite uses 0..=3, 100, 200, 205, 209..=212 and 255).
 const MINOR_SCALE: [u32; 2] = [201, 202];
 const MINOR_FAILSLAB: u32 = 203;
 const MINOR_PERMS: u32 = 204;
-const MINOR_MEMCG: u32 = 205;
 const MINOR_CYCLES: [u32; 3] = [206, 207, 208];
 
 /// How far `/proc/meminfo`'s `Slab` may end above its starting value.
@@ -74,7 +71,7 @@ pub(super) fn count_arg(name: &str, default: u64) -> Result<u64, String> {
 }
 
 /// A missing kernel feature: a failure on the debug kernel, a skip otherwise.
-fn missing(feature: &str) -> TestResult {
+pub(super) fn missing(feature: &str) -> TestResult {
     if debug_kernel() {
         Err(format!("{feature} is missing on the debug kernel"))
     } else {
@@ -86,16 +83,16 @@ fn c_path(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
-fn write_file(path: &Path, value: &str) -> TestResult {
+pub(super) fn write_file(path: &Path, value: &str) -> TestResult {
     std::fs::write(path, value).ctx(&format!("write {value:?} to {}", path.display()))
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+pub(super) fn read_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).ctx(&format!("read {}", path.display()))
 }
 
 /// Mounts `fstype` at `target` unless `probe` (a file inside it) already exists.
-fn mount_if_needed(fstype: &str, target: &str, probe: &str) {
+pub(super) fn mount_if_needed(fstype: &str, target: &str, probe: &str) {
     if Path::new(probe).exists() {
         return;
     }
@@ -260,7 +257,7 @@ fn unload_module_settled() -> TestResult {
 
 /// Waits (up to 5 minutes: unloading millions of channels is slow on the debug kernel) until
 /// the module is loaded, loading it if an earlier test left it unloaded.
-fn module_ready() -> TestResult {
+pub(super) fn module_ready() -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(300);
     let path = slot_path(0)?;
     loop {
@@ -671,203 +668,6 @@ pub fn permissions_unprivileged() -> TestResult {
         }
     );
     expect_message(&open_bound(&p600, ch)?, &msg, "message after the child")
-}
-
-// ---------------------------------------------------------------------------------------------
-// d. Memory cgroup.
-
-/// Progress of the cgroup child, in shared memory.
-struct MemcgShared {
-    written: AtomicU64,
-    errno: AtomicI32,
-    step: AtomicI32,
-}
-
-fn memory_events(dir: &Path) -> Result<(u64, u64), String> {
-    let text = read_file(&dir.join("memory.events"))?;
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((get("oom "), get("oom_kill ")))
-}
-
-/// A process in a memory cgroup limited to 8 MiB fills new channels until a write fails: it
-/// must fail with ENOMEM (the module charges messages with `GFP_KERNEL_ACCOUNT`), the
-/// process must not be OOM-killed, and everything written before stays readable.
-pub fn memcg_enomem_not_oom() -> TestResult {
-    module_ready()?;
-    let root = PathBuf::from("/sys/fs/cgroup");
-    mount_if_needed(
-        "cgroup2",
-        "/sys/fs/cgroup",
-        "/sys/fs/cgroup/cgroup.controllers",
-    );
-    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    if !controllers.split_whitespace().any(|c| c == "memory") {
-        return missing("the cgroup2 memory controller (CONFIG_MEMCG)");
-    }
-    write_file(&root.join("cgroup.subtree_control"), "+memory")?;
-    // SAFETY: getpid has no preconditions.
-    let dir = root.join(format!("msgslot_memcg_{}", unsafe { libc::getpid() }));
-    let _ = std::fs::remove_dir(&dir);
-    std::fs::create_dir(&dir).ctx(&format!("mkdir {}", dir.display()))?;
-    let result = memcg_in(&dir);
-    if std::fs::remove_dir(&dir).is_err() {
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = std::fs::remove_dir(&dir);
-    }
-    result
-}
-
-fn memcg_in(dir: &Path) -> TestResult {
-    const LIMIT: &str = "8388608";
-    write_file(&dir.join("memory.max"), LIMIT)?;
-    if dir.join("memory.swap.max").exists() {
-        write_file(&dir.join("memory.swap.max"), "0")?;
-    }
-    let path = ensure_node(MINOR_MEMCG)?;
-    // Channel ids unique to this run: a random block above 2^30.
-    let base = 0x4000_0000 + (fresh_channel() & 0x0FFF_FFFF) * 2;
-    let max_writes: u64 = 4 << 20;
-    let procs = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("cgroup.procs"))
-        .ctx("open cgroup.procs")?;
-    let procs_fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
-    let slot = Slot::open(&path).ctx("open")?;
-    let fd = raw_fd(&slot);
-
-    // SAFETY: `MemcgShared` is atomics only, valid when zeroed.
-    let progress = unsafe { SharedMemory::<MemcgShared>::new() }?;
-    let (_, oom_kills_before) = memory_events(dir)?;
-
-    // SAFETY: the child makes raw system calls only and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    ensure!(pid >= 0, "fork: {}", errno_name(last_errno()));
-    if pid == 0 {
-        // SAFETY: raw system calls on prepared data.
-        unsafe {
-            if libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                progress.errno.store(last_errno(), Ordering::SeqCst);
-                progress.step.store(1, Ordering::SeqCst);
-                libc::_exit(0);
-            }
-            let mut msg = [0u8; MAX_MSG];
-            for i in 0..max_writes {
-                let id = base + i as u32;
-                msg[..4].copy_from_slice(&id.to_le_bytes());
-                msg[4..8].copy_from_slice(&MINOR_MEMCG.to_le_bytes());
-                msg[MAX_MSG - 1] = id as u8;
-                if let Err(e) = bind(fd, id) {
-                    progress.errno.store(e, Ordering::SeqCst);
-                    progress.step.store(2, Ordering::SeqCst);
-                    libc::_exit(0);
-                }
-                let failed = match raw_write(fd, msg.as_ptr(), MAX_MSG) {
-                    Ok(MAX_MSG) => None,
-                    Ok(_) => Some(0), // a short write: no errno
-                    Err(e) => Some(e),
-                };
-                if let Some(e) = failed {
-                    progress.errno.store(e, Ordering::SeqCst);
-                    progress.step.store(3, Ordering::SeqCst);
-                    libc::_exit(0);
-                }
-                progress.written.store(i + 1, Ordering::SeqCst);
-            }
-            progress.step.store(4, Ordering::SeqCst);
-            libc::_exit(0);
-        }
-    }
-    drop(procs);
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let mut status = 0;
-    loop {
-        // SAFETY: polls our own child.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return Err("the cgroup child still runs after the deadline; killed".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let written = progress.written.load(Ordering::SeqCst);
-    let step = progress.step.load(Ordering::SeqCst);
-    let e = progress.errno.load(Ordering::SeqCst);
-    drop(progress);
-    let (ooms, oom_kills) = memory_events(dir)?;
-    eprintln!(
-        "  (memcg: {written} messages of {MAX_MSG} bytes before the write failed with {}; \
-         memory.events oom {ooms} oom_kill {oom_kills}; peak {})",
-        errno_name(e),
-        std::fs::read_to_string(dir.join("memory.peak"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "n/a".into())
-    );
-    ensure!(
-        libc::WIFEXITED(status),
-        "the writer in the 8 MiB cgroup was killed by signal {} after {written} writes \
-         (memory.events oom {ooms}, oom_kill {oom_kills}): hitting memory.max must fail the \
-         write with ENOMEM, not invoke the OOM killer",
-        libc::WTERMSIG(status)
-    );
-    ensure!(
-        step != 1,
-        "moving the child into the cgroup: {}",
-        errno_name(e)
-    );
-    ensure!(
-        step != 4,
-        "{max_writes} writes all succeeded under memory.max={LIMIT}"
-    );
-    ensure!(
-        step == 3 && e == ENOMEM,
-        "the first failing call in the 8 MiB cgroup ({}) failed with {}, expected the write \
-         to fail with ENOMEM",
-        if step == 2 { "ioctl" } else { "write" },
-        errno_name(e)
-    );
-    ensure!(
-        oom_kills == oom_kills_before,
-        "memory.events oom_kill went from {oom_kills_before} to {oom_kills}"
-    );
-    ensure!(written > 0, "not a single message fitted in 8 MiB");
-
-    // Everything written before the failure is intact; the failed channel is empty.
-    let check = Slot::open(&path).ctx("open")?;
-    let step_by = (written / 4096).max(1) as usize;
-    for i in (0..written).step_by(step_by).chain([written - 1]) {
-        let id = base + i as u32;
-        check.set_channel(id).ctx("bind")?;
-        let got = check
-            .receive_message()
-            .ctx(&format!("read channel {id:#x}"))?;
-        let mut want = [0u8; MAX_MSG];
-        want[..4].copy_from_slice(&id.to_le_bytes());
-        want[4..8].copy_from_slice(&MINOR_MEMCG.to_le_bytes());
-        want[MAX_MSG - 1] = id as u8;
-        ensure!(
-            got == want,
-            "channel {id:#x} written in the cgroup: read {}, expected {}",
-            show(&got),
-            show(&want)
-        );
-    }
-    check.set_channel(base + written as u32).ctx("bind")?;
-    expect_errno(
-        check.receive_message(),
-        EAGAIN,
-        "the channel whose write failed with ENOMEM",
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

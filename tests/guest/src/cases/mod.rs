@@ -7,6 +7,7 @@
 mod concurrency;
 mod errors;
 mod hardening;
+mod memcg;
 mod memory;
 mod module;
 mod nodes;
@@ -93,7 +94,9 @@ pub fn all() -> Vec<Test> {
         module::reload_wipes_messages = 300,
         hardening::permissions_unprivileged,
         hardening::failslab_enomem = 120,
-        hardening::memcg_enomem_not_oom = 960,
+        memcg::memcg_enomem_not_oom = 960,
+        memcg::memcg_overwrite_at_limit = 960,
+        memcg::memcg_reclaim_makes_room = 960,
         // These two unload the module (and load it again).
         hardening::load_unload_cycles = 1500,
         hardening::large_scale_two_slots = 2400,
