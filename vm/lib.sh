@@ -34,15 +34,17 @@
 #             in the guest the install session: modprobe, the example session, rmmod)
 #   ci        what .ci/run runs on it within its time budget (suite or smoke, as above)
 #
+# make test-all and .ci/run go through the kernels in the table's order.
+#
 # variant          release                  flavor     source             test   ci
 rig_kernel_table() {
 	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' <<'TABLE'
 base               6.12                     rig        linux-source-6.12  suite  suite
-debug              6.12                     rig-debug  linux-source-6.12  suite  suite
 stock-7.3          7.3.4+deb13-amd64        generic    linux-source-7.3   suite  suite
 stock-7.3-rt       7.3.4+deb13-rt-amd64     rt         linux-source-7.3   suite  suite
 stock-7.2          7.2.12+deb13-amd64       generic    linux-source-7.2   suite  smoke
 stock-7.3-cloud    7.3.4+deb13-cloud-amd64  cloud      linux-source-7.3   smoke  smoke
+debug              6.12                     rig-debug  linux-source-6.12  suite  suite
 TABLE
 }
 
@@ -61,7 +63,7 @@ rig_kernel_field() {
 	column=$(rig_kernel_column "$2") || return 2
 	value=$(rig_kernel_table | awk -v v="$1" -v c="$column" '$1 == v { print $c }')
 	[ -n "$value" ] || {
-		echo "vm/lib.sh: no kernel variant $1 (known: $(rig_kernel_variants | tr '\n' ' '))" >&2
+		echo "vm/lib.sh: no kernel variant $1 (known: $(rig_kernel_variants | paste -sd' '))" >&2
 		return 2
 	}
 	echo "$value"
