@@ -20,6 +20,9 @@ verdict() { # NAME STATUS
 	fi
 }
 
+# The kernel the guest booted, for tests/run's check against the table (realtime: 1 on PREEMPT_RT).
+echo "guest: kernel $(uname -r) realtime $(cat /sys/kernel/realtime 2>/dev/null || echo 0)"
+
 if [ "$mode" = debug ]; then
 	export MSG_SLOT_DEBUG_KERNEL=1
 	# Sanitizers make every call tens of times slower; hang timeouts stretch accordingly.
