@@ -40,7 +40,7 @@
 rig_kernel_table() {
 	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' <<'TABLE'
 base               6.12                     rig        linux-source-6.12  suite  suite
-stock-7.3          7.3.4+deb13-amd64        generic    linux-source-7.3   suite  suite
+stock-7.3          7.3.4+deb13-amd64        generic    linux-source-7.3   suite  smoke
 stock-7.3-rt       7.3.4+deb13-rt-amd64     rt         linux-source-7.3   suite  suite
 stock-7.2          7.2.12+deb13-amd64       generic    linux-source-7.2   suite  smoke
 stock-7.3-cloud    7.3.4+deb13-cloud-amd64  cloud      linux-source-7.3   smoke  smoke
