@@ -20,8 +20,10 @@ verdict() { # NAME STATUS
 	fi
 }
 
-# The kernel the guest booted, for tests/run's check against the table (realtime: 1 on PREEMPT_RT).
-echo "guest: kernel $(uname -r) realtime $(cat /sys/kernel/realtime 2>/dev/null || echo 0)"
+# The kernel the guest booted, for tests/run's check against the table (preempt_rt: 1 when the
+# kernel's version string says PREEMPT_RT, as a PREEMPT_RT build's does: "#1 SMP PREEMPT_RT ...").
+case $(uname -v) in *PREEMPT_RT*) preempt_rt=1 ;; *) preempt_rt=0 ;; esac
+echo "guest: kernel $(uname -r) preempt_rt $preempt_rt ($(uname -v))"
 
 if [ "$mode" = debug ]; then
 	export MSG_SLOT_DEBUG_KERNEL=1
