@@ -38,9 +38,10 @@
 # KERNEL names a kernel of the rig (the table in vm/lib.sh): base and debug are 6.12 kernels
 # vm/build-kernel builds (LLVM, rustc-web); stock-* are Debian's unmodified kernels (stock-7.3:
 # 7.3.4+deb13-amd64), whose module build trees vm/prepare-stock-kernel prepares and whose
-# toolchain (gcc-14, rustc 1.85.1) runs in the trixie tree of vm/setup-trixie. A fresh machine needs `make setup` first (`make demo` and `make test`
-# do it). KDIR=DIR builds against any other tree with the toolchain on PATH (LLVM=1 when the
-# tree was built with clang); pass RUSTC=, BINDGEN=, CC= as that tree needs.
+# toolchain (gcc-14, rustc 1.85.1) runs in the trixie tree of vm/setup-trixie. A fresh machine
+# needs `make setup` first (`make demo` and `make test` do it). KDIR=DIR builds against any
+# other tree with the toolchain on PATH (LLVM=1 when the tree was built with clang); pass
+# RUSTC=, BINDGEN=, CC= as that tree needs.
 
 SHELL := /bin/bash
 # The package's name and version, for DKMS and `make install`: the version is the workspace's.
