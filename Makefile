@@ -4,14 +4,20 @@
 #                          message_slot_stat) with their manual pages (build/man: the tools' pages
 #                          generated from their clap definitions, and message_slot.4)
 #   make KDIR=...          the module against another Rust-enabled kernel build tree
-#   make KERNEL=stock-7.3  the module against Debian's stock 7.3.4 kernel (in the trixie toolchain)
+#   make KERNEL=stock-7.3  the module against Debian's stock 7.3.4 kernel (in the trixie toolchain);
+#                          likewise any stock-* kernel of vm/lib.sh's table (stock-7.2,
+#                          stock-7.3-rt, stock-7.3-cloud)
 #   make demo              set up the VM rig and run the example session in the guest
 #   make test              set up the VM rig and run every test (host and guest) on KERNEL
 #                          (default base, the rig's 6.12 kernel; stock-7.3: Debian's unmodified
-#                          7.3.4 kernel; debug: as test-debug)
+#                          7.3.4 kernel, with the module built by DKMS; debug: as test-debug;
+#                          every kernel of vm/lib.sh's table, the smoke run on those the table
+#                          says)
+#   make test SMOKE=1      the smoke run on KERNEL (host checks, DKMS build; in the guest: load,
+#                          example session through the installed tools, unload)
 #   make test-debug        the same on the debug kernel (KASAN, lockdep, kmemleak, failslab),
 #                          plus the fuzzer and a kmemleak scan
-#   make test-all          test on base, stock-7.3 and debug
+#   make test-all          test on every kernel of vm/lib.sh's table (base, debug and Debian's)
 #   make bench             benchmarks against the kernel's own IPC, in the guest (on KERNEL)
 #   make bench-trace       kernel code per exchange of each benchmark case, counted from TCG's
 #                          execution log (repeatable, unlike timings)
@@ -36,12 +42,13 @@
 #                          tools` built here, then checked with lintian: build/deb/*.deb
 #                          (packaging/build-deb)
 #
-# KERNEL names a kernel of the rig: base and debug are 6.12 kernels vm/build-kernel builds
-# (LLVM, rustc-web); stock-7.3 is Debian's 7.3.4+deb13-amd64, whose module build tree
-# vm/prepare-stock-kernel prepares and whose toolchain (gcc-14, rustc 1.85.1) runs in the trixie
-# tree of vm/setup-trixie. A fresh machine needs `make setup` first (`make demo` and `make test`
-# do it). KDIR=DIR builds against any other tree with the toolchain on PATH (LLVM=1 when the
-# tree was built with clang); pass RUSTC=, BINDGEN=, CC= as that tree needs.
+# KERNEL names a kernel of the rig (the table in vm/lib.sh): base and debug are 6.12 kernels
+# vm/build-kernel builds (LLVM, rustc-web); stock-* are Debian's unmodified kernels (stock-7.3:
+# 7.3.4+deb13-amd64), whose module build trees vm/prepare-stock-kernel prepares and whose
+# toolchain (gcc-14, rustc 1.85.1) runs in the trixie tree of vm/setup-trixie. A fresh machine
+# needs `make setup` first (`make demo` and `make test` do it). KDIR=DIR builds against any
+# other tree with the toolchain on PATH (LLVM=1 when the tree was built with clang); pass
+# RUSTC=, BINDGEN=, CC= as that tree needs.
 
 SHELL := /bin/bash
 # The package's name and version, for DKMS and `make install`: the version is the workspace's.
@@ -54,7 +61,7 @@ CARGO_OUT := target/$(CARGO_TARGET)/release
 KERNEL ?= base
 BUILD_VARIANT ?= $(KERNEL)
 # CLIPPY=1 builds the module with clippy-driver (rust-web-clippy for base and debug, trixie's
-# rust-clippy for stock-7.3): the kernel's clippy lints on top of rustc's (in a build directory
+# rust-clippy for stock-*): the kernel's clippy lints on top of rustc's (in a build directory
 # of its own, so that the lints run even when the module is up to date).
 CLIPPY ?=
 MODULE_BUILD := build/$(BUILD_VARIANT)$(if $(CLIPPY),-clippy)
@@ -62,9 +69,9 @@ ifeq ($(origin KDIR),command line)
 # Somebody else's tree: its own toolchain, LLVM=1 if it was built with clang.
 MODULE_BUILD := build/kdir$(if $(CLIPPY),-clippy)
 TOOLCHAIN = $(MAKE) -C $(KDIR) $(if $(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
-else ifeq ($(BUILD_VARIANT),stock-7.3)
-KDIR = $(shell vm/prepare-stock-kernel)
-TOOLCHAIN = vm/trixie-run -- $(MAKE) -C $(KDIR) $$(vm/prepare-stock-kernel --make-vars) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
+else ifneq ($(filter stock-%,$(BUILD_VARIANT)),)
+KDIR = $(shell vm/prepare-stock-kernel $(BUILD_VARIANT))
+TOOLCHAIN = vm/trixie-run -- $(MAKE) -C $(KDIR) $$(vm/prepare-stock-kernel $(BUILD_VARIANT) --make-vars) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 else
 KDIR = $(shell vm/build-kernel $(BUILD_VARIANT))
 TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}" $(if $(CLIPPY),CLIPPY=$(CLIPPY))
@@ -101,13 +108,13 @@ setup:
 	@vm/setup-host
 
 test: setup
-	@tests/run --kernel $(KERNEL)
+	@tests/run --kernel $(KERNEL) $(if $(SMOKE),--smoke)
 
 test-debug: setup
 	@tests/run --kernel debug
 
 test-all: setup
-	@status=0; for k in base stock-7.3 debug; do tests/run --kernel $$k || status=1; done; exit $$status
+	@status=0; for k in $$(vm/lib.sh variants); do tests/run --kernel $$k || status=1; done; exit $$status
 
 demo: setup
 	@vm/run --bare --add vm/demo-session.sh -- sh /demo-session.sh | sed -n '/^rig: ready/,$$p' | grep -v '^rig: \|^reboot:' || true
@@ -154,7 +161,7 @@ install: install-common
 	 echo "installed message_slot.ko for $$kver in $(DESTDIR)/lib/modules/$$kver/updates/"
 
 install-dkms: install-common dkms-source
-	sed 's|@SBINDIR@|$(SBINDIR)|' packaging/kernel/header_postinst.d-message-slot >"$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
+	sed 's|@SBINDIR@|$(SBINDIR)|; s|@DKMS_SOURCE_DIR@|$(DKMS_SOURCE_DIR)|' packaging/kernel/header_postinst.d-message-slot >"$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
 	install -D -m 0755 "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot"
 	rm "$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
 	install -D -m 0755 packaging/kernel/postrm.d-message-slot "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
@@ -172,12 +179,15 @@ install-common:
 	install -D -m 0644 packaging/udev/60-message-slot.rules "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules"
 	$(if $(INSTALL_MODULES_LOAD),install -D -m 0644 packaging/modules-load.d/message-slot.conf "$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf")
 
-# The module's source as DKMS wants it: kernel/, uapi/, dkms-build and dkms.conf.
+# The module's source as DKMS wants it: kernel/, uapi/, dkms-build, dkms.conf, and
+# verified-kernels (the Debian kernel releases of vm/lib.sh's table, for dkms-build's warning on
+# any other).
 dkms-source:
 	@rm -rf "$(DESTDIR)$(DKMS_SOURCE_DIR)"
 	install -d "$(DESTDIR)$(DKMS_SOURCE_DIR)"
 	cp -r --no-preserve=ownership kernel uapi "$(DESTDIR)$(DKMS_SOURCE_DIR)/"
 	install -m 0644 packaging/dkms/dkms-build "$(DESTDIR)$(DKMS_SOURCE_DIR)/dkms-build"
+	vm/lib.sh verified-releases >"$(DESTDIR)$(DKMS_SOURCE_DIR)/verified-kernels"
 	sed 's/@PACKAGE_NAME@/$(PACKAGE_NAME)/; s/@PACKAGE_VERSION@/$(PACKAGE_VERSION)/' \
 		packaging/dkms/dkms.conf.in >"$(DESTDIR)$(DKMS_SOURCE_DIR)/dkms.conf"
 

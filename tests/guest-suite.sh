@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs in the guest (tests/run adds it): the in-guest suite and, on the debug kernel, the
-# model-based fuzzer and a kmemleak scan after the module is unloaded. Prints PASS/FAIL/SKIP
-# lines and ends with the combined `N passed, M failed, K skipped`.
+# model-based fuzzer and a kmemleak scan after the module is unloaded; in smoke mode only the
+# install session (below) and rmmod. Prints PASS/FAIL/SKIP lines and ends with the combined
+# `N passed, M failed, K skipped`.
 #
-#   sh /guest-suite.sh base|debug [SUITE_FILTER...]
+#   sh /guest-suite.sh VARIANT|smoke [SUITE_FILTER...]      (VARIANT: debug, or any other kernel)
 mode=$1
 shift
 passed=0
@@ -19,6 +20,11 @@ verdict() { # NAME STATUS
 	fi
 }
 
+# The kernel the guest booted, for tests/run's check against the table (preempt_rt: 1 when the
+# kernel's version string says PREEMPT_RT, as a PREEMPT_RT build's does: "#1 SMP PREEMPT_RT ...").
+case $(uname -v) in *PREEMPT_RT*) preempt_rt=1 ;; *) preempt_rt=0 ;; esac
+echo "guest: kernel $(uname -r) preempt_rt $preempt_rt ($(uname -v))"
+
 if [ "$mode" = debug ]; then
 	export MSG_SLOT_DEBUG_KERNEL=1
 	# Sanitizers make every call tens of times slower; hang timeouts stretch accordingly.
@@ -30,14 +36,16 @@ if [ "$mode" = debug ]; then
 	echo clear >/sys/kernel/debug/kmemleak
 fi
 
-/message-slot-guest-tests "$@" | tee /tmp/suite.log
-summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' /tmp/suite.log | tail -1)
-if [ -n "$summary" ]; then
-	# N passed, M failed[, K skipped]
-	set -- $summary
-	passed=$((passed + $1)); failed=$((failed + $3)); skipped=$((skipped + ${5:-0}))
-else
-	verdict "guest suite printed its summary" 1
+if [ "$mode" != smoke ]; then
+	/message-slot-guest-tests "$@" | tee /tmp/suite.log
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' /tmp/suite.log | tail -1)
+	if [ -n "$summary" ]; then
+		# N passed, M failed[, K skipped]
+		set -- $summary
+		passed=$((passed + $1)); failed=$((failed + $3)); skipped=$((skipped + ${5:-0}))
+	else
+		verdict "guest suite printed its summary" 1
+	fi
 fi
 
 # The files `make install` staged on the host, and the example session through them.
@@ -45,6 +53,11 @@ if [ -f /install-session.sh ]; then
 	sh /install-session.sh | tee /tmp/install.log
 	passed=$((passed + $(grep -c '^PASS ' /tmp/install.log)))
 	failed=$((failed + $(grep -c '^FAIL ' /tmp/install.log)))
+fi
+
+if [ "$mode" = smoke ]; then
+	rmmod message_slot && [ ! -d /sys/module/message_slot ]
+	verdict "smoke: the installed module unloads (rmmod)" $?
 fi
 
 if [ "$mode" = debug ]; then
