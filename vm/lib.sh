@@ -32,7 +32,8 @@
 #             host check, the DKMS build on stock-*, the whole guest suite, the install
 #             session and the kernel log scan) or smoke (the host checks, the DKMS build, and
 #             in the guest the install session: modprobe, the example session, rmmod)
-#   ci        what .ci/run runs on it within its time budget (suite or smoke, as above)
+#   ci        what .ci/run runs on it within its time budget (suite or smoke, as above, or
+#             none: verified with `make test KERNEL=VARIANT`, not in CI)
 #
 # make test-all and .ci/run go through the kernels in the table's order.
 #
@@ -42,8 +43,8 @@ rig_kernel_table() {
 base               6.12                     rig        linux-source-6.12  suite  suite
 stock-7.3          7.3.4+deb13-amd64        generic    linux-source-7.3   suite  smoke
 stock-7.3-rt       7.3.4+deb13-rt-amd64     rt         linux-source-7.3   suite  suite
-stock-7.2          7.2.12+deb13-amd64       generic    linux-source-7.2   suite  smoke
-stock-7.3-cloud    7.3.4+deb13-cloud-amd64  cloud      linux-source-7.3   smoke  smoke
+stock-7.2          7.2.12+deb13-amd64       generic    linux-source-7.2   suite  none
+stock-7.3-cloud    7.3.4+deb13-cloud-amd64  cloud      linux-source-7.3   smoke  none
 debug              6.12                     rig-debug  linux-source-6.12  suite  suite
 TABLE
 }
