@@ -137,9 +137,12 @@ impl Slot {
             return Err(ENOSPC);
         }
         let (channel, inserted) = self.channels.insert(prepared)?;
-        // INVARIANT: One more channel, inserted with `creating` held, within the limit.
-        self.created
-            .store(created + u32::from(inserted), Ordering::Relaxed);
+        if inserted {
+            // INVARIANT: One more channel, inserted with `creating` held, within the limit
+            // (`created < max_channels`, so the addition cannot wrap).
+            self.created
+                .store(created.wrapping_add(1), Ordering::Relaxed);
+        }
         Ok((channel, inserted))
     }
 }
