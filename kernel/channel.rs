@@ -90,9 +90,11 @@ impl<'a> MessageBytes<'a> {
         if !(1..=MAX_MESSAGE_LEN).contains(&len) {
             return Err(emsgsize());
         }
-        let used = len.div_ceil(BLOCK_BYTES);
+        // `len >= 1`: `saturating_sub` only spares the compiler a check it cannot always drop.
+        let last = len.saturating_sub(1) / BLOCK_BYTES;
+        let used = last + 1;
         // The last block's bytes past the message are zero; the copy fills the rest.
-        if let Some(last) = buffer.0.get_mut(used - 1) {
+        if let Some(last) = buffer.0.get_mut(last) {
             last.write([0; BLOCK]);
         }
         // SAFETY: The buffer is `BLOCKS * BLOCK_BYTES == MAX_MESSAGE_LEN >= len` bytes, valid for
