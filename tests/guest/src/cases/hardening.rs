@@ -50,7 +50,7 @@ fn env_set(name: &str) -> bool {
 }
 
 /// The kernel is the debug variant: missing features are failures.
-fn debug_kernel() -> bool {
+pub(super) fn debug_kernel() -> bool {
     has_arg("--debug-kernel") || env_set("MSG_SLOT_DEBUG_KERNEL")
 }
 
