@@ -248,7 +248,11 @@ fn racer(
 /// On the debug kernel 4 loads (1024 rounds): KASAN and lockdep make a round about ten times
 /// slower there, and the other kernels' runs carry the race's coverage.
 pub fn max_channels_last_place_race() -> TestResult {
-    let loads: usize = if super::hardening::debug_kernel() { 4 } else { 16 };
+    let loads: usize = if super::hardening::debug_kernel() {
+        4
+    } else {
+        16
+    };
     const MINORS: u32 = 256;
     let (filler, raced, extra_channel) = (1, 2, 3);
     const A: &[u8] = b"written by file A";
