@@ -704,16 +704,20 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
 /// while a writer cycles twice over 1,000 other channels of that slot. A wake-up that finds
 /// nothing is invisible to the caller (the kernel polls again and sleeps on), so a poller
 /// counts its wake-ups as its thread's voluntary context switches during the call beyond
-/// the one sleep the call needs. No write is for their channels, so the pollers' wake-ups
-/// stay at most 10 in all (zero expected; the margin is for the unforeseen, and is far
-/// below the old design: 64 queues shared by every channel of the slot, so each write woke
-/// the pollers of its queue, up to 2,000 x 100 / 64 = 3,125 wake-ups; 2,309 and 2,408
-/// measured).
+/// the one sleep the call needs. No write is for their channels, so no poller wakes more
+/// than twice and all of them together at most once each on average (zero expected on the
+/// rig's kernels; on PREEMPT_RT a thread also switches when it blocks on a sleeping
+/// spinlock, such as epoll's or a wait queue's: 53 in all, at most 1 for one, on Debian's
+/// 7.3 rt kernel). The old design, 64 queues shared by every channel of the slot, woke the
+/// pollers of a write's queue, up to 2,000 x 100 / 64 = 3,125 wake-ups: 2,309 and 2,408
+/// measured, up to 34 for one poller.
 pub fn poll_no_herd() -> TestResult {
     const POLLERS: usize = 100;
     const CHANNELS: usize = 1000;
     const CYCLES: usize = 2;
-    const BOUND: i64 = 10;
+    // At most once per poller on average, twice for any one.
+    const BOUND: i64 = POLLERS as i64;
+    const BOUND_ONE: i64 = 2;
     let path = slot_path(1)?;
     let stop = EventFd::new()?;
     let stop_fd = stop.0;
@@ -805,9 +809,9 @@ pub fn poll_no_herd() -> TestResult {
         CYCLES * CHANNELS
     );
     ensure!(
-        total <= BOUND,
+        total <= BOUND && most <= BOUND_ONE,
         "{POLLERS} pollers of other channels woke {total} times (at most {most} for one) \
-         during {} writes; at most {BOUND} expected",
+         during {} writes; at most {BOUND} in all and {BOUND_ONE} for one expected",
         CYCLES * CHANNELS
     );
     Ok(())
