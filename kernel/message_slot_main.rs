@@ -32,7 +32,9 @@ use abstractions::{
 };
 use core::sync::atomic::Ordering;
 use device::MessageSlotDevice;
-use uapi::{CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS};
+use uapi::{
+    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
+};
 
 #[cfg(kernel_6_12)]
 module! {
@@ -77,10 +79,13 @@ uint_param!(
 const DEFAULT_NODES: u32 = 4;
 
 /// The sysfs attributes of every class device: a slot's statistics.
-static STATISTIC_ATTRIBUTES: [U64Attribute; STATISTICS.len()] =
-    U64Attribute::list::<MessageSlotDevice, { STATISTICS.len() }>(STATISTICS);
-static STATISTIC_GROUPS: AttributeGroups<{ STATISTICS.len() }, { STATISTICS.len() + 1 }> =
-    AttributeGroups::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_ATTRIBUTES: [U64Attribute<MessageSlotDevice>; STATISTICS.len()] =
+    U64Attribute::list(Statistic::ALL, STATISTICS);
+static STATISTIC_GROUPS: AttributeGroups<
+    MessageSlotDevice,
+    { STATISTICS.len() },
+    { STATISTICS.len() + 1 },
+> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
 
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 

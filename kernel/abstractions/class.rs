@@ -31,24 +31,34 @@ const fn char_ptr(s: &CStr) -> *const c_char {
     }
 }
 
-/// A read-only sysfs attribute of a class's devices whose value is a `u64`, computed by
-/// [`U64Attributes::value`] from the device's driver data and minor.
+/// A read-only sysfs attribute of the devices of a [`Class<T>`] whose value is a `u64`,
+/// computed by [`U64Attributes::value`] from the device's driver data (a `T`), its minor and
+/// the attribute's key.
 ///
 /// # Invariants
 ///
-/// `attr.show` is [`show::<T>`] for the `T` of the [`AttributeGroups`] holding it.
+/// `attr.show` is [`show::<T>`].
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct U64Attribute {
+pub(crate) struct U64Attribute<T: U64Attributes> {
     attr: bindings::device_attribute,
-    index: usize,
+    key: T::Key,
 }
+
+impl<T: U64Attributes> Clone for U64Attribute<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: U64Attributes> Copy for U64Attribute<T> {}
 
 /// The driver data of a class's devices, which computes their `u64` attributes.
 pub(crate) trait U64Attributes: Sync + 'static {
-    /// The value of attribute `index` (its position in [`AttributeGroups::new`]'s list) of
-    /// the device with minor `minor`. May sleep.
-    fn value(&self, minor: u32, index: usize) -> u64;
+    /// What tells the attributes apart (e.g. an enum of them).
+    type Key: Copy + Sync;
+
+    /// The value of the attribute with `key` of the device with minor `minor`. May sleep.
+    fn value(&self, minor: u32, key: Self::Key) -> u64;
 }
 
 /// The `show` callback of a [`U64Attribute`]: prints the value and a newline.
@@ -56,31 +66,31 @@ pub(crate) trait U64Attributes: Sync + 'static {
 /// # Safety
 ///
 /// Called by sysfs with a live device of a [`Class`] whose devices' driver data is a `T` that
-/// lives while the device exists, and `attr` inside a [`U64Attribute`] built for `T`.
+/// lives while the device exists, and `attr` inside a [`U64Attribute<T>`].
 unsafe extern "C" fn show<T: U64Attributes>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
-    // SAFETY: `attr` is the first field of a `repr(C)` `U64Attribute` (guaranteed by the
+    // SAFETY: `attr` is the first field of a `repr(C)` `U64Attribute<T>` (guaranteed by the
     // caller), so the pointers are the same.
-    let index = unsafe { (*attr.cast::<U64Attribute>()).index };
+    let key = unsafe { (*attr.cast::<U64Attribute<T>>()).key };
     // SAFETY: `dev` is live during the callback; `driver_data` is a `T` that outlives it
     // (the device is destroyed, which waits for running `show` callbacks, before the `T`).
     let (data, devt) = unsafe { (&*(*dev).driver_data.cast::<T>(), (*dev).devt) };
-    let value = data.value(minor_of(devt), index);
+    let value = data.value(minor_of(devt), key);
     // SAFETY: `buf` is the page sysfs hands to `show`; the format takes one `u64`.
     unsafe { bindings::sysfs_emit(buf, char_ptr(c"%llu\n").cast(), value) as isize }
 }
 
 // SAFETY: The attribute is never written after it is built (the kernel only reads it); its
-// pointers are to a `'static` name and a function.
-unsafe impl Sync for U64Attribute {}
+// pointers are to a `'static` name and a function, and its key is `Sync`.
+unsafe impl<T: U64Attributes> Sync for U64Attribute<T> {}
 
-impl U64Attribute {
+impl<T: U64Attributes> U64Attribute<T> {
     /// Attribute `name` (mode 0440: root and, through the udev rule, the device nodes'
-    /// group), the value of [`U64Attributes::value`] `index` of `T`.
-    pub(crate) const fn new<T: U64Attributes>(name: &'static CStr, index: usize) -> Self {
+    /// group), the value of [`U64Attributes::value`] of `T` for `key`.
+    pub(crate) const fn new(name: &'static CStr, key: T::Key) -> Self {
         // SAFETY: All-zero is a valid `device_attribute` (no callbacks, no lockdep key: the
         // attribute is static, so sysfs uses its static `skey`).
         let mut attr: bindings::device_attribute =
@@ -98,17 +108,19 @@ impl U64Attribute {
         {
             attr.__bindgen_anon_1.show = Some(show::<T>);
         }
-        Self { attr, index }
+        Self { attr, key }
     }
 
-    /// The attributes named `names`, in order: attribute `index` is named `names[index]`.
-    pub(crate) const fn list<T: U64Attributes, const N: usize>(
+    /// The attributes of `keys`, in order, attribute `i` named `names[i]` (at least one: the
+    /// first key fills the array before it is overwritten).
+    pub(crate) const fn list<const N: usize>(
+        keys: [T::Key; N],
         names: [&'static CStr; N],
     ) -> [Self; N] {
-        let mut attributes = [Self::new::<T>(c"", 0); N];
+        let mut attributes = [Self::new(c"", keys[0]); N];
         let mut index = 0;
         while index < N {
-            attributes[index] = Self::new::<T>(names[index], index);
+            attributes[index] = Self::new(names[index], keys[index]);
             index += 1;
         }
         attributes
@@ -123,8 +135,8 @@ impl U64Attribute {
 ///
 /// Once [`AttributeGroups::get`] has been called, `attrs` points to `N` attributes and a
 /// null, `group.attrs` to `attrs`, and `groups` to `group` and a null.
-pub(crate) struct AttributeGroups<const N: usize, const N1: usize> {
-    attributes: &'static [U64Attribute; N],
+pub(crate) struct AttributeGroups<T: U64Attributes, const N: usize, const N1: usize> {
+    attributes: &'static [U64Attribute<T>; N],
     attrs: UnsafeCell<[*mut bindings::attribute; N1]>,
     group: UnsafeCell<bindings::attribute_group>,
     groups: UnsafeCell<[*const bindings::attribute_group; 2]>,
@@ -133,11 +145,11 @@ pub(crate) struct AttributeGroups<const N: usize, const N1: usize> {
 
 // SAFETY: The cells are written once, by `get`, before the first registration reads them
 // (under `linked`), and only read afterwards.
-unsafe impl<const N: usize, const N1: usize> Sync for AttributeGroups<N, N1> {}
+unsafe impl<T: U64Attributes, const N: usize, const N1: usize> Sync for AttributeGroups<T, N, N1> {}
 
-impl<const N: usize, const N1: usize> AttributeGroups<N, N1> {
+impl<T: U64Attributes, const N: usize, const N1: usize> AttributeGroups<T, N, N1> {
     /// The group list of `attributes` (`N1` is `N + 1`, checked at compile time).
-    pub(crate) const fn new(attributes: &'static [U64Attribute; N]) -> Self {
+    pub(crate) const fn new(attributes: &'static [U64Attribute<T>; N]) -> Self {
         assert!(N1 == N + 1);
         Self {
             attributes,
@@ -229,14 +241,15 @@ impl<T: U64Attributes> Class<T> {
     pub(crate) fn new<const N: usize, const N1: usize>(
         name: &'static CStr,
         major: u32,
-        groups: &'static AttributeGroups<N, N1>,
+        groups: &'static AttributeGroups<T, N, N1>,
         data: Arc<T>,
     ) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and `'static`.
         let class = from_err_ptr(unsafe { bindings::class_create(char_ptr(name).cast()) })?;
         let class = NonNull::new(class).ok_or(ENOMEM)?;
         // SAFETY: The class is ours and has no devices yet; the groups are `'static` and
-        // their `show` callbacks expect a `T` as driver data, which is what `add` passes.
+        // their `show` callbacks expect a `T` as driver data (`show::<T>`: type invariant of
+        // `U64Attribute<T>`), which is what `add` passes.
         unsafe {
             (*class.as_ptr()).devnode = Some(devnode);
             (*class.as_ptr()).dev_groups = groups.get();
