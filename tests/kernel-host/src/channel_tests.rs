@@ -31,7 +31,16 @@ use std::{
 };
 
 /// A user address in the unmapped first page.
-const BAD_ADDRESS: usize = 16;
+fn bad_address() -> UserPtr {
+    UserPtr::from_ptr(16 as *mut _)
+}
+
+/// Asserts that `channel` holds exactly `message`.
+fn assert_holds(channel: &Channel, message: &[u8]) {
+    let (result, buffer) = read(channel, message.len());
+    assert_eq!(result.map(|(len, _)| len), Ok(message.len()));
+    assert_eq!(buffer, message);
+}
 
 /// A channel on the heap, holding `message` if given.
 fn channel(message: Option<&[u8]>) -> Pin<Box<Channel>> {
@@ -90,18 +99,14 @@ fn every_length_round_trips() {
 fn a_shorter_message_replaces_a_longer_one() {
     let channel = channel(Some(&pattern(MAX_MESSAGE_LEN, 1)));
     assert_eq!(write(&channel, b"hi").unwrap(), MAX_MESSAGE_LEN);
-    let (result, buffer) = read(&channel, 2);
-    assert_eq!(result.unwrap().0, 2);
-    assert_eq!(&buffer, b"hi");
+    assert_holds(&channel, b"hi");
     assert_eq!(write(&channel, b"hello").unwrap(), 2, "the replaced length");
 }
 
 #[test]
 fn created_with_a_message_or_without() {
     let with = channel(Some(b"first"));
-    let (result, buffer) = read(&with, 5);
-    assert_eq!(result.unwrap().0, 5);
-    assert_eq!(&buffer, b"first");
+    assert_holds(&with, b"first");
     assert!(with.current().is_some());
 
     let without = channel(None);
@@ -118,35 +123,23 @@ fn bad_lengths_are_emsgsize_and_change_nothing() {
     assert_eq!(write(&channel, &long), Err(EMSGSIZE));
     // Even a bad address: the length is checked before user memory is touched.
     assert_eq!(
-        write_at(
-            &channel,
-            UserPtr::from_ptr(BAD_ADDRESS as *mut _),
-            usize::MAX
-        )
-        .unwrap_err(),
+        write_at(&channel, bad_address(), usize::MAX).unwrap_err(),
         EMSGSIZE
     );
-    let (result, buffer) = read(&channel, 4);
-    assert_eq!(result.unwrap().0, 4);
-    assert_eq!(&buffer, b"kept");
+    assert_holds(&channel, b"kept");
 }
 
 #[test]
 fn a_faulting_write_leaves_the_old_message() {
     let channel = channel(Some(b"kept"));
     let before = channel.current();
-    assert_eq!(
-        write_at(&channel, UserPtr::from_ptr(BAD_ADDRESS as *mut _), 8),
-        Err(EFAULT)
-    );
+    assert_eq!(write_at(&channel, bad_address(), 8), Err(EFAULT));
     assert_eq!(
         channel.current(),
         before,
         "a failed write is no new message"
     );
-    let (result, buffer) = read(&channel, 4);
-    assert_eq!(result.unwrap().0, 4);
-    assert_eq!(&buffer, b"kept");
+    assert_holds(&channel, b"kept");
 }
 
 #[test]
@@ -165,11 +158,9 @@ fn a_small_buffer_is_enospc_and_gets_nothing() {
 #[test]
 fn a_read_to_a_bad_address_is_efault_and_keeps_the_message() {
     let channel = channel(Some(b"kept"));
-    let result = channel.read(UserPtr::from_ptr(BAD_ADDRESS as *mut _), 4);
+    let result = channel.read(bad_address(), 4);
     assert_eq!(result, Err(EFAULT));
-    let (result, buffer) = read(&channel, 4);
-    assert_eq!(result.unwrap().0, 4);
-    assert_eq!(&buffer, b"kept");
+    assert_holds(&channel, b"kept");
 }
 
 #[test]
