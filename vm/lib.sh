@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
 # The VM rig's shared shell library, sourced by the rig's scripts (vm/, tests/, bench/run,
@@ -20,6 +21,7 @@
 #   vm/lib.sh field VARIANT FIELD      one field of a variant's row (FIELD as below)
 #   vm/lib.sh verified-releases        the releases of the Debian kernels verified here
 #   vm/lib.sh table                    the table itself
+#   vm/lib.sh default-variant          the kernel used when none is named (the first row)
 #   vm/lib.sh kdir VARIANT             the kernel's module build tree (built or prepared if
 #                                      missing)
 #   vm/lib.sh kmake VARIANT MAKE_ARG...  make -C KDIR with the kernel's toolchain (rustc-web
@@ -337,10 +339,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	field) (($# == 3)) || { echo "usage: vm/lib.sh field VARIANT FIELD" >&2; exit 2; }; rig_kernel_field "$2" "$3" ;;
 	verified-releases) rig_verified_releases ;;
 	table) rig_kernel_table ;;
+	default-variant) rig_default_variant ;;
 	kdir) (($# == 2)) || { echo "usage: vm/lib.sh kdir VARIANT" >&2; exit 2; }; rig_kernel_tree "$2" ;;
 	kmake) (($# >= 2)) || { echo "usage: vm/lib.sh kmake VARIANT MAKE_ARG..." >&2; exit 2; }; shift; rig_kmake "$@" ;;
 	debian-mirror) rig_debian_mirror ;;
 	-h | --help) rig_usage "$0" ;;
-	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | table | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
+	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | table | default-variant | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
 	esac
 fi
