@@ -219,7 +219,7 @@ rig_cache_key() {
 # is written. WHAT names the entry in messages. Run with `set -e` (a failing FUNCTION ends the
 # script); with MSG_SLOT_CACHE_NO_BUILD set it fails with status 3 instead of making ENTRY.
 rig_cache_ensure() {
-	local remake= entry marker what fd
+	local remake='' entry marker what fd
 	[ "$1" != --remake ] || { remake=1; shift; }
 	entry=$1 marker=$2 what=$3
 	shift 3
@@ -251,6 +251,7 @@ rig_cache_ensure() {
 # deb with the component main whose suite is the host's release (CODENAME, default
 # VERSION_CODENAME of /etc/os-release; a security suite never matches), without a trailing
 # slash. MSG_SLOT_DEBIAN_MIRROR overrides it. Fails with a message when there is none.
+# shellcheck disable=SC2120 # tests/run passes a test APT_DIR
 rig_debian_mirror() {
 	local apt=${1:-/etc/apt} codename=${2:-} mirror
 	if [ -n "${MSG_SLOT_DEBIAN_MIRROR:-}" ]; then
