@@ -53,7 +53,7 @@
 SHELL := /bin/bash
 # The package's name and version, for DKMS and `make install`: the version is the workspace's.
 PACKAGE_NAME := message-slot
-PACKAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml)
+PACKAGE_VERSION := $(shell vm/lib.sh package-version)
 # The installed tools (each a binary of user/tools, built into build/tools).
 TOOLS := message_sender message_reader message_slot_stat
 CARGO_TARGET := x86_64-unknown-linux-gnu

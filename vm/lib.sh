@@ -22,6 +22,7 @@
 #   vm/lib.sh verified-releases        the releases of the Debian kernels verified here
 #   vm/lib.sh table                    the table itself
 #   vm/lib.sh default-variant          the kernel used when none is named (the first row)
+#   vm/lib.sh package-version          the package's version (Cargo.toml's workspace version)
 #   vm/lib.sh kdir VARIANT             the kernel's module build tree (built or prepared if
 #                                      missing)
 #   vm/lib.sh kmake VARIANT MAKE_ARG...  make -C KDIR with the kernel's toolchain (rustc-web
@@ -165,6 +166,21 @@ rig_kernel_release() {
 	fi
 }
 
+# The package: its version (the workspace's, in Cargo.toml) and the tools it installs (the
+# Makefile's TOOLS, each a binary of user/tools).
+rig_package_version() {
+	sed -n 's/^version = "\(.*\)"$/\1/p' "$(rig_top)/Cargo.toml"
+}
+rig_tools() {
+	sed -n 's/^TOOLS := //p' "$(rig_top)/Makefile"
+}
+
+# rig_cargo_path: puts the cargo-installed programs (bindgen; cargo and rustup's rustc when
+# installed by rustup) on PATH.
+rig_cargo_path() {
+	export PATH="$HOME/.cargo/bin:$PATH"
+}
+
 # rig_rust_toolchain: sets up the toolchain the rig's kernels (base, debug) and modules against
 # them are built with: Debian's rustc-web (RUSTC, RUSTDOC), the bindgen cargo installed
 # (PATH), the libclang of the clang that compiles the kernel (LIBCLANG_PATH) and
@@ -172,7 +188,7 @@ rig_kernel_release() {
 # for `make ... CLIPPY=1`: the kernel's clippy lints).
 rig_rust_toolchain() {
 	local llvm_dir
-	export PATH="$HOME/.cargo/bin:$PATH"
+	rig_cargo_path
 	RUSTC=/usr/bin/rustc
 	RUSTDOC=/usr/bin/rustdoc
 	# bindgen must load the libclang of the LLVM that compiles the kernel (clang-14 on bookworm).
@@ -341,10 +357,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	verified-releases) rig_verified_releases ;;
 	table) rig_kernel_table ;;
 	default-variant) rig_default_variant ;;
+	package-version) rig_package_version ;;
 	kdir) (($# == 2)) || { echo "usage: vm/lib.sh kdir VARIANT" >&2; exit 2; }; rig_kernel_tree "$2" ;;
 	kmake) (($# >= 2)) || { echo "usage: vm/lib.sh kmake VARIANT MAKE_ARG..." >&2; exit 2; }; shift; rig_kmake "$@" ;;
 	debian-mirror) rig_debian_mirror ;;
 	-h | --help) rig_usage "$0" ;;
-	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | table | default-variant | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
+	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | table | default-variant | package-version | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
 	esac
 fi
