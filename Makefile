@@ -53,12 +53,13 @@
 SHELL := /bin/bash
 # The package's name and version, for DKMS and `make install`: the version is the workspace's.
 PACKAGE_NAME := message-slot
-PACKAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml)
+PACKAGE_VERSION := $(shell vm/lib.sh package-version)
 # The installed tools (each a binary of user/tools, built into build/tools).
 TOOLS := message_sender message_reader message_slot_stat
 CARGO_TARGET := x86_64-unknown-linux-gnu
 CARGO_OUT := target/$(CARGO_TARGET)/release
-KERNEL ?= base
+# The default kernel is vm/lib.sh's (the first of its table).
+KERNEL ?= $(shell vm/lib.sh default-variant)
 BUILD_VARIANT ?= $(KERNEL)
 # CLIPPY=1 builds the module with clippy-driver (rust-web-clippy for base and debug, trixie's
 # rust-clippy for stock-*): the kernel's clippy lints on top of rustc's (in a build directory
@@ -69,12 +70,9 @@ ifeq ($(origin KDIR),command line)
 # Somebody else's tree: its own toolchain, LLVM=1 if it was built with clang.
 MODULE_BUILD := build/kdir$(if $(CLIPPY),-clippy)
 TOOLCHAIN = $(MAKE) -C $(KDIR) $(if $(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),LLVM=1) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
-else ifneq ($(filter stock-%,$(BUILD_VARIANT)),)
-KDIR = $(shell vm/prepare-stock-kernel $(BUILD_VARIANT))
-TOOLCHAIN = vm/trixie-run -- $(MAKE) -C $(KDIR) $$(vm/prepare-stock-kernel $(BUILD_VARIANT) --make-vars) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 else
-KDIR = $(shell vm/build-kernel $(BUILD_VARIANT))
-TOOLCHAIN = . vm/toolchain.sh && $(MAKE) -C $(KDIR) "$${KBUILD_TOOLCHAIN[@]}" $(if $(CLIPPY),CLIPPY=$(CLIPPY))
+# A kernel of the rig (vm/lib.sh: its build tree, made if missing, and its toolchain).
+TOOLCHAIN = vm/lib.sh kmake $(BUILD_VARIANT) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 endif
 
 .PHONY: all module tools setup test test-debug test-all demo lint clean bench bench-trace \
