@@ -25,7 +25,7 @@ macro_rules! ensure {
 
 mod cases;
 mod child;
-mod msg;
+mod traffic;
 mod util;
 
 use std::io::Write;

@@ -16,7 +16,7 @@ use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use message_slot::Slot;
-pub use message_slot_test_support::msg::show;
+pub use message_slot_test_support::message_codec::show;
 pub use message_slot_test_support::sys::{
     bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD,
 };
