@@ -90,7 +90,7 @@ fn node(minor: u32) -> PathBuf {
         return PathBuf::from(format!("/dev/slot{minor}"));
     }
     let path = PathBuf::from(format!("/dev/slot_fuzz_{minor}"));
-    if let Err(e) = char_node(&path, minor) {
+    if let Err(e) = char_node(&path, message_slot::MAJOR_NUM, minor) {
         eprintln!("fuzz: {e}");
         std::process::exit(1);
     }

@@ -136,7 +136,7 @@ pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
 /// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR:minor`, mode 666).
 pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
     let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
-    message_slot_test_support::sys::char_node(&path, minor)?;
+    message_slot_test_support::sys::char_node(&path, MAJOR, minor)?;
     Ok(path)
 }
 
