@@ -25,6 +25,9 @@ macro_rules! ensure {
 
 mod cases;
 mod child;
+mod module_loading;
+mod options;
+mod slab;
 mod traffic;
 mod util;
 

@@ -31,16 +31,13 @@ use libc::{EAGAIN, ENOENT, ENOMEM};
 use message_slot::Slot;
 use message_slot_test_support::sys::SharedMemory;
 
-use super::hardening::{missing, module_ready, mount_if_needed, read_file, write_file};
+use crate::module_loading::module_ready;
+use crate::options::missing;
 use crate::util::{
-    bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, raw_fd, raw_write,
-    scaled, show, Context, TestResult, MAX_MSG,
+    bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, mount_if_needed,
+    raw_fd, raw_write, read_file, scaled, show, write_file, Context, TestResult, MAX_MSG,
+    MINOR_MEMCG_ENOMEM, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
-
-/// Minors used here.
-const MINOR_MEMCG: u32 = 205;
-const MINOR_OVERWRITE: u32 = 211;
-const MINOR_RECLAIM: u32 = 212;
 
 /// `memory.max` of every test cgroup: 8 MiB.
 const LIMIT: u64 = 8 << 20;
@@ -399,7 +396,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
     let Some(memcg) = memcg_or_skip("enomem")? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_MEMCG)?;
+    let path = ensure_node(MINOR_MEMCG_ENOMEM)?;
     let base = fresh_block();
     let slot = Slot::open(&path).ctx("open")?;
     let fd = raw_fd(&slot);
@@ -411,7 +408,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
         &shared,
         Duration::from_secs(900),
         |sh| {
-            fill_channels(sh, fd, MINOR_MEMCG, base);
+            fill_channels(sh, fd, MINOR_MEMCG_ENOMEM, base);
         },
         || Ok(()),
     )?;
@@ -447,7 +444,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
         expect_channel(
             &check,
             id,
-            &message(MINOR_MEMCG, id, 0),
+            &message(MINOR_MEMCG_ENOMEM, id, 0),
             "written in the cgroup:",
         )?;
     }
@@ -479,7 +476,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
     let Some(memcg) = memcg_or_skip("overwrite")? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_OVERWRITE)?;
+    let path = ensure_node(MINOR_MEMCG_OVERWRITE)?;
     let base = fresh_block();
     let slot = Slot::open(&path).ctx("open")?;
     let fd = raw_fd(&slot);
@@ -492,7 +489,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
         &shared,
         Duration::from_secs(900),
         |sh| {
-            if !fill_channels(sh, fd, MINOR_OVERWRITE, base) {
+            if !fill_channels(sh, fd, MINOR_MEMCG_OVERWRITE, base) {
                 return;
             }
             pause(sh, 1);
@@ -501,7 +498,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
             for round in 1..=ROUNDS {
                 for k in 0..n {
                     let id = base + overwritten(k, n, created) as u32;
-                    if let Err(failed) = put(fd, id, &message(MINOR_OVERWRITE, id, round)) {
+                    if let Err(failed) = put(fd, id, &message(MINOR_MEMCG_OVERWRITE, id, round)) {
                         count_failure(sh, (round as u64 - 1) * n + k, failed);
                     }
                 }
@@ -561,7 +558,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
         expect_channel(
             &check,
             id,
-            &message(MINOR_OVERWRITE, id, ROUNDS),
+            &message(MINOR_MEMCG_OVERWRITE, id, ROUNDS),
             "overwritten",
         )?;
     }
@@ -573,7 +570,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
         expect_channel(
             &check,
             id,
-            &message(MINOR_OVERWRITE, id, 0),
+            &message(MINOR_MEMCG_OVERWRITE, id, 0),
             "not overwritten",
         )?;
     }
@@ -704,7 +701,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     let Some(memcg) = memcg_or_skip("reclaim")? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_RECLAIM)?;
+    let path = ensure_node(MINOR_MEMCG_RECLAIM)?;
     let base = fresh_block();
     let slot = Slot::open(&path).ctx("open")?;
     let fd = raw_fd(&slot);
@@ -734,7 +731,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
             pause(sh, 1);
             for i in 0..NEW_CHANNELS {
                 let id = base + i as u32;
-                let msg = message(MINOR_RECLAIM, id, 0);
+                let msg = message(MINOR_MEMCG_RECLAIM, id, 0);
                 let mut tries = 0;
                 loop {
                     match put(fd, id, &msg) {
@@ -816,7 +813,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     let check = Slot::open(&path).ctx("open")?;
     for i in (0..NEW_CHANNELS).step_by(61).chain([NEW_CHANNELS - 1]) {
         let id = base + i as u32;
-        expect_channel(&check, id, &message(MINOR_RECLAIM, id, 0), "new")?;
+        expect_channel(&check, id, &message(MINOR_MEMCG_RECLAIM, id, 0), "new")?;
     }
     Ok(())
 }
