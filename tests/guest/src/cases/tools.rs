@@ -158,21 +158,6 @@ pub fn tools_sender_errors() -> TestResult {
     Ok(())
 }
 
-/// The C program built against `message_slot.h` passes.
-pub fn header_user_c() -> TestResult {
-    ensure!(
-        Path::new(HEADER_USER).exists(),
-        "{HEADER_USER} is missing (the rig should build tests/c/header_user.c)"
-    );
-    let out = run(Command::new(HEADER_USER), HEADER_USER, TIMEOUT)?;
-    ensure!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("header_user: ok"),
-        "{HEADER_USER}: {}",
-        describe(&out)
-    );
-    Ok(())
-}
-
 /// `message_reader --wait/--next [--timeout]`: exit 2 with nothing printed when the timeout
 /// passes, the message (exit 0) when one comes, the current one at once for `--wait`.
 pub fn tools_reader_wait() -> TestResult {
@@ -192,7 +177,7 @@ pub fn tools_reader_wait() -> TestResult {
     let waiting = spawn(cmd, "message_reader --wait")?;
     thread::sleep(Duration::from_millis(300));
     send_all(&open_bound(&path, ch)?, b"arrived", "write")?;
-    let out = waiting.wait(Instant::now() + scaled(Duration::from_secs(30)))?;
+    let out = waiting.wait(Instant::now() + scaled(TIMEOUT))?;
     ensure!(
         out.status.code() == Some(0) && out.stdout == b"arrived",
         "--wait then a write: {}",
@@ -373,5 +358,20 @@ pub fn tools_message_slot_stat() -> TestResult {
             .join("\n")
     );
     drop(f);
+    Ok(())
+}
+
+/// The C program built against `message_slot.h` passes.
+pub fn header_user_c() -> TestResult {
+    ensure!(
+        Path::new(HEADER_USER).exists(),
+        "{HEADER_USER} is missing (the rig should build tests/c/header_user.c)"
+    );
+    let out = run(Command::new(HEADER_USER), HEADER_USER, TIMEOUT)?;
+    ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("header_user: ok"),
+        "{HEADER_USER}: {}",
+        describe(&out)
+    );
     Ok(())
 }
