@@ -273,10 +273,11 @@ fn prefault() {
 /// How long a cgroup child may run.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// What every test here starts from: a slot file of its own minor (the child writes through
-/// its raw descriptor), a fresh block of channel ids, the memory shared with the child, the
-/// cgroup's OOM kills so far, and the cgroup (the last field: removed last).
+/// What every test here starts from: its own minor and a slot file of it (the child writes
+/// through its raw descriptor), a fresh block of channel ids, the memory shared with the
+/// child, the cgroup's OOM kills so far, and the cgroup (the last field: removed last).
 struct MemcgTest {
+    minor: u32,
     path: PathBuf,
     slot: Slot,
     base: u32,
@@ -296,6 +297,7 @@ impl MemcgTest {
         let path = ensure_node(minor)?;
         let slot = Slot::open(&path).ctx("open")?;
         Ok(Some(MemcgTest {
+            minor,
             path,
             slot,
             base: fresh_block(),
@@ -404,21 +406,24 @@ impl MemcgTest {
         );
         Ok(())
     }
-}
 
-/// Reads channel `id` of `slot` and compares it with `want`.
-fn expect_channel(slot: &Slot, id: u32, want: &[u8], what: &str) -> TestResult {
-    slot.set_channel(id).ctx("bind")?;
-    let got = slot
-        .receive_message()
-        .ctx(&format!("read {what} channel {id:#x}"))?;
-    ensure!(
-        got == want,
-        "{what} channel {id:#x}: read {}, expected {}",
-        show(&got),
-        show(want)
-    );
-    Ok(())
+    /// Reads the `i`-th channel of the test's block through `check` and compares it with its
+    /// message of `round`.
+    fn expect_channel(&self, check: &Slot, i: u64, round: u32, what: &str) -> TestResult {
+        let id = self.base + i as u32;
+        let want = message(self.minor, id, round);
+        check.set_channel(id).ctx("bind")?;
+        let got = check
+            .receive_message()
+            .ctx(&format!("read {what} channel {id:#x}"))?;
+        ensure!(
+            got == want,
+            "{what} channel {id:#x}: read {}, expected {}",
+            show(&got),
+            show(&want)
+        );
+        Ok(())
+    }
 }
 
 const NO_MEMCG: &str = "the cgroup2 memory controller (CONFIG_MEMCG)";
@@ -470,13 +475,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
     let check = Slot::open(path).ctx("open")?;
     let step_by = (written / 4096).max(1) as usize;
     for i in (0..written).step_by(step_by).chain([written - 1]) {
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_MEMCG_ENOMEM, id, 0),
-            "written in the cgroup:",
-        )?;
+        test.expect_channel(&check, i, 0, "written in the cgroup:")?;
     }
     check.set_channel(base + written as u32).ctx("bind")?;
     expect_errno(
@@ -576,25 +575,13 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
     for k in 0..n {
         let i = overwritten(k, n, created);
         is_overwritten[i as usize] = true;
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_MEMCG_OVERWRITE, id, ROUNDS),
-            "overwritten",
-        )?;
+        test.expect_channel(&check, i, ROUNDS, "overwritten")?;
     }
     for i in (0..created)
         .step_by(7)
         .filter(|&i| !is_overwritten[i as usize])
     {
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_MEMCG_OVERWRITE, id, 0),
-            "not overwritten",
-        )?;
+        test.expect_channel(&check, i, 0, "not overwritten")?;
     }
     Ok(())
 }
@@ -826,8 +813,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     );
     let check = Slot::open(path).ctx("open")?;
     for i in (0..NEW_CHANNELS).step_by(61).chain([NEW_CHANNELS - 1]) {
-        let id = base + i as u32;
-        expect_channel(&check, id, &message(MINOR_MEMCG_RECLAIM, id, 0), "new")?;
+        test.expect_channel(&check, i, 0, "new")?;
     }
     Ok(())
 }
