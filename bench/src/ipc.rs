@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::measure::{Body, Sample, Setup, Timer};
 use crate::sys::{
-    bind, char_driver_major, char_node, open, open_bound, os_err, read_exact, write_all, MSG,
+    bind, char_driver_major, device_node, open, open_bound, os_err, read_exact, write_all, MSG,
     PAYLOAD,
 };
 
@@ -122,7 +122,7 @@ pub const REFERENCE_DRIVER: &str = "reference_slot";
 fn c_reference(minor: u32) -> Result<Body<'static>, String> {
     let major = char_driver_major(REFERENCE_DRIVER)
         .ok_or_else(|| format!("{REFERENCE_DRIVER} is not registered"))?;
-    let path = char_node(REFERENCE_DRIVER, major, minor)?;
+    let path = device_node(REFERENCE_DRIVER, major, minor)?;
     write_read(open(&path, libc::O_RDWR)?, REFERENCE_DRIVER)
 }
 

@@ -11,6 +11,9 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use message_slot_test_support::sys::char_node;
 
 /// Major number of every message slot (from the shared uapi).
 pub const MAJOR: u32 = message_slot::MAJOR_NUM;
@@ -45,33 +48,16 @@ pub fn open(path: &str, flags: libc::c_int) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Creates (or reuses) `/dev/slot_bench_<minor>` for message-slot `minor`, mode 0666, and
-/// returns its path. An existing node must be the same character device.
+/// Makes `/dev/slot_bench_<minor>` the node of message-slot `minor` and returns its path.
 pub fn slot_node(minor: u32) -> Result<String, String> {
-    char_node("slot_bench", MAJOR, minor)
+    device_node("slot_bench", MAJOR, minor)
 }
 
-/// Creates (or reuses) `/dev/<prefix>_<minor>` for char device `major`:`minor`, mode 0666,
-/// and returns its path. An existing node must be the same character device.
-pub fn char_node(prefix: &str, major: u32, minor: u32) -> Result<String, String> {
+/// Makes `/dev/<prefix>_<minor>` the char device `major`:`minor`, mode 0666 (see
+/// [`char_node`]), and returns its path.
+pub fn device_node(prefix: &str, major: u32, minor: u32) -> Result<String, String> {
     let path = format!("/dev/{prefix}_{minor}");
-    let dev = libc::makedev(major, minor);
-    let c = CString::new(path.clone()).map_err(|e| e.to_string())?;
-    // SAFETY: `c` is a valid NUL-terminated path; mknod reads nothing else.
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) };
-    if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-        return Err(os_err(&format!("mknod {path} c {major} {minor}")));
-    }
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid path and `st` a writable stat buffer.
-    if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
-        return Err(os_err(&format!("stat {path}")));
-    }
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != dev {
-        return Err(format!(
-            "{path} exists but is not char device {major}:{minor}"
-        ));
-    }
+    char_node(Path::new(&path), major, minor)?;
     Ok(path)
 }
 

@@ -12,10 +12,10 @@
 //! `u32::MAX`, wrong commands), write and read (sizes 0..=300; valid, NULL, unmapped,
 //! `PROT_NONE`, straddling, read-only and kernel pointers) and fork (the child performs a few
 //! operations and exits). Every result is checked against the model in [`worker`]; every
-//! message read is verified whole (the shared codec, [`message_slot_test_support::msg`]) and
-//! per reader, channel and writer the sequence numbers never go backwards. The seed is
-//! printed first; a summary (operations per kind, errno histogram, the first failures)
-//! follows and the last line is `fuzz: N ops, M failures`. Exits 1 on any failure.
+//! message read is verified whole (the shared codec,
+//! [`message_slot_test_support::message_codec`]) and per reader, channel and writer the
+//! sequence numbers never go backwards. The seed is printed first; a summary (operations per
+//! kind, errno histogram, the first failures) follows and the last line is `fuzz: N ops, M failures`. Exits 1 on any failure.
 
 mod rng;
 mod shared;
@@ -90,7 +90,7 @@ fn node(minor: u32) -> PathBuf {
         return PathBuf::from(format!("/dev/slot{minor}"));
     }
     let path = PathBuf::from(format!("/dev/slot_fuzz_{minor}"));
-    if let Err(e) = char_node(&path, minor) {
+    if let Err(e) = char_node(&path, message_slot::MAJOR_NUM, minor) {
         eprintln!("fuzz: {e}");
         std::process::exit(1);
     }

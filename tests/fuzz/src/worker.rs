@@ -6,7 +6,7 @@
 //! The model per descriptor is its minor, access mode and binding (descriptors are private
 //! to a worker; a forked child may read and write inherited ones but never re-binds them, so
 //! the parent's model stays exact). Message contents are checked with the shared codec
-//! ([`msg`]); which channels certainly hold a message of this run comes from
+//! ([`message_codec`]); which channels certainly hold a message of this run comes from
 //! [`Shared::written`].
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use message_slot::Slot;
-use message_slot_test_support::msg::{self, Decoded, Meta, MAX};
+use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX};
 use message_slot_test_support::sys::{
     close, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD as CMD,
 };
@@ -344,7 +344,7 @@ impl Worker {
             0..=5 => 0,
             6..=13 => self.rng.range(MAX + 1, 300),
             14..=21 => MAX,
-            22..=29 => self.rng.range(1, msg::MIN_FULL),
+            22..=29 => self.rng.range(1, message_codec::MIN_FULL),
             _ => self.rng.range(1, MAX),
         };
         let ptr = self.pick_ptr();
@@ -359,7 +359,7 @@ impl Worker {
                 writer: self.id,
                 seq: self.seq,
             };
-            msg::encode(&meta, len.clamp(1, MAX), &mut src);
+            message_codec::encode(&meta, len.clamp(1, MAX), &mut src);
         }
         let addr = self.address(ptr);
         match ptr {
@@ -488,12 +488,12 @@ impl Worker {
         written_before: bool,
     ) -> Result<(), String> {
         let channel = self.cfg.pool[c];
-        match msg::decode(got, MINORS[minor], channel, self.cfg.nonce)? {
+        match message_codec::decode(got, MINORS[minor], channel, self.cfg.nonce)? {
             Decoded::Short => Ok(()),
             Decoded::ShortForeign if !written_before => Ok(()),
             Decoded::ShortForeign => Err(format!(
                 "short message not of this run after this run wrote the channel: {}",
-                msg::show(got)
+                message_codec::show(got)
             )),
             Decoded::Full(m) if m.nonce != self.cfg.nonce => {
                 if written_before {

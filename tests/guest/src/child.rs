@@ -7,16 +7,16 @@
 //! Kinds:
 //! - `write <path> <channel> <hex>`: store a message and exit.
 //! - `expect <path> <channel> <hex>`: read the channel and compare with the message.
-//! - `writer <path> <writer-id> <count> <ch,ch,...>`: [`crate::msg::writer_loop`].
+//! - `writer <path> <writer-id> <count> <ch,ch,...>`: [`crate::traffic::writer_loop`].
 //! - `reader <path> <ready-channel> <ch,ch,...>`: writes `ready` to the ready channel, then
-//!   runs [`crate::msg::reader_loop`] and prints `<reads> <new-messages>` on stdout.
+//!   runs [`crate::traffic::reader_loop`] and prints `<reads> <new-messages>` on stdout.
 
 use std::path::Path;
 use std::time::Duration;
 
 use message_slot::Slot;
 
-use crate::msg;
+use crate::traffic;
 use crate::util::{expect_message, minor_of, open, open_bound, send_all, unhex};
 
 /// The hidden first argument that selects child mode.
@@ -80,14 +80,14 @@ fn run(args: &[String]) -> Result<(), String> {
             let count: u32 = parse(args.get(3), "count")?;
             let channels = parse_channels(args.get(4))?;
             let slot = open_for(path, &channels)?;
-            msg::writer_loop(&slot, minor_of(path)?, writer, count, &channels)
+            traffic::writer_loop(&slot, minor_of(path)?, writer, count, &channels)
         }
         "reader" => {
             let ready: u32 = parse(args.get(2), "ready channel")?;
             let channels = parse_channels(args.get(3))?;
             let slot = open_for(path, &channels)?;
             send_all(&open_bound(path, ready)?, b"ready", "announce readiness")?;
-            let stats = msg::reader_loop(&slot, minor_of(path)?, &channels, READER_LIMIT)?;
+            let stats = traffic::reader_loop(&slot, minor_of(path)?, &channels, READER_LIMIT)?;
             println!("{} {}", stats.reads, stats.new_messages);
             Ok(())
         }

@@ -11,7 +11,8 @@
 //! message-slot-guest-tests [--list] [FILTER...]
 //! ```
 //!
-//! With filters, only the tests whose name contains one of them run. Tests that need other
+//! With filters, only the tests whose name contains one of them run; the other options
+//! (`--debug-kernel`, sizes such as `--cycles=N`) are in [`options`]. Tests that need other
 //! processes re-execute this binary with a hidden first argument (`--child ...`).
 
 /// Returns `Err(format!(...))` from the enclosing test unless `cond` holds.
@@ -25,7 +26,10 @@ macro_rules! ensure {
 
 mod cases;
 mod child;
-mod msg;
+mod module_loading;
+mod options;
+mod slab;
+mod traffic;
 mod util;
 
 use std::io::Write;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Shared helpers: slot opening and binding, errno assertions, extra device nodes, fresh
-//! channel ids and child processes with timeouts. The raw system calls for adversarial
-//! arguments, guard pages and byte formatting come from the test-support crate (re-exported
-//! here).
+//! Shared helpers: slot opening and binding, errno assertions, extra device nodes and the
+//! dedicated minors, fresh channel ids, messages that name their channel, kernel files and
+//! child processes with timeouts. The raw system calls for adversarial arguments, guard
+//! pages and byte formatting come from the test-support crate (re-exported here).
 
+use std::ffi::CString;
 use std::fmt::{Debug, Display};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -16,7 +17,7 @@ use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use message_slot::Slot;
-pub use message_slot_test_support::msg::show;
+pub use message_slot_test_support::message_codec::show;
 pub use message_slot_test_support::sys::{
     bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD,
 };
@@ -32,17 +33,31 @@ pub const MAX_MSG: usize = message_slot::MAX_MESSAGE_LEN;
 /// Channels a slot must hold (from the shared uapi).
 pub const CHANNELS_PER_SLOT: usize = message_slot::CHANNELS_PER_SLOT;
 
-/// Name of the kernel module for `rmmod`.
-pub const MODULE_NAME: &str = "message_slot";
-/// Where the rig puts the module file for `insmod`.
-pub const MODULE_FILE: &str = "/message_slot.ko";
+// The minors of tests that write fixed ids or fill a slot, one (or more) each; the other
+// tests use fresh channel ids on the rig's minors 0..=3, and some 255.
 
 /// Minor used by the fixed (not per-run fresh) channel ids 1, 2^20, 2^20+1 and `u32::MAX`.
 pub const MINOR_FIXED_IDS: u32 = 100;
 /// Minor filled with 2^20 channels.
 pub const MINOR_MANY_CHANNELS: u32 = 200;
+/// The two slots of 2 x 2^20 channels.
+pub const MINORS_LARGE_SCALE: [u32; 2] = [201, 202];
+/// Minor written under failslab.
+pub const MINOR_FAILSLAB: u32 = 203;
+/// Minor of the nodes with restricted modes.
+pub const MINOR_PERMISSIONS: u32 = 204;
+/// Minor filled until the memory cgroup's limit.
+pub const MINOR_MEMCG_ENOMEM: u32 = 205;
+/// Minors filled in every load/unload cycle.
+pub const MINORS_LOAD_CYCLES: [u32; 3] = [206, 207, 208];
 /// Minor filled with channels whose ids are spread over the whole `u32` range.
 pub const MINOR_SPARSE_IDS: u32 = 209;
+/// Minor of the many open files that are closed again.
+pub const MINOR_FILE_CHURN: u32 = 210;
+/// Minor whose channels are overwritten at the memory cgroup's limit.
+pub const MINOR_MEMCG_OVERWRITE: u32 = 211;
+/// Minor whose new channels need the memory cgroup's reclaim.
+pub const MINOR_MEMCG_RECLAIM: u32 = 212;
 
 /// Attaches a description to any `Result` whose error is `Display`.
 pub trait Context<T> {
@@ -92,6 +107,30 @@ pub fn expect_raw<T: Debug>(result: Result<T, i32>, want: i32, what: &str) -> Te
     }
 }
 
+/// A message of `len` bytes that identifies `(minor, id)`: the id in its first four bytes,
+/// the rest derived from both.
+pub fn channel_message(minor: u32, id: u32, len: usize) -> Vec<u8> {
+    let mut m = Vec::with_capacity(len);
+    let key = id.wrapping_mul(0x9E37_79B9) ^ minor.wrapping_mul(0x85EB_CA6B);
+    for i in 0..len {
+        let x = key ^ (i as u32).wrapping_mul(0xC2B2_AE35);
+        m.push((x ^ (x >> 15) ^ (x >> 24)) as u8);
+    }
+    m[..4].copy_from_slice(&id.to_le_bytes());
+    m
+}
+
+/// Binds the raw descriptor `fd` to `id` and writes `msg`; the failing call and its errno
+/// otherwise.
+pub fn bind_write(fd: RawFd, id: u32, msg: &[u8]) -> Result<(), (&'static str, i32)> {
+    bind(fd, id).map_err(|e| ("ioctl", e))?;
+    match raw_write(fd, msg.as_ptr(), msg.len()) {
+        Ok(n) if n == msg.len() => Ok(()),
+        Ok(_) => Err(("short write", 0)),
+        Err(e) => Err(("write", e)),
+    }
+}
+
 /// Hex encoding for passing messages to child processes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -136,7 +175,7 @@ pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
 /// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR:minor`, mode 666).
 pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
     let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
-    message_slot_test_support::sys::char_node(&path, minor)?;
+    message_slot_test_support::sys::char_node(&path, MAJOR, minor)?;
     Ok(path)
 }
 
@@ -186,6 +225,33 @@ pub fn expect_message(slot: &Slot, want: &[u8], what: &str) -> TestResult {
         show(want)
     );
     Ok(())
+}
+
+/// Writes `value` to the kernel file (or any file) `path`.
+pub fn write_file(path: &Path, value: &str) -> TestResult {
+    std::fs::write(path, value).ctx(&format!("write {value:?} to {}", path.display()))
+}
+
+/// The contents of the kernel file (or any file) `path`.
+pub fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).ctx(&format!("read {}", path.display()))
+}
+
+/// Mounts `fstype` at `target` unless `probe` (a file inside it) already exists.
+pub fn mount_if_needed(fstype: &str, target: &str, probe: &str) {
+    if Path::new(probe).exists() {
+        return;
+    }
+    let _ = std::fs::create_dir_all(target);
+    let (Ok(src), Ok(dst), Ok(fs)) = (
+        CString::new(fstype),
+        CString::new(target),
+        CString::new(fstype),
+    ) else {
+        return;
+    };
+    // SAFETY: valid C strings, no data argument.
+    unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
 }
 
 /// The raw descriptor of a slot, for raw system calls.
@@ -288,4 +354,26 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr).trim_end()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_identify_minor_and_id() {
+        assert_eq!(channel_message(201, 7, MAX_MSG).len(), MAX_MSG);
+        assert_ne!(
+            channel_message(201, 7, MAX_MSG),
+            channel_message(202, 7, MAX_MSG)
+        );
+        assert_ne!(
+            channel_message(201, 7, MAX_MSG),
+            channel_message(201, 8, MAX_MSG)
+        );
+        assert_eq!(
+            channel_message(201, 7, 40),
+            channel_message(201, 7, MAX_MSG)[..40]
+        );
+    }
 }

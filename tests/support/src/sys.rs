@@ -93,10 +93,11 @@ pub fn close(fd: RawFd) -> Result<(), i32> {
     check(unsafe { libc::close(fd) } as isize).map(drop)
 }
 
-/// Makes `path` the character device `MAJOR_NUM:minor` with mode 0666, keeping a node that
-/// already is that device and replacing anything else.
-pub fn char_node(path: &Path, minor: u32) -> Result<(), String> {
-    let dev = libc::makedev(message_slot::MAJOR_NUM, minor);
+/// Makes `path` the character device `major:minor` (a message slot's major is
+/// [`message_slot::MAJOR_NUM`]) with mode 0666, keeping a node that already is that device
+/// and replacing anything else.
+pub fn char_node(path: &Path, major: u32, minor: u32) -> Result<(), String> {
+    let dev = libc::makedev(major, minor);
     if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == dev) {
         return Ok(());
     }
@@ -105,9 +106,8 @@ pub fn char_node(path: &Path, minor: u32) -> Result<(), String> {
     // SAFETY: `c_path` is a valid NUL-terminated string.
     if unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, dev) } != 0 {
         return Err(format!(
-            "mknod {} c {} {minor}: {}",
+            "mknod {} c {major} {minor}: {}",
             path.display(),
-            message_slot::MAJOR_NUM,
             errno_name(last_errno())
         ));
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use libc::EAGAIN;
 
-use crate::msg::{self, ReadStats, STOP_SEQ, STOP_WRITER};
+use crate::traffic::{self, ReadStats, STOP_SEQ, STOP_WRITER};
 use crate::util::{
     child_command, describe, expect_message, fresh_channel, open, open_bound, open_minor_bound,
     scaled, send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MSG,
@@ -41,7 +41,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
         .collect::<Vec<_>>()
         .join(",");
     let control = open(&path)?;
-    msg::store_on_all(&control, minor, 0, 0, channels)?;
+    traffic::store_on_all(&control, minor, 0, 0, channels)?;
     // A hang detector, stretched like the test's own timeout on the debug kernel (KASAN and
     // lockdep under TCG, on a possibly busy host).
     let deadline = Instant::now() + scaled(Duration::from_secs(120));
@@ -86,7 +86,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
             Ok(())
         });
     // Always release the readers, even if something failed.
-    let stop = msg::store_on_all(&control, minor, STOP_WRITER, STOP_SEQ, channels);
+    let stop = traffic::store_on_all(&control, minor, STOP_WRITER, STOP_SEQ, channels);
     let (outputs, errors) = collect(readers, deadline);
     result?;
     stop?;
@@ -115,7 +115,7 @@ fn processes(minor: u32, channels: &[u32]) -> TestResult {
         let slot = open_bound(&path, ch)?;
         let last = slot.receive_message().ctx("final read")?;
         ensure!(
-            msg::verify(&last, minor, ch)? == Some((STOP_WRITER, STOP_SEQ)),
+            traffic::verify(&last, minor, ch)? == Some((STOP_WRITER, STOP_SEQ)),
             "final message on channel {ch} is not the stop marker"
         );
     }
@@ -161,7 +161,7 @@ pub fn concurrent_threads() -> TestResult {
     let (own, shared_ch) = (fresh_channel(), fresh_channel());
     let path = slot_path(MINOR)?;
     let control = open(&path)?;
-    msg::store_on_all(&control, MINOR, 0, 0, &[own, shared_ch])?;
+    traffic::store_on_all(&control, MINOR, 0, 0, &[own, shared_ch])?;
     let shared = open_minor_bound(MINOR, shared_ch)?;
     let limit = scaled(Duration::from_secs(90));
 
@@ -171,25 +171,25 @@ pub fn concurrent_threads() -> TestResult {
             let path = &path;
             readers.push(s.spawn(move || {
                 let slot = open_bound(path, own)?;
-                msg::reader_loop(&slot, MINOR, &[own], limit)
+                traffic::reader_loop(&slot, MINOR, &[own], limit)
             }));
             let shared = &shared;
-            readers.push(s.spawn(move || msg::reader_loop(shared, MINOR, &[shared_ch], limit)));
+            readers.push(s.spawn(move || traffic::reader_loop(shared, MINOR, &[shared_ch], limit)));
         }
         let mut writers = Vec::new();
         for w in 0..2 {
             let path = &path;
             writers.push(s.spawn(move || {
                 let slot = open_bound(path, own)?;
-                msg::writer_loop(&slot, MINOR, 11 + w, WRITES, &[own])
+                traffic::writer_loop(&slot, MINOR, 11 + w, WRITES, &[own])
             }));
             let shared = &shared;
             writers.push(
-                s.spawn(move || msg::writer_loop(shared, MINOR, 13 + w, WRITES, &[shared_ch])),
+                s.spawn(move || traffic::writer_loop(shared, MINOR, 13 + w, WRITES, &[shared_ch])),
             );
         }
         let writes: Vec<Result<(), String>> = writers.into_iter().map(join).collect();
-        let stop = msg::store_on_all(&control, MINOR, STOP_WRITER, STOP_SEQ, &[own, shared_ch]);
+        let stop = traffic::store_on_all(&control, MINOR, STOP_WRITER, STOP_SEQ, &[own, shared_ch]);
         let reads: Vec<Result<ReadStats, String>> = readers.into_iter().map(join).collect();
         (writes.into_iter().chain([stop]).collect::<Vec<_>>(), reads)
     });

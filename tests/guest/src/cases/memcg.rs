@@ -31,16 +31,13 @@ use libc::{EAGAIN, ENOENT, ENOMEM};
 use message_slot::Slot;
 use message_slot_test_support::sys::SharedMemory;
 
-use super::hardening::{missing, module_ready, mount_if_needed, read_file, write_file};
+use crate::module_loading::module_ready;
+use crate::options::missing;
 use crate::util::{
-    bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, raw_fd, raw_write,
-    scaled, show, Context, TestResult, MAX_MSG,
+    bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, mount_if_needed,
+    raw_fd, raw_write, read_file, scaled, show, write_file, Context, TestResult, MAX_MSG,
+    MINOR_MEMCG_ENOMEM, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
-
-/// Minors used here.
-const MINOR_MEMCG: u32 = 205;
-const MINOR_OVERWRITE: u32 = 211;
-const MINOR_RECLAIM: u32 = 212;
 
 /// `memory.max` of every test cgroup: 8 MiB.
 const LIMIT: u64 = 8 << 20;
@@ -273,117 +270,160 @@ fn prefault() {
     unsafe { libc::close(-1) };
 }
 
-/// Runs `work` in a forked child moved into `memcg`. Whenever the child waits at a checkpoint
-/// ([`pause`]), the parent calls `checkpoint` and then lets it go on (or kills it if that
-/// fails). Returns the child's wait status; kills it past the [`scaled`] `timeout`.
-fn run_in(
-    memcg: &Memcg,
-    shared: &Shared,
-    timeout: Duration,
-    work: impl FnOnce(&Shared),
-    mut checkpoint: impl FnMut() -> TestResult,
-) -> Result<i32, String> {
-    let procs = OpenOptions::new()
-        .write(true)
-        .open(memcg.file("cgroup.procs"))
-        .ctx("open cgroup.procs")?;
-    let procs_fd = procs.as_raw_fd();
-    // The shared page is charged when first touched: here, outside the test cgroup.
-    shared.checkpoint.store(0, SeqCst);
+/// How long a cgroup child may run.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-    // SAFETY: the child makes raw system calls only and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    ensure!(pid >= 0, "fork: {}", errno_name(last_errno()));
-    if pid == 0 {
-        prefault();
-        // SAFETY: a raw write of a constant to a descriptor inherited from the parent.
-        if unsafe { libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) } != 2 {
-            shared.join_errno.store(last_errno(), SeqCst);
-        } else {
-            work(shared);
-        }
-        // SAFETY: leaves the child without running the parent's exit handlers.
-        unsafe { libc::_exit(0) };
+/// What every test here starts from: its own minor and a slot file of it (the child writes
+/// through its raw descriptor), a fresh block of channel ids, the memory shared with the
+/// child, the cgroup's OOM kills so far, and the cgroup (the last field: removed last).
+struct MemcgTest {
+    minor: u32,
+    path: PathBuf,
+    slot: Slot,
+    base: u32,
+    shared: SharedMemory<Shared>,
+    oom_kills_before: u64,
+    memcg: Memcg,
+}
+
+impl MemcgTest {
+    /// Loads the module if an earlier test left it unloaded, makes the cgroup `name` and the
+    /// node of `minor`; `None` if the kernel has no memory controller.
+    fn set_up(name: &str, minor: u32) -> Result<Option<MemcgTest>, String> {
+        module_ready()?;
+        let Some(memcg) = Memcg::new(name)? else {
+            return Ok(None);
+        };
+        let path = ensure_node(minor)?;
+        let slot = Slot::open(&path).ctx("open")?;
+        Ok(Some(MemcgTest {
+            minor,
+            path,
+            slot,
+            base: fresh_block(),
+            // SAFETY: `Shared` is atomics only, valid when zeroed.
+            shared: unsafe { SharedMemory::<Shared>::new() }?,
+            oom_kills_before: memcg.keyed("memory.events", "oom_kill")?,
+            memcg,
+        }))
     }
-    drop(procs);
-    let kill = |status: &mut i32| {
-        // SAFETY: kills and reaps our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, status, 0);
-        }
-    };
-    let deadline = Instant::now() + scaled(timeout);
-    let mut status = 0;
-    let mut passed = 0;
-    loop {
-        // SAFETY: polls our own child.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Ok(status);
-        }
-        let waiting = shared.checkpoint.load(SeqCst);
-        if waiting > passed {
-            if let Err(e) = checkpoint() {
-                kill(&mut status);
-                return Err(e);
+
+    /// The raw descriptor of the slot file, for the child.
+    fn fd(&self) -> i32 {
+        raw_fd(&self.slot)
+    }
+
+    /// Runs `work` in a forked child moved into the cgroup. Whenever the child waits at a
+    /// checkpoint ([`pause`]), the parent calls `checkpoint` and then lets it go on (or kills
+    /// it if that fails). Returns the child's wait status; kills it past the [`scaled`]
+    /// [`CHILD_TIMEOUT`].
+    fn run_child(
+        &self,
+        work: impl FnOnce(&Shared),
+        mut checkpoint: impl FnMut() -> TestResult,
+    ) -> Result<i32, String> {
+        let procs = OpenOptions::new()
+            .write(true)
+            .open(self.memcg.file("cgroup.procs"))
+            .ctx("open cgroup.procs")?;
+        let procs_fd = procs.as_raw_fd();
+        let shared = &*self.shared;
+        // The shared page is charged when first touched: here, outside the test cgroup.
+        shared.checkpoint.store(0, SeqCst);
+
+        // SAFETY: the child makes raw system calls only and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        ensure!(pid >= 0, "fork: {}", errno_name(last_errno()));
+        if pid == 0 {
+            prefault();
+            // SAFETY: a raw write of a constant to a descriptor inherited from the parent.
+            if unsafe { libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) } != 2 {
+                shared.join_errno.store(last_errno(), SeqCst);
+            } else {
+                work(shared);
             }
-            passed = waiting;
-            shared.resumed.store(waiting, SeqCst);
+            // SAFETY: leaves the child without running the parent's exit handlers.
+            unsafe { libc::_exit(0) };
         }
-        if Instant::now() > deadline {
-            kill(&mut status);
-            return Err(format!(
-                "the cgroup child still ran after {}s; killed",
-                scaled(timeout).as_secs()
-            ));
+        drop(procs);
+        let kill = |status: &mut i32| {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, status, 0);
+            }
+        };
+        let deadline = Instant::now() + scaled(CHILD_TIMEOUT);
+        let mut status = 0;
+        let mut passed = 0;
+        loop {
+            // SAFETY: polls our own child.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                return Ok(status);
+            }
+            let waiting = shared.checkpoint.load(SeqCst);
+            if waiting > passed {
+                if let Err(e) = checkpoint() {
+                    kill(&mut status);
+                    return Err(e);
+                }
+                passed = waiting;
+                shared.resumed.store(waiting, SeqCst);
+            }
+            if Instant::now() > deadline {
+                kill(&mut status);
+                return Err(format!(
+                    "the cgroup child still ran after {}s; killed",
+                    scaled(CHILD_TIMEOUT).as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-}
 
-/// The child was not killed and joined the cgroup.
-fn check_child(status: i32, shared: &Shared, memcg: &Memcg, oom_kills_before: u64) -> TestResult {
-    let oom = memcg.keyed("memory.events", "oom")?;
-    let oom_kills = memcg.keyed("memory.events", "oom_kill")?;
-    ensure!(
-        libc::WIFEXITED(status),
-        "the child in the 8 MiB cgroup was killed by signal {} (memory.events oom {oom}, \
-         oom_kill {oom_kills}; {} channels or lookups made): reaching memory.max must fail \
-         calls with ENOMEM or reclaim, never invoke the OOM killer",
-        libc::WTERMSIG(status),
-        shared.filled.load(SeqCst)
-    );
-    ensure!(
-        oom_kills == oom_kills_before,
-        "memory.events oom_kill went from {oom_kills_before} to {oom_kills}"
-    );
-    let e = shared.join_errno.load(SeqCst);
-    ensure!(
-        e == 0,
-        "moving the child into the cgroup: {}",
-        errno_name(e)
-    );
-    Ok(())
-}
+    /// The child was not killed and joined the cgroup.
+    fn check_child(&self, status: i32) -> TestResult {
+        let oom = self.memcg.keyed("memory.events", "oom")?;
+        let oom_kills = self.memcg.keyed("memory.events", "oom_kill")?;
+        ensure!(
+            libc::WIFEXITED(status),
+            "the child in the 8 MiB cgroup was killed by signal {} (memory.events oom {oom}, \
+             oom_kill {oom_kills}; {} channels or lookups made): reaching memory.max must fail \
+             calls with ENOMEM or reclaim, never invoke the OOM killer",
+            libc::WTERMSIG(status),
+            self.shared.filled.load(SeqCst)
+        );
+        ensure!(
+            oom_kills == self.oom_kills_before,
+            "memory.events oom_kill went from {} to {oom_kills}",
+            self.oom_kills_before
+        );
+        let e = self.shared.join_errno.load(SeqCst);
+        ensure!(
+            e == 0,
+            "moving the child into the cgroup: {}",
+            errno_name(e)
+        );
+        Ok(())
+    }
 
-/// Reads channel `id` of `slot` and compares it with `want`.
-fn expect_channel(slot: &Slot, id: u32, want: &[u8], what: &str) -> TestResult {
-    slot.set_channel(id).ctx("bind")?;
-    let got = slot
-        .receive_message()
-        .ctx(&format!("read {what} channel {id:#x}"))?;
-    ensure!(
-        got == want,
-        "{what} channel {id:#x}: read {}, expected {}",
-        show(&got),
-        show(want)
-    );
-    Ok(())
-}
-
-fn memcg_or_skip(name: &str) -> Result<Option<Memcg>, String> {
-    module_ready()?;
-    Memcg::new(name)
+    /// Reads the `i`-th channel of the test's block through `check` and compares it with its
+    /// message of `round`.
+    fn expect_channel(&self, check: &Slot, i: u64, round: u32, what: &str) -> TestResult {
+        let id = self.base + i as u32;
+        let want = message(self.minor, id, round);
+        check.set_channel(id).ctx("bind")?;
+        let got = check
+            .receive_message()
+            .ctx(&format!("read {what} channel {id:#x}"))?;
+        ensure!(
+            got == want,
+            "{what} channel {id:#x}: read {}, expected {}",
+            show(&got),
+            show(&want)
+        );
+        Ok(())
+    }
 }
 
 const NO_MEMCG: &str = "the cgroup2 memory controller (CONFIG_MEMCG)";
@@ -396,22 +436,14 @@ const NO_MEMCG: &str = "the cgroup2 memory controller (CONFIG_MEMCG)";
 /// never invokes the OOM killer), the process must not be OOM-killed, and everything written
 /// before stays readable.
 pub fn memcg_enomem_not_oom() -> TestResult {
-    let Some(memcg) = memcg_or_skip("enomem")? else {
+    let Some(test) = MemcgTest::set_up("enomem", MINOR_MEMCG_ENOMEM)? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_MEMCG)?;
-    let base = fresh_block();
-    let slot = Slot::open(&path).ctx("open")?;
-    let fd = raw_fd(&slot);
-    // SAFETY: `Shared` is atomics only, valid when zeroed.
-    let shared = unsafe { SharedMemory::<Shared>::new() }?;
-    let oom_kills_before = memcg.keyed("memory.events", "oom_kill")?;
-    let status = run_in(
-        &memcg,
-        &shared,
-        Duration::from_secs(900),
+    let (memcg, shared, path) = (&test.memcg, &*test.shared, &test.path);
+    let (fd, base) = (test.fd(), test.base);
+    let status = test.run_child(
         |sh| {
-            fill_channels(sh, fd, MINOR_MEMCG, base);
+            fill_channels(sh, fd, MINOR_MEMCG_ENOMEM, base);
         },
         || Ok(()),
     )?;
@@ -425,7 +457,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
         kib(memcg.current()?),
         memcg.peak()
     );
-    check_child(status, &shared, &memcg, oom_kills_before)?;
+    test.check_child(status)?;
     ensure!(
         stop != STOP_NO_LIMIT,
         "{MAX_CHANNELS} writes all succeeded under memory.max={LIMIT}"
@@ -440,16 +472,10 @@ pub fn memcg_enomem_not_oom() -> TestResult {
     ensure!(written > 0, "not a single message fitted in 8 MiB");
 
     // Everything written before the failure is intact; the failed channel is empty.
-    let check = Slot::open(&path).ctx("open")?;
+    let check = Slot::open(path).ctx("open")?;
     let step_by = (written / 4096).max(1) as usize;
     for i in (0..written).step_by(step_by).chain([written - 1]) {
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_MEMCG, id, 0),
-            "written in the cgroup:",
-        )?;
+        test.expect_channel(&check, i, 0, "written in the cgroup:")?;
     }
     check.set_channel(base + written as u32).ctx("bind")?;
     expect_errno(
@@ -476,23 +502,15 @@ fn overwritten(k: u64, n: u64, created: u64) -> u64 {
 /// needs no memory), nobody is OOM-killed, and each channel reads back its last message (the
 /// others their first).
 pub fn memcg_overwrite_at_limit() -> TestResult {
-    let Some(memcg) = memcg_or_skip("overwrite")? else {
+    let Some(test) = MemcgTest::set_up("overwrite", MINOR_MEMCG_OVERWRITE)? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_OVERWRITE)?;
-    let base = fresh_block();
-    let slot = Slot::open(&path).ctx("open")?;
-    let fd = raw_fd(&slot);
-    // SAFETY: `Shared` is atomics only, valid when zeroed.
-    let shared = unsafe { SharedMemory::<Shared>::new() }?;
-    let oom_kills_before = memcg.keyed("memory.events", "oom_kill")?;
+    let (memcg, shared, path) = (&test.memcg, &*test.shared, &test.path);
+    let (fd, base) = (test.fd(), test.base);
     let mut at_limit = 0;
-    let status = run_in(
-        &memcg,
-        &shared,
-        Duration::from_secs(900),
+    let status = test.run_child(
         |sh| {
-            if !fill_channels(sh, fd, MINOR_OVERWRITE, base) {
+            if !fill_channels(sh, fd, MINOR_MEMCG_OVERWRITE, base) {
                 return;
             }
             pause(sh, 1);
@@ -501,7 +519,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
             for round in 1..=ROUNDS {
                 for k in 0..n {
                     let id = base + overwritten(k, n, created) as u32;
-                    if let Err(failed) = put(fd, id, &message(MINOR_OVERWRITE, id, round)) {
+                    if let Err(failed) = put(fd, id, &message(MINOR_MEMCG_OVERWRITE, id, round)) {
                         count_failure(sh, (round as u64 - 1) * n + k, failed);
                     }
                 }
@@ -527,7 +545,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
         kib(memcg.current()?),
         memcg.peak()
     );
-    check_child(status, &shared, &memcg, oom_kills_before)?;
+    test.check_child(status)?;
     ensure!(
         stop == STOP_WRITE && e == ENOMEM,
         "filling the 8 MiB cgroup with channels stopped at {} with {} after {created} \
@@ -544,7 +562,7 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
         "{failures} of {} overwrites of existing channels failed in the cgroup at its limit \
          ({}): replacing a message must not need memory",
         n * ROUNDS as u64,
-        first_failure(&shared)
+        first_failure(shared)
     );
     ensure!(
         shared.done.load(SeqCst) == 1,
@@ -552,30 +570,18 @@ pub fn memcg_overwrite_at_limit() -> TestResult {
     );
 
     // Each overwritten channel holds its last message, the others (sampled) their first.
-    let check = Slot::open(&path).ctx("open")?;
+    let check = Slot::open(path).ctx("open")?;
     let mut is_overwritten = vec![false; created as usize];
     for k in 0..n {
         let i = overwritten(k, n, created);
         is_overwritten[i as usize] = true;
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_OVERWRITE, id, ROUNDS),
-            "overwritten",
-        )?;
+        test.expect_channel(&check, i, ROUNDS, "overwritten")?;
     }
     for i in (0..created)
         .step_by(7)
         .filter(|&i| !is_overwritten[i as usize])
     {
-        let id = base + i as u32;
-        expect_channel(
-            &check,
-            id,
-            &message(MINOR_OVERWRITE, id, 0),
-            "not overwritten",
-        )?;
+        test.expect_channel(&check, i, 0, "not overwritten")?;
     }
     Ok(())
 }
@@ -701,13 +707,11 @@ impl std::fmt::Display for Usage {
 /// OOM-killed. A module allocating without reclaim (`GFP_NOWAIT`) fails with ENOMEM for good
 /// once the little room left is used.
 pub fn memcg_reclaim_makes_room() -> TestResult {
-    let Some(memcg) = memcg_or_skip("reclaim")? else {
+    let Some(test) = MemcgTest::set_up("reclaim", MINOR_MEMCG_RECLAIM)? else {
         return missing(NO_MEMCG);
     };
-    let path = ensure_node(MINOR_RECLAIM)?;
-    let base = fresh_block();
-    let slot = Slot::open(&path).ctx("open")?;
-    let fd = raw_fd(&slot);
+    let (memcg, shared, path) = (&test.memcg, &*test.shared, &test.path);
+    let (fd, base) = (test.fd(), test.base);
     // The names are looked up in the test cgroup's own directory: its removal drops them.
     let dir = std::fs::File::open(&memcg.dir).ctx(&format!("open {}", memcg.dir.display()))?;
     let current = std::fs::File::open(memcg.file("memory.current")).ctx("open memory.current")?;
@@ -718,15 +722,9 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
         "read memory.current: {}",
         errno_name(last_errno())
     );
-    // SAFETY: `Shared` is atomics only, valid when zeroed.
-    let shared = unsafe { SharedMemory::<Shared>::new() }?;
-    let oom_kills_before = memcg.keyed("memory.events", "oom_kill")?;
     let retries = scaled(RETRY_FOR).as_millis() as i64 / RETRY_MS;
     let mut full = Usage::default();
-    let status = run_in(
-        &memcg,
-        &shared,
-        Duration::from_secs(900),
+    let status = test.run_child(
         |sh| {
             if !fill_negative_dentries(sh, dir_fd, current_fd) {
                 return;
@@ -734,7 +732,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
             pause(sh, 1);
             for i in 0..NEW_CHANNELS {
                 let id = base + i as u32;
-                let msg = message(MINOR_RECLAIM, id, 0);
+                let msg = message(MINOR_MEMCG_RECLAIM, id, 0);
                 let mut tries = 0;
                 loop {
                     match put(fd, id, &msg) {
@@ -755,7 +753,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
             sh.done.store(1, SeqCst);
         },
         || {
-            full = Usage::of(&memcg)?;
+            full = Usage::of(memcg)?;
             // The cgroup must be near its limit, mostly with reclaimable slab.
             ensure!(
                 full.current + 2 * FILL_MARGIN >= LIMIT && full.slab_reclaimable >= LIMIT / 2,
@@ -766,7 +764,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
             Ok(())
         },
     )?;
-    let after = Usage::of(&memcg)?;
+    let after = Usage::of(memcg)?;
     let lookups = shared.filled.load(SeqCst);
     let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
     let failures = shared.failures.load(SeqCst);
@@ -782,7 +780,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
         shared.retries.load(SeqCst),
         memcg.peak()
     );
-    check_child(status, &shared, &memcg, oom_kills_before)?;
+    test.check_child(status)?;
     ensure!(
         stop == STOP_FULL,
         "filling the cgroup with negative dentries stopped at {} ({}) after {lookups} lookups",
@@ -794,7 +792,7 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
         "with the cgroup at its limit full of reclaimable memory ({full}), new channel \
          #{created} could not be created ({}; ENOMEM is repeated for {}s): the module's \
          allocations must reclaim",
-        first_failure(&shared),
+        first_failure(shared),
         scaled(RETRY_FOR).as_secs_f64()
     );
     ensure!(
@@ -813,10 +811,9 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
         kib(full.slab_reclaimable),
         kib(after.slab_reclaimable)
     );
-    let check = Slot::open(&path).ctx("open")?;
+    let check = Slot::open(path).ctx("open")?;
     for i in (0..NEW_CHANNELS).step_by(61).chain([NEW_CHANNELS - 1]) {
-        let id = base + i as u32;
-        expect_channel(&check, id, &message(MINOR_RECLAIM, id, 0), "new")?;
+        test.expect_channel(&check, i, 0, "new")?;
     }
     Ok(())
 }

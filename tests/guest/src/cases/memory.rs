@@ -8,11 +8,9 @@
 
 use message_slot::Slot;
 
-use super::hardening::{count_arg, slab_kib, slab_kib_settled};
-use crate::util::{ensure_node, fresh_channel, send_all, Context, TestResult};
-
-/// Minor used here (see `hardening` for the others above 200).
-const MINOR_CHURN: u32 = 210;
+use crate::options::count_arg;
+use crate::slab::{slab_kib, slab_kib_settled};
+use crate::util::{ensure_node, fresh_channel, send_all, Context, TestResult, MINOR_FILE_CHURN};
 
 /// Slab noise allowed on top of the 10% that may stay.
 const NOISE_KIB: u64 = 2 * 1024;
@@ -54,7 +52,7 @@ fn allow_open_files(files: u64) -> TestResult {
 pub fn closing_files_frees_their_memory() -> TestResult {
     let files = count_arg("churn-files", 200_000)?;
     allow_open_files(files)?;
-    let path = ensure_node(MINOR_CHURN)?;
+    let path = ensure_node(MINOR_FILE_CHURN)?;
     let channels: Vec<u32> = (0..16).map(|_| fresh_channel()).collect();
     let message = |i: usize| format!("churn message of file {i:06}").into_bytes();
 

@@ -2,15 +2,18 @@
 
 //! The ordered list of tests. Each test uses fresh channel ids (or its own minor) so that
 //! tests do not see each other's messages; the module reload tests come last because they
-//! wipe every slot (the hardening tests that unload the module run last of all).
+//! wipe every slot (the load/unload cycles and the large-scale test, which unload the
+//! module, run last of all).
 
 mod concurrency;
 mod errors;
-mod hardening;
+mod failslab;
+mod load_cycles;
 mod memcg;
 mod memory;
 mod module;
 mod nodes;
+mod permissions;
 mod poll;
 mod scale;
 mod semantics;
@@ -84,22 +87,22 @@ pub fn all() -> Vec<Test> {
         poll::poll_new_channel_counted,
         poll::epoll_level_and_edge_triggered,
         poll::poll_close_while_polling,
-        poll::tools_reader_wait,
-        poll::tools_reader_follow = 90,
+        tools::tools_reader_wait,
+        tools::tools_reader_follow = 90,
         poll::rmmod_refused_while_polling = 90,
         nodes::class_device_nodes,
         nodes::slot_statistics,
-        nodes::tools_message_slot_stat,
+        tools::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 300,
-        hardening::permissions_unprivileged,
-        hardening::failslab_enomem = 120,
+        permissions::permissions_unprivileged,
+        failslab::failslab_enomem = 120,
         memcg::memcg_enomem_not_oom = 960,
         memcg::memcg_overwrite_at_limit = 960,
         memcg::memcg_reclaim_makes_room = 960,
         // These two unload the module (and load it again).
-        hardening::load_unload_cycles = 1500,
-        hardening::large_scale_two_slots = 2400,
+        load_cycles::load_unload_cycles = 1500,
+        scale::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
         module::max_channels_last_place_race = 600,
         nodes::nodes_param = 240,

@@ -3,7 +3,6 @@
 //! Module lifetime: `rmmod` is refused while a slot is open, and unloading then reloading
 //! the module empties every slot. These run last because the reload wipes all messages.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -13,37 +12,15 @@ use libc::{EAGAIN, ENOSPC};
 use message_slot::Slot;
 
 use super::poll::poll_fd;
+use crate::module_loading::{load_module, try_unload_module, unload_module, MODULE_NAME};
+use crate::options::debug_kernel;
 use crate::util::{
-    describe, errno_name, expect_errno, expect_message, fresh_channel, open_bound,
-    open_minor_bound, raw_fd, run, scaled, send_all, show, slot_path, Context, TestResult,
-    MINOR_FIXED_IDS, MINOR_MANY_CHANNELS, MODULE_FILE, MODULE_NAME,
+    errno_name, expect_errno, expect_message, fresh_channel, open_bound, open_minor_bound, raw_fd,
+    scaled, send_all, show, slot_path, Context, TestResult, MINOR_FIXED_IDS, MINOR_MANY_CHANNELS,
 };
 
+/// How long the last-place race waits for a racer's write.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn rmmod() -> Result<std::process::Output, String> {
-    let mut cmd = Command::new("rmmod");
-    cmd.arg(MODULE_NAME);
-    // Unloading frees every message: after the scale tests, 2^20 channels (over 600 s on the
-    // debug kernel on a busy host).
-    run(cmd, "rmmod", 3 * TIMEOUT)
-}
-
-fn insmod_with(params: &[&str]) -> Result<std::process::Output, String> {
-    let mut cmd = Command::new("insmod");
-    cmd.arg(MODULE_FILE).args(params);
-    run(cmd, "insmod", TIMEOUT)
-}
-
-fn insmod() -> TestResult {
-    let out = insmod_with(&[])?;
-    ensure!(
-        out.status.success(),
-        "insmod {MODULE_FILE}: {}",
-        describe(&out)
-    );
-    Ok(())
-}
 
 /// `rmmod` fails while a descriptor is open, and the device keeps working afterwards.
 pub fn rmmod_refused_while_open() -> TestResult {
@@ -51,10 +28,9 @@ pub fn rmmod_refused_while_open() -> TestResult {
     let ch = fresh_channel();
     let held = open_bound(&path, ch)?;
     send_all(&held, b"held open", "write")?;
-    let out = rmmod()?;
-    if out.status.success() {
+    if try_unload_module().is_ok() {
         drop(held);
-        let restored = insmod()
+        let restored = load_module(&[])
             .map(|()| "module reloaded".to_string())
             .unwrap_or_else(|e| e);
         return Err(format!(
@@ -91,24 +67,12 @@ pub fn reload_wipes_messages() -> TestResult {
     written.push((MINOR_MANY_CHANNELS, 1));
     written.push((MINOR_FIXED_IDS, u32::MAX));
 
-    // A child of an earlier test may still be closing its descriptor: retry briefly.
-    let mut out = rmmod()?;
-    for _ in 0..10 {
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        out = rmmod()?;
-    }
-    ensure!(
-        out.status.success(),
-        "rmmod {MODULE_NAME} with all fds closed: {}",
-        describe(&out)
-    );
+    // A child of an earlier test may still be closing its descriptor: retried briefly.
+    unload_module()?;
 
     // Whatever happens next, try to load the module again.
     let opened = Slot::open(slot_path(0)?);
-    let reloaded = insmod();
+    let reloaded = load_module(&[]);
     if let Ok(slot) = opened {
         drop(slot);
         return Err("open /dev/slot0 succeeded while the module was unloaded".to_string());
@@ -138,18 +102,11 @@ pub fn reload_wipes_messages() -> TestResult {
 /// with `ENOSPC` and changes nothing, existing channels stay writable, and other slots have
 /// their own budget. `max_channels=0` is refused at load time.
 pub fn max_channels_param() -> TestResult {
-    let out = rmmod()?;
-    ensure!(out.status.success(), "rmmod: {}", describe(&out));
-    let refused = insmod_with(&["max_channels=0"])?;
-    if refused.status.success() {
+    unload_module()?;
+    if load_module(&["max_channels=0"]).is_ok() {
         return Err("insmod max_channels=0 succeeded".to_string());
     }
-    let out = insmod_with(&["max_channels=3"])?;
-    ensure!(
-        out.status.success(),
-        "insmod max_channels=3: {}",
-        describe(&out)
-    );
+    load_module(&["max_channels=3"])?;
     let result = (|| {
         let shown = std::fs::read_to_string("/sys/module/message_slot/parameters/max_channels")
             .map_err(|e| format!("read max_channels from sysfs: {e}"))?;
@@ -181,9 +138,8 @@ pub fn max_channels_param() -> TestResult {
             "channel 4 on minor 1",
         )
     })();
-    let out = rmmod()?;
-    ensure!(out.status.success(), "rmmod: {}", describe(&out));
-    insmod()?;
+    unload_module()?;
+    load_module(&[])?;
     result
 }
 
@@ -248,11 +204,7 @@ fn racer(
 /// On the debug kernel 4 loads (1024 rounds): KASAN and lockdep make a round about ten times
 /// slower there, and the other kernels' runs carry the race's coverage.
 pub fn max_channels_last_place_race() -> TestResult {
-    let loads: usize = if super::hardening::debug_kernel() {
-        4
-    } else {
-        16
-    };
+    let loads: usize = if debug_kernel() { 4 } else { 16 };
     const MINORS: u32 = 256;
     let (filler, raced, extra_channel) = (1, 2, 3);
     const A: &[u8] = b"written by file A";
@@ -270,14 +222,8 @@ pub fn max_channels_last_place_race() -> TestResult {
     let mut poll_failures = Vec::new();
     let mut result = Ok(());
     for _ in 0..loads {
-        let out = rmmod()?;
-        ensure!(out.status.success(), "rmmod: {}", describe(&out));
-        let out = insmod_with(&["max_channels=2"])?;
-        ensure!(
-            out.status.success(),
-            "insmod max_channels=2: {}",
-            describe(&out)
-        );
+        unload_module()?;
+        load_module(&["max_channels=2"])?;
         result = (|| -> TestResult {
             for minor in 0..MINORS {
                 send_all(&open_minor_bound(minor, filler)?, b"filler", "fill")?;
@@ -340,9 +286,8 @@ pub fn max_channels_last_place_race() -> TestResult {
     for r in racers {
         let _ = r.join();
     }
-    let out = rmmod()?;
-    ensure!(out.status.success(), "rmmod: {}", describe(&out));
-    insmod()?;
+    unload_module()?;
+    load_module(&[])?;
     result?;
     println!("  last-place race: the two writes overlapped in {overlapped} of {rounds} rounds");
     ensure!(

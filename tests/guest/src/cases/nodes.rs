@@ -2,17 +2,17 @@
 
 //! Device nodes and statistics: the module's class devices (`nodes` parameter, default
 //! minors 0..3) make devtmpfs create `/dev/message_slot/N` next to the example's mknod nodes,
-//! and their world-readable sysfs attributes count a slot's channels, bytes held, writes,
-//! reads and open files.
+//! and their sysfs attributes (mode 0440) count a slot's channels, bytes held, writes, reads
+//! and open files (`message_slot_stat`, which prints them, is tested with the other tools in
+//! `tools.rs`).
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
+use crate::module_loading::{load_module, unload_module};
 use crate::util::{
-    describe, expect_message, fresh_channel, open, open_bound, run, send_all, slot_path, Context,
-    TestResult, MAJOR, MODULE_FILE, MODULE_NAME,
+    expect_message, fresh_channel, open, open_bound, send_all, slot_path, Context, TestResult,
+    MAJOR,
 };
 
 use message_slot::{statistic_names, STATISTICS};
@@ -20,7 +20,7 @@ use message_slot::{statistic_names, STATISTICS};
 const CLASS: &str = "/sys/class/message_slot";
 
 /// The statistics of `minor` from sysfs, in the order of `message_slot::STATISTICS`.
-pub(crate) fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
+pub(super) fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
     let mut values = [0; STATISTICS.len()];
     for (value, field) in values.iter_mut().zip(statistic_names()) {
         let path = format!("{CLASS}/message_slot{minor}/{field}");
@@ -127,107 +127,21 @@ pub fn slot_statistics() -> TestResult {
     Ok(())
 }
 
-/// `message_slot_stat` prints the sysfs values as a table and as JSON.
-pub fn tools_message_slot_stat() -> TestResult {
-    let minor = 1;
-    let ch = fresh_channel();
-    let f = open_bound(&slot_path(minor)?, ch)?;
-    send_all(&f, b"counted", "write")?;
-    let values = stats(minor)?;
-    let mut cmd = Command::new("message_slot_stat");
-    cmd.arg("--json");
-    let out = run(cmd, "message_slot_stat --json", Duration::from_secs(30))?;
-    ensure!(
-        out.status.success(),
-        "message_slot_stat --json: {}",
-        describe(&out)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let object = text
-        .split('{')
-        .find(|o| o.contains(&format!("\"slot\":{minor},")))
-        .ok_or(format!("no slot {minor} in {text}"))?;
-    for (field, value) in statistic_names().iter().zip(values) {
-        // Nothing touches the slot meanwhile, so every value matches.
-        ensure!(
-            object.contains(&format!("\"{field}\":{value}")),
-            "JSON {object:?} lacks {field} {value}"
-        );
-    }
-    ensure!(
-        object.contains(&format!("\"device\":\"/dev/message_slot/{minor}\"")),
-        "{object:?}"
-    );
-    let out = run(
-        Command::new("message_slot_stat"),
-        "message_slot_stat",
-        Duration::from_secs(30),
-    )?;
-    ensure!(
-        out.status.success(),
-        "message_slot_stat: {}",
-        describe(&out)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
-    let header = table.lines().next().unwrap_or_default();
-    ensure!(
-        header
-            .split_whitespace()
-            .eq(["slot"].into_iter().chain(statistic_names())),
-        "header {header:?}"
-    );
-    let row: Vec<String> = table
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(&minor.to_string()))
-        .ok_or(format!("no row for slot {minor}: {table}"))?
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    ensure!(
-        row[1..] == values.map(|v| v.to_string()),
-        "row {row:?}, sysfs {values:?}"
-    );
-    println!(
-        "  $ message_slot_stat\n{}",
-        table
-            .trim_end()
-            .lines()
-            .map(|l| format!("  {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    drop(f);
-    Ok(())
-}
-
-fn modprobe(args: &[&str], what: &str) -> Result<std::process::Output, String> {
-    let mut cmd = Command::new(args[0]);
-    cmd.args(&args[1..]);
-    run(cmd, what, Duration::from_secs(120))
-}
-
 /// `nodes=0` creates no class (the original module's footprint), `nodes=256` a device per
 /// minor, `nodes=257` is refused; unloading removes the class and its nodes.
 pub fn nodes_param() -> TestResult {
     let check = |params: &[&str], want: Option<u32>| -> TestResult {
-        let out = modprobe(&["rmmod", MODULE_NAME], "rmmod")?;
-        ensure!(out.status.success(), "rmmod: {}", describe(&out));
+        unload_module()?;
         ensure!(!Path::new(CLASS).exists(), "{CLASS} left after rmmod");
         ensure!(
             !Path::new("/dev/message_slot/0").exists(),
             "node left after rmmod"
         );
-        let mut argv = vec!["insmod", MODULE_FILE];
-        argv.extend_from_slice(params);
-        let out = modprobe(&argv, "insmod")?;
+        let loaded = load_module(params);
         match want {
-            None => ensure!(!out.status.success(), "insmod {params:?} succeeded"),
+            None => ensure!(loaded.is_err(), "insmod {params:?} succeeded"),
             Some(n) => {
-                ensure!(
-                    out.status.success(),
-                    "insmod {params:?}: {}",
-                    describe(&out)
-                );
+                loaded?;
                 let devices = if n == 0 {
                     ensure!(!Path::new(CLASS).exists(), "{CLASS} exists with nodes=0");
                     0
@@ -264,9 +178,8 @@ pub fn nodes_param() -> TestResult {
         .and_then(|()| check(&["nodes=257"], None));
     // Back to the default module.
     if Path::new("/sys/module/message_slot").exists() {
-        let _ = modprobe(&["rmmod", MODULE_NAME], "rmmod");
+        let _ = unload_module();
     }
-    let out = modprobe(&["insmod", MODULE_FILE], "insmod")?;
-    ensure!(out.status.success(), "insmod: {}", describe(&out));
+    load_module(&[])?;
     result
 }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use message_slot::{statistic_names, Slot};
 
 use super::nodes::stats;
+use crate::module_loading::{try_unload_module, MODULE_NAME};
 use crate::util::{
-    describe, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd,
-    run, scaled, send_all, show, slot_path, Context, TestResult, MAX_MSG, MODULE_NAME,
+    expect_errno, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd, scaled,
+    send_all, show, slot_path, Context, TestResult, MAX_MSG,
 };
 
 const READABLE: i16 = libc::POLLIN | libc::POLLRDNORM;
@@ -1015,166 +1016,16 @@ pub fn rmmod_refused_while_polling() -> TestResult {
     let fd = slot_into_raw(polled);
     let waiter = thread::spawn(move || wait_readable(fd, scaled(Duration::from_secs(30))));
     thread::sleep(Duration::from_millis(200));
-    let mut rmmod = Command::new("rmmod");
-    rmmod.arg(MODULE_NAME);
-    let out = run(rmmod, "rmmod", Duration::from_secs(60))?;
+    let unloaded = try_unload_module();
     let write = send_all(&writer, b"wake", "write after rmmod");
     let woke = waiter.join().map_err(|_| "poller panicked".to_string())?;
     // SAFETY: we own `fd`.
     unsafe { libc::close(fd) };
     ensure!(
-        !out.status.success(),
-        "rmmod {MODULE_NAME} succeeded while a file was being polled: {}",
-        describe(&out)
+        unloaded.is_err(),
+        "rmmod {MODULE_NAME} succeeded while a file was being polled"
     );
     write?;
     ensure!(woke?, "the poller did not wake after the refused rmmod");
-    Ok(())
-}
-
-/// Runs `message_reader ARGS` to completion (30 s at most).
-fn reader_tool(args: &[&str]) -> Result<std::process::Output, String> {
-    let mut cmd = Command::new("message_reader");
-    cmd.args(args);
-    run(
-        cmd,
-        &format!("message_reader {args:?}"),
-        Duration::from_secs(30),
-    )
-}
-
-/// `message_reader --wait/--next [--timeout]`: exit 2 with nothing printed when the timeout
-/// passes, the message (exit 0) when one comes, the current one at once for `--wait`.
-pub fn tools_reader_wait() -> TestResult {
-    let path = slot_path(3)?;
-    let dev = path.to_string_lossy().into_owned();
-    let ch = fresh_channel();
-    let chs = ch.to_string();
-    let out = reader_tool(&["--wait", "--timeout", "0.3", &dev, &chs])?;
-    ensure!(
-        out.status.code() == Some(2) && out.stdout.is_empty() && out.stderr.is_empty(),
-        "--wait on an empty channel: {}",
-        describe(&out)
-    );
-    // A waiting reader gets the message written while it waits.
-    let mut cmd = Command::new("message_reader");
-    cmd.args(["--wait", &dev, &chs]);
-    let waiting = crate::util::spawn(cmd, "message_reader --wait")?;
-    thread::sleep(Duration::from_millis(300));
-    send_all(&open_bound(&path, ch)?, b"arrived", "write")?;
-    let out = waiting.wait(Instant::now() + scaled(Duration::from_secs(30)))?;
-    ensure!(
-        out.status.code() == Some(0) && out.stdout == b"arrived",
-        "--wait then a write: {}",
-        describe(&out)
-    );
-    // --wait returns the current message at once; --next waits for a newer one.
-    let out = reader_tool(&["--wait", "--timeout", "5", &dev, &chs])?;
-    ensure!(
-        out.status.code() == Some(0) && out.stdout == b"arrived",
-        "--wait with a message: {}",
-        describe(&out)
-    );
-    let out = reader_tool(&["--next", "--timeout", "0.3", &dev, &chs])?;
-    ensure!(
-        out.status.code() == Some(2) && out.stdout.is_empty(),
-        "--next with only an old message: {}",
-        describe(&out)
-    );
-    // Unbound cannot happen from the tool; a bad channel is still an error (exit 1).
-    let out = reader_tool(&["--wait", &dev, "0"])?;
-    ensure!(
-        out.status.code() == Some(1),
-        "--wait channel 0: {}",
-        describe(&out)
-    );
-    Ok(())
-}
-
-/// `message_reader --follow` prints the current message and each new one with its separator
-/// (newline, `--null`: NUL, `--raw`: nothing), and exits 130 on SIGINT with complete output.
-pub fn tools_reader_follow() -> TestResult {
-    use std::io::Read;
-    use std::process::Stdio;
-
-    let path = slot_path(3)?;
-    let dev = path.to_string_lossy().into_owned();
-    for (flag, sep) in [
-        (None, b"\n".as_slice()),
-        (Some("--null"), b"\0"),
-        (Some("--raw"), b""),
-    ] {
-        let ch = fresh_channel();
-        let writer = open_bound(&path, ch)?;
-        send_all(&writer, b"m0 with\nnewline", "first write")?;
-        let mut args = vec!["--follow".to_string()];
-        args.extend(flag.map(str::to_string));
-        args.extend([dev.clone(), ch.to_string()]);
-        let mut child = Command::new("message_reader")
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .ctx("spawn message_reader --follow")?;
-        let mut stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let pump = thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut got = Vec::new();
-        let mut want = Vec::new();
-        let result = (|| -> TestResult {
-            for i in 0..4 {
-                let msg: Vec<u8> = if i == 0 {
-                    b"m0 with\nnewline".to_vec()
-                } else {
-                    let m = format!("message {i}").into_bytes();
-                    send_all(&writer, &m, "write")?;
-                    m
-                };
-                want.extend_from_slice(&msg);
-                want.extend_from_slice(sep);
-                let deadline = Instant::now() + scaled(Duration::from_secs(20));
-                while got.len() < want.len() {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    got.extend(rx.recv_timeout(left).map_err(|_| {
-                        format!(
-                            "--follow {flag:?}: message {i} not printed; so far {}",
-                            crate::util::show(&got)
-                        )
-                    })?);
-                }
-                ensure!(
-                    got == want,
-                    "--follow {flag:?}: printed {}, expected {}",
-                    crate::util::show(&got),
-                    crate::util::show(&want)
-                );
-            }
-            Ok(())
-        })();
-        // SAFETY: plain system call on our child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let status = child.wait().ctx("wait for message_reader")?;
-        let _ = pump.join();
-        result?;
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        ensure!(
-            status.code() == Some(130) && err.is_empty(),
-            "--follow {flag:?} after SIGINT: {status}, stderr {err:?}"
-        );
-        ensure!(
-            rx.try_iter().flatten().next().is_none(),
-            "--follow {flag:?} printed more after the last message"
-        );
-    }
     Ok(())
 }

@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Capacity: 2^20 channels in one slot, through a single descriptor, and ids spread over the
-//! whole `u32` range.
+//! Capacity: 2^20 channels in one slot, through a single descriptor; ids spread over the
+//! whole `u32` range; and two slots of 2^20 channels of 128 bytes each, after whose unload
+//! `Slab` is back where it started (`--scale-channels=N`, [`crate::options`]: channels per
+//! slot). The last unloads the module, so it runs among the last tests.
+
+use std::collections::HashSet;
+use std::time::Instant;
 
 use libc::EAGAIN;
 
-use std::collections::HashSet;
-
+use crate::module_loading::{ensure_loaded, module_ready, unload_module};
+use crate::options::count_arg;
+use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
-    expect_errno, expect_message, open_minor_bound, Context, TestResult, CHANNELS_PER_SLOT,
+    bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
+    open_minor_bound, raw_fd, Context, TestResult, CHANNELS_PER_SLOT, MAX_MSG, MINORS_LARGE_SCALE,
     MINOR_MANY_CHANNELS, MINOR_SPARSE_IDS,
 };
 
@@ -92,4 +99,87 @@ pub fn sparse_channel_ids() -> TestResult {
         checked += 1;
     }
     Ok(())
+}
+
+/// Fills `ids` of `minor` with 128-byte messages through one descriptor.
+fn fill_range(minor: u32, ids: std::ops::RangeInclusive<u32>) -> TestResult {
+    let slot = open_minor_bound(minor, *ids.start())?;
+    let fd = raw_fd(&slot);
+    for id in ids {
+        bind_write(fd, id, &channel_message(minor, id, MAX_MSG)).map_err(|(what, e)| {
+            format!("minor {minor} channel {id}: {what}: {}", errno_name(e))
+        })?;
+    }
+    Ok(())
+}
+
+/// 2^20 channels of 128-byte messages in each of two slots, filled
+/// by two threads per slot; spot-checked reads; then the module is unloaded and `Slab` must
+/// return near its value before the fill. The module is loaded again at the end.
+pub fn large_scale_two_slots() -> TestResult {
+    module_ready()?;
+    let per_slot = count_arg("scale-channels", 1 << 20)?.clamp(2, 1 << 20) as u32;
+    // The nodes exist before the filler threads (two per minor) start.
+    for &minor in &MINORS_LARGE_SCALE {
+        ensure_node(minor)?;
+    }
+    let (slab0, unrec0) = slab_kib()?;
+    let info0 = slabinfo();
+    let started = Instant::now();
+    let half = per_slot / 2;
+    let fillers: Vec<_> = MINORS_LARGE_SCALE
+        .iter()
+        .flat_map(|&m| [(m, 1..=half), (m, half + 1..=per_slot)])
+        .map(|(m, ids)| std::thread::spawn(move || fill_range(m, ids)))
+        .collect();
+    let mut filled = Ok(());
+    for f in fillers {
+        let r = f
+            .join()
+            .unwrap_or_else(|_| Err("filler thread panicked".into()));
+        filled = filled.and(r);
+    }
+    filled?;
+    let fill_secs = started.elapsed().as_secs_f64();
+    let (slab_full, _) = slab_kib()?;
+
+    for &minor in &MINORS_LARGE_SCALE {
+        let slot = open_minor_bound(minor, 1)?;
+        let checks =
+            (1..=per_slot)
+                .step_by(4099)
+                .chain([2, half, half + 1, per_slot - 1, per_slot]);
+        for id in checks {
+            slot.set_channel(id).ctx("bind")?;
+            expect_message(
+                &slot,
+                &channel_message(minor, id, MAX_MSG),
+                &format!("minor {minor} channel {id}"),
+            )?;
+        }
+        slot.set_channel(per_slot + 1).ctx("bind")?;
+        expect_errno(
+            slot.receive_message(),
+            EAGAIN,
+            &format!("minor {minor} channel {} (never written)", per_slot + 1),
+        )?;
+    }
+
+    unload_module()?;
+    let after = slab_kib_settled(slab0)?;
+    let info1 = slabinfo();
+    let loaded = ensure_loaded();
+    eprintln!(
+        "  (large scale: 2 x {per_slot} channels filled in {fill_secs:.1}s; Slab {slab0} -> \
+         {slab_full} (full) -> {} KiB after rmmod, SUnreclaim {unrec0} -> {} KiB)",
+        after.0, after.1
+    );
+    ensure!(
+        after.0 <= slab0 + SLAB_TOLERANCE_KIB,
+        "Slab {slab0} KiB before filling 2 x {per_slot} channels, {} KiB after rmmod \
+         (tolerance {SLAB_TOLERANCE_KIB} KiB); {}",
+        after.0,
+        slab_growth(&info0, &info1)
+    );
+    loaded
 }

@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The command-line tools `message_sender` / `message_reader` (from `PATH`) and the C
-//! header check program `/header_user`.
+//! The programs users run, in the guest: the command-line tools `message_sender`,
+//! `message_reader` (also its `--wait`, `--next` and `--follow` modes) and
+//! `message_slot_stat` (from `PATH`), and the C header check program `/header_user`.
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use message_slot::statistic_names;
+
+use super::nodes::stats;
 use crate::util::{
-    describe, expect_message, fresh_channel, open_minor_bound, run, send_all, slot_path,
-    TestResult, MAX_MSG,
+    describe, expect_message, fresh_channel, open_bound, open_minor_bound, run, scaled, send_all,
+    show, slot_path, spawn, Context, TestResult, MAX_MSG,
 };
 
 const SENDER: &str = "message_sender";
 const READER: &str = "message_reader";
+const STAT: &str = "message_slot_stat";
 const HEADER_USER: &str = "/header_user";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -148,6 +155,209 @@ pub fn tools_sender_errors() -> TestResult {
             &format!("old message after sender with {case}"),
         )?;
     }
+    Ok(())
+}
+
+/// `message_reader --wait/--next [--timeout]`: exit 2 with nothing printed when the timeout
+/// passes, the message (exit 0) when one comes, the current one at once for `--wait`.
+pub fn tools_reader_wait() -> TestResult {
+    let path = slot_path(3)?;
+    let dev = path.to_string_lossy().into_owned();
+    let ch = fresh_channel();
+    let chs = ch.to_string();
+    let out = tool(READER, &["--wait", "--timeout", "0.3", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty() && out.stderr.is_empty(),
+        "--wait on an empty channel: {}",
+        describe(&out)
+    );
+    // A waiting reader gets the message written while it waits.
+    let mut cmd = Command::new(READER);
+    cmd.args(["--wait", &dev, &chs]);
+    let waiting = spawn(cmd, "message_reader --wait")?;
+    thread::sleep(Duration::from_millis(300));
+    send_all(&open_bound(&path, ch)?, b"arrived", "write")?;
+    let out = waiting.wait(Instant::now() + scaled(TIMEOUT))?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout == b"arrived",
+        "--wait then a write: {}",
+        describe(&out)
+    );
+    // --wait returns the current message at once; --next waits for a newer one.
+    let out = tool(READER, &["--wait", "--timeout", "5", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout == b"arrived",
+        "--wait with a message: {}",
+        describe(&out)
+    );
+    let out = tool(READER, &["--next", "--timeout", "0.3", &dev, &chs])?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty(),
+        "--next with only an old message: {}",
+        describe(&out)
+    );
+    // Unbound cannot happen from the tool; a bad channel is still an error (exit 1).
+    let out = tool(READER, &["--wait", &dev, "0"])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "--wait channel 0: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
+/// `message_reader --follow` prints the current message and each new one with its separator
+/// (newline, `--null`: NUL, `--raw`: nothing), and exits 130 on SIGINT with complete output.
+pub fn tools_reader_follow() -> TestResult {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let path = slot_path(3)?;
+    let dev = path.to_string_lossy().into_owned();
+    for (flag, sep) in [
+        (None, b"\n".as_slice()),
+        (Some("--null"), b"\0"),
+        (Some("--raw"), b""),
+    ] {
+        let ch = fresh_channel();
+        let writer = open_bound(&path, ch)?;
+        send_all(&writer, b"m0 with\nnewline", "first write")?;
+        let mut args = vec!["--follow".to_string()];
+        args.extend(flag.map(str::to_string));
+        args.extend([dev.clone(), ch.to_string()]);
+        let mut child = Command::new(READER)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ctx("spawn message_reader --follow")?;
+        let mut stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let pump = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        let result = (|| -> TestResult {
+            for i in 0..4 {
+                let msg: Vec<u8> = if i == 0 {
+                    b"m0 with\nnewline".to_vec()
+                } else {
+                    let m = format!("message {i}").into_bytes();
+                    send_all(&writer, &m, "write")?;
+                    m
+                };
+                want.extend_from_slice(&msg);
+                want.extend_from_slice(sep);
+                let deadline = Instant::now() + scaled(Duration::from_secs(20));
+                while got.len() < want.len() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    got.extend(rx.recv_timeout(left).map_err(|_| {
+                        format!(
+                            "--follow {flag:?}: message {i} not printed; so far {}",
+                            show(&got)
+                        )
+                    })?);
+                }
+                ensure!(
+                    got == want,
+                    "--follow {flag:?}: printed {}, expected {}",
+                    show(&got),
+                    show(&want)
+                );
+            }
+            Ok(())
+        })();
+        // SAFETY: plain system call on our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().ctx("wait for message_reader")?;
+        let _ = pump.join();
+        result?;
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        ensure!(
+            status.code() == Some(130) && err.is_empty(),
+            "--follow {flag:?} after SIGINT: {status}, stderr {err:?}"
+        );
+        ensure!(
+            rx.try_iter().flatten().next().is_none(),
+            "--follow {flag:?} printed more after the last message"
+        );
+    }
+    Ok(())
+}
+
+/// `message_slot_stat` prints the sysfs values as a table and as JSON.
+pub fn tools_message_slot_stat() -> TestResult {
+    let minor = 1;
+    let ch = fresh_channel();
+    let f = open_bound(&slot_path(minor)?, ch)?;
+    send_all(&f, b"counted", "write")?;
+    let values = stats(minor)?;
+    let out = tool(STAT, &["--json"])?;
+    ensure!(
+        out.status.success(),
+        "message_slot_stat --json: {}",
+        describe(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let object = text
+        .split('{')
+        .find(|o| o.contains(&format!("\"slot\":{minor},")))
+        .ok_or(format!("no slot {minor} in {text}"))?;
+    for (field, value) in statistic_names().iter().zip(values) {
+        // Nothing touches the slot meanwhile, so every value matches.
+        ensure!(
+            object.contains(&format!("\"{field}\":{value}")),
+            "JSON {object:?} lacks {field} {value}"
+        );
+    }
+    ensure!(
+        object.contains(&format!("\"device\":\"/dev/message_slot/{minor}\"")),
+        "{object:?}"
+    );
+    let out = tool::<&str>(STAT, &[])?;
+    ensure!(
+        out.status.success(),
+        "message_slot_stat: {}",
+        describe(&out)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    ensure!(
+        header
+            .split_whitespace()
+            .eq(["slot"].into_iter().chain(statistic_names())),
+        "header {header:?}"
+    );
+    let row: Vec<String> = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&minor.to_string()))
+        .ok_or(format!("no row for slot {minor}: {table}"))?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    ensure!(
+        row[1..] == values.map(|v| v.to_string()),
+        "row {row:?}, sysfs {values:?}"
+    );
+    println!(
+        "  $ message_slot_stat\n{}",
+        table
+            .trim_end()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(f);
     Ok(())
 }
 

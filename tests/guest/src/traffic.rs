@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Self-checking messages for the concurrency tests, and the writer/reader loops that use
-//! them (shared by the thread and the process variants).
+//! The concurrency tests' traffic: the writer and reader loops (shared by the thread and the
+//! process variants) and the self-checking messages they exchange.
 //!
-//! Messages are the shared codec's ([`message_slot_test_support::msg`]): a message names
-//! its minor, channel, writer and sequence number and carries a checksum, so any torn, mixed
-//! or misplaced message is caught. Here a message is fully determined by
+//! Messages are the shared codec's ([`message_slot_test_support::message_codec`]): a message
+//! names its minor, channel, writer and sequence number and carries a checksum, so any torn,
+//! mixed or misplaced message is caught. Here a message is fully determined by
 //! `(minor, channel, writer, seq)`: its length `1..=128` varies with `seq` and the nonce is
 //! the suite's.
 
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use message_slot::Slot;
-use message_slot_test_support::msg::{self as codec, Decoded, Meta};
+use message_slot_test_support::message_codec::{self as codec, Decoded, Meta};
 
 use crate::util::{send_all, show, Context, TestResult, MAX_MSG};
 

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Allocation failure: with failslab failing every slab allocation of the writing thread,
+//! writes that create a channel fail with `ENOMEM` and leave nothing behind, while overwrites
+//! of existing channels (which allocate nothing) succeed. Needs failslab and its debugfs
+//! knobs: skipped without them, failed on the debug kernel ([`crate::options::missing`]).
+
+use std::path::{Path, PathBuf};
+
+use libc::{EAGAIN, ENOMEM};
+use message_slot::Slot;
+
+use crate::module_loading::module_ready;
+use crate::options::missing;
+use crate::util::{
+    bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
+    fresh_channel, last_errno, mount_if_needed, open_bound, raw_fd, raw_read, send_all, write_file,
+    Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
+};
+
+/// Restores failslab to "never fail" when dropped.
+struct FailslabOff(PathBuf);
+
+impl Drop for FailslabOff {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("probability"), "0");
+        let _ = std::fs::write(self.0.join("times"), "1");
+    }
+}
+
+/// What the fault-injected thread saw.
+#[derive(Default)]
+struct FaultResults {
+    new_writes: Vec<Result<(), (&'static str, i32)>>,
+    old_writes: Vec<Result<(), (&'static str, i32)>>,
+    old_reads: Vec<Result<usize, i32>>,
+}
+
+/// With failslab failing every slab allocation of one thread, writes to new channels fail
+/// with ENOMEM and change nothing, writes to existing channels (no allocation) still
+/// succeed, reads work; with fault injection off again, the new channels can be written.
+pub fn failslab_enomem() -> TestResult {
+    module_ready()?;
+    mount_if_needed("debugfs", "/sys/kernel/debug", "/sys/kernel/debug/failslab");
+    let dir = PathBuf::from("/sys/kernel/debug/failslab");
+    if !dir.join("probability").exists() || !Path::new("/proc/self/make-it-fail").exists() {
+        return missing("failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+    }
+    let path = ensure_node(MINOR_FAILSLAB)?;
+    let old: Vec<u32> = (0..4).map(|_| fresh_channel()).collect();
+    let new: Vec<u32> = (0..64).map(|_| fresh_channel()).collect();
+    for (i, &id) in old.iter().enumerate() {
+        send_all(
+            &open_bound(&path, id)?,
+            &channel_message(MINOR_FAILSLAB, id, 40 + i),
+            "write an existing channel",
+        )?;
+    }
+
+    let off = FailslabOff(dir.clone());
+    for (file, value) in [
+        ("probability", "0"),
+        ("interval", "1"),
+        ("times", "-1"),
+        ("space", "0"),
+        ("verbose", "0"),
+        ("task-filter", "Y"),
+        ("ignore-gfp-wait", "N"),
+    ] {
+        write_file(&dir.join(file), value)?;
+    }
+    if dir.join("cache-filter").exists() {
+        write_file(&dir.join("cache-filter"), "N")?;
+    }
+    write_file(&dir.join("probability"), "100")?;
+
+    let slot = Slot::open(&path).ctx("open")?;
+    let fd = raw_fd(&slot);
+    let (new_c, old_c) = (new.clone(), old.clone());
+    let worker = std::thread::spawn(move || -> Result<FaultResults, String> {
+        // Everything that allocates in the kernel happens before make-it-fail is set.
+        let flag = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/thread-self/make-it-fail")
+            .ctx("open /proc/thread-self/make-it-fail")?;
+        let flag_fd = std::os::fd::AsRawFd::as_raw_fd(&flag);
+        let new_msgs: Vec<Vec<u8>> = new_c
+            .iter()
+            .map(|&id| channel_message(MINOR_FAILSLAB, id, MAX_MSG))
+            .collect();
+        let old_msgs: Vec<Vec<u8>> = old_c
+            .iter()
+            .map(|&id| channel_message(MINOR_FAILSLAB, id, 100))
+            .collect();
+        let mut r = FaultResults {
+            new_writes: Vec::with_capacity(new_c.len()),
+            old_writes: Vec::with_capacity(old_c.len()),
+            old_reads: Vec::with_capacity(old_c.len()),
+        };
+        let mut buf = [0u8; MAX_MSG];
+        // Pre-fault this thread's stack so no page fault allocates under fault injection.
+        let mut scratch = [0u8; 32 * 1024];
+        for b in scratch.iter_mut().step_by(1024) {
+            // SAFETY: a plain volatile store into a local array.
+            unsafe { std::ptr::write_volatile(b, 1) };
+        }
+        // SAFETY: writes a literal to our descriptor.
+        if unsafe { libc::write(flag_fd, b"1".as_ptr().cast(), 1) } != 1 {
+            return Err(format!("set make-it-fail: {}", errno_name(last_errno())));
+        }
+        for (&id, msg) in new_c.iter().zip(&new_msgs) {
+            r.new_writes.push(bind_write(fd, id, msg));
+        }
+        for (&id, msg) in old_c.iter().zip(&old_msgs) {
+            r.old_writes.push(bind_write(fd, id, msg));
+            r.old_reads
+                .push(raw_read(fd, buf.as_mut_ptr(), buf.len()).and_then(|n| {
+                    if buf[..n] == msg[..] {
+                        Ok(n)
+                    } else {
+                        Err(-1)
+                    }
+                }));
+        }
+        // SAFETY: as above.
+        let rc = unsafe { libc::write(flag_fd, b"0".as_ptr().cast(), 1) };
+        std::hint::black_box(&scratch);
+        ensure!(rc == 1, "clear make-it-fail: {}", errno_name(last_errno()));
+        Ok(r)
+    });
+    let results = worker
+        .join()
+        .map_err(|_| "fault-injected thread panicked".to_string())??;
+    drop(off);
+
+    let mut enomem = 0;
+    for (&id, r) in new.iter().zip(&results.new_writes) {
+        match r {
+            Err(("write", e)) if *e == ENOMEM => enomem += 1,
+            Ok(()) => {}
+            Err((what, e)) => {
+                return Err(format!(
+                    "new channel {id:#x} under failslab: {what} failed with {} (expected \
+                     ENOMEM or success)",
+                    errno_name(*e)
+                ))
+            }
+        }
+    }
+    ensure!(
+        enomem > 0,
+        "no write to a new channel failed under failslab (probability 100): the message \
+         allocation does not go through the slab allocator?"
+    );
+    // A channel owns its message memory: an overwrite allocates nothing, so it succeeds even
+    // though every slab allocation fails, and the read (which allocates nothing either)
+    // returns the new message.
+    for (i, &id) in old.iter().enumerate() {
+        if let Err((what, e)) = results.old_writes[i] {
+            return Err(format!(
+                "overwriting existing channel {id:#x} under failslab (probability 100): {what} \
+                 failed with {} (an overwrite must allocate nothing)",
+                errno_name(e)
+            ));
+        }
+        if let Err(e) = results.old_reads[i] {
+            return Err(format!(
+                "reading existing channel {id:#x} under failslab: {}",
+                if e < 0 {
+                    "not the message just written".to_string()
+                } else {
+                    errno_name(e)
+                }
+            ));
+        }
+    }
+    // Nothing of the failed writes is visible; the overwrites are.
+    let check = Slot::open(&path).ctx("open")?;
+    for (&id, r) in new.iter().zip(&results.new_writes) {
+        check.set_channel(id).ctx("bind")?;
+        if r.is_err() {
+            expect_errno(
+                check.receive_message(),
+                EAGAIN,
+                &format!("new channel {id:#x} after its write failed with ENOMEM"),
+            )?;
+        }
+    }
+    for &id in &old {
+        check.set_channel(id).ctx("bind")?;
+        expect_message(
+            &check,
+            &channel_message(MINOR_FAILSLAB, id, 100),
+            &format!("existing channel {id:#x} after its overwrite under failslab"),
+        )?;
+        // Fault injection off: overwrites still succeed.
+        let msg = channel_message(MINOR_FAILSLAB, id, 101);
+        bind_write(fd, id, &msg).map_err(|(what, e)| {
+            format!(
+                "overwriting channel {id:#x} after failslab was turned off: {what}: {}",
+                errno_name(e)
+            )
+        })?;
+        expect_message(
+            &check,
+            &msg,
+            &format!("existing channel {id:#x} after failslab"),
+        )?;
+    }
+    // Fault injection off: the new channels can be created now.
+    for &id in &new {
+        let msg = channel_message(MINOR_FAILSLAB, id, MAX_MSG);
+        bind_write(fd, id, &msg).map_err(|(what, e)| {
+            format!(
+                "new channel {id:#x} after failslab was turned off: {what}: {}",
+                errno_name(e)
+            )
+        })?;
+        check.set_channel(id).ctx("bind")?;
+        expect_message(&check, &msg, &format!("new channel {id:#x} after failslab"))?;
+    }
+    eprintln!(
+        "  (failslab: {enomem}/{} new-channel writes got ENOMEM)",
+        new.len()
+    );
+    Ok(())
+}
