@@ -16,8 +16,6 @@ pub mod flags {
 
     /// `GFP_KERNEL`.
     pub const GFP_KERNEL: Flags = Flags(1);
-    /// `GFP_KERNEL_ACCOUNT`.
-    pub const GFP_KERNEL_ACCOUNT: Flags = Flags(2);
 }
 
 thread_local! {
@@ -61,15 +59,12 @@ where
 /// `KBox<T>`: a `Box` (the kernel's carries its allocator; the host has one).
 pub type KBox<T> = Box<T>;
 
-/// `KBox`'s fallible constructors, which take GFP flags.
+/// `KBox`'s fallible constructor that takes GFP flags.
 pub trait KBoxInit<T>: Sized {
     /// Allocates and pin-initialises a `T` (`KBox::pin_init`).
     fn pin_init<E>(init: impl PinInit<T, E>, flags: Flags) -> Result<Pin<Self>>
     where
         Error: From<E>;
-
-    /// Allocates a `T` (`KBox::new`).
-    fn new(value: T, flags: Flags) -> Result<Self>;
 }
 
 impl<T> KBoxInit<T> for Box<T> {
@@ -79,10 +74,5 @@ impl<T> KBoxInit<T> for Box<T> {
     {
         allocation_allowed()?;
         <Box<T> as InPlaceInit<T>>::try_pin_init(with_error(init))
-    }
-
-    fn new(value: T, _flags: Flags) -> Result<Self> {
-        allocation_allowed()?;
-        Ok(Box::new(value))
     }
 }

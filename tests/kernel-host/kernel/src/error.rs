@@ -9,22 +9,11 @@ use core::convert::Infallible;
 pub struct Error(i32);
 
 impl Error {
-    /// The error of errno `-errno` (`errno` negative, as the kernel passes them).
-    pub const fn from_errno(errno: i32) -> Self {
-        Self(errno)
-    }
-
-    /// The negative errno.
-    pub const fn to_errno(self) -> i32 {
-        self.0
-    }
-
     fn name(self) -> &'static str {
         match self {
             code::EFAULT => "EFAULT",
             code::EAGAIN => "EAGAIN",
             code::ENOMEM => "ENOMEM",
-            code::EINVAL => "EINVAL",
             code::ENOSPC => "ENOSPC",
             code::EMSGSIZE => "EMSGSIZE",
             _ => "errno",
@@ -57,8 +46,6 @@ pub mod code {
     pub const EAGAIN: Error = Error(-11);
     /// Out of memory.
     pub const ENOMEM: Error = Error(-12);
-    /// Invalid argument.
-    pub const EINVAL: Error = Error(-22);
     /// No space left.
     pub const ENOSPC: Error = Error(-28);
     /// Message too long.

@@ -22,7 +22,5 @@ pub mod prelude {
     pub use crate::alloc::{KBox, KBoxInit as _};
     pub use crate::error::{code::*, Error, Result};
     pub use core::pin::Pin;
-    pub use pinned_init::{
-        init, pin_data, pin_init, pinned_drop, try_pin_init, InPlaceWrite, Init, PinInit,
-    };
+    pub use pinned_init::{pin_data, pin_init, pinned_drop, PinInit};
 }
