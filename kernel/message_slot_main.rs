@@ -87,7 +87,14 @@ static STATISTIC_GROUPS: AttributeGroups<
     { STATISTICS.len() + 1 },
 > = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
 
-const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
+// uapi's request encoders are the kernel's, in every direction.
+const _: () = {
+    assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
+    assert!(uapi::io(MAJOR_NUM, 1) == kernel::ioctl::_IO(MAJOR_NUM, 1));
+    assert!(uapi::ior(MAJOR_NUM, 2, 8) == kernel::ioctl::_IOR::<u64>(MAJOR_NUM, 2));
+    assert!(uapi::iow(MAJOR_NUM, 3, 2) == kernel::ioctl::_IOW::<u16>(MAJOR_NUM, 3));
+    assert!(uapi::iowr(MAJOR_NUM, 4, 4) == kernel::ioctl::_IOWR::<u32>(MAJOR_NUM, 4));
+};
 
 struct MessageSlotModule {
     // Dropped first: no file can be opened after it is (and none is open: each holds a

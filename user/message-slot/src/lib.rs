@@ -40,9 +40,15 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 mod uapi;
 
 pub use uapi::{
-    CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, SLOT_MINORS,
-    STATISTICS,
+    Ioctl, CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL,
+    SLOT_MINORS, STATISTICS,
 };
+
+/// The Linux ioctl request encoders (`_IO`, `_IOR`, `_IOW`, `_IOWR`, `_IOC`), as the device's
+/// requests are encoded: for requests the device has ([`Ioctl`]) and for those it refuses.
+pub mod ioctl_encoding {
+    pub use crate::uapi::{io, ioc, ior, iow, iowr, IOC_NONE, IOC_READ, IOC_WRITE};
+}
 
 /// The sysfs directory of the slots' class devices: `/sys/class/` and [`CLASS_NAME`].
 pub fn sysfs_class_dir() -> PathBuf {
@@ -359,6 +365,41 @@ mod tests {
             rustix::ioctl::opcode::write::<u32>(MAJOR_NUM as u8, 0)
         );
         assert_eq!(MSG_SLOT_CHANNEL, 0x4004_eb00);
+    }
+
+    #[test]
+    fn ioctl_encoders_match_rustix_in_every_direction() {
+        use rustix::ioctl::opcode;
+        let ty = MAJOR_NUM as u8;
+        assert_eq!(ioctl_encoding::io(MAJOR_NUM, 1), opcode::none(ty, 1));
+        assert_eq!(
+            ioctl_encoding::ior(MAJOR_NUM, 2, 8),
+            opcode::read::<u64>(ty, 2)
+        );
+        assert_eq!(
+            ioctl_encoding::iow(MAJOR_NUM, 3, 2),
+            opcode::write::<u16>(ty, 3)
+        );
+        assert_eq!(
+            ioctl_encoding::iowr(MAJOR_NUM, 4, 4),
+            opcode::read_write::<u32>(ty, 4)
+        );
+    }
+
+    #[test]
+    fn every_ioctl_is_found_by_its_request_number() {
+        for ioctl in Ioctl::ALL {
+            assert_eq!(Ioctl::from_cmd(ioctl.cmd()), Some(ioctl));
+        }
+        let mut cmds: Vec<u32> = Ioctl::ALL.iter().map(|ioctl| ioctl.cmd()).collect();
+        cmds.sort_unstable();
+        cmds.dedup();
+        assert_eq!(
+            cmds.len(),
+            Ioctl::ALL.len(),
+            "two ioctls share a request number"
+        );
+        assert_eq!(Ioctl::from_cmd(0), None);
     }
 
     #[test]
