@@ -33,7 +33,8 @@ use abstractions::{
 use core::sync::atomic::Ordering;
 use device::MessageSlotDevice;
 use uapi::{
-    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
+    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MSG_SLOT_CHANNEL,
+    SLOT_MINORS, STATISTICS,
 };
 
 #[cfg(kernel_6_12)]
@@ -71,12 +72,6 @@ uint_param!(
     DEFAULT_NODES,
     "minors 0..N get a device in class message_slot: node /dev/message_slot/MINOR and statistics in /sys/class/message_slot/message_slotMINOR (default 4, at most 256, 0 for none)"
 );
-
-/// Minors that get class devices unless `nodes=` says otherwise: as many as the example's
-/// `/dev/slot0`..`/dev/slot3`, so that a fresh system finds them without `mknod` and can read
-/// their statistics; `mknod` nodes of any minor work as before (the class's nodes are under
-/// `/dev/message_slot/`, never `/dev/slotN`).
-const DEFAULT_NODES: u32 = 4;
 
 /// The sysfs attributes of every class device: a slot's statistics.
 static STATISTIC_ATTRIBUTES: [U64Attribute<MessageSlotDevice>; STATISTICS.len()] =

@@ -17,6 +17,11 @@ pub const MAX_MESSAGE_LEN: usize = 128;
 /// Channels per slot the device must support (ids themselves may be any non-zero `u32`).
 pub const CHANNELS_PER_SLOT: usize = 1 << 20;
 
+/// Minors that get class devices (nodes `/dev/message_slot/MINOR`, statistics) unless the
+/// module parameter `nodes` says otherwise: `0..DEFAULT_NODES`, as many as the example's
+/// `/dev/slot0`..`/dev/slot3` (kernel/DESIGN.md, "Device nodes and statistics", says why).
+pub const DEFAULT_NODES: u32 = 4;
+
 /// The device class of the slots that have class devices (module parameter `nodes`):
 /// `/sys/class/message_slot/message_slotMINOR/`, nodes `/dev/message_slot/MINOR`.
 pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
