@@ -27,7 +27,7 @@ mod uapi;
 
 use abstractions::{
     chrdev::Registration,
-    class::{AttributeGroups, Class, U64Attribute},
+    class::{AttributeGroup, AttributeGroups, AttributePointers, Class, U64Attribute},
     param::uint_param,
 };
 use core::sync::atomic::Ordering;
@@ -73,14 +73,16 @@ uint_param!(
     "minors 0..N get a device in class message_slot: node /dev/message_slot/MINOR and statistics in /sys/class/message_slot/message_slotMINOR (default 4, at most 256, 0 for none)"
 );
 
-/// The sysfs attributes of every class device: a slot's statistics.
+/// The sysfs attributes of every class device: a slot's statistics, and the tables sysfs
+/// reads them through (built at compile time, never written).
 static STATISTIC_ATTRIBUTES: [U64Attribute<MessageSlotDevice>; STATISTICS.len()] =
     U64Attribute::list(Statistic::ALL, STATISTICS);
-static STATISTIC_GROUPS: AttributeGroups<
-    MessageSlotDevice,
-    { STATISTICS.len() },
-    { STATISTICS.len() + 1 },
-> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_POINTERS: AttributePointers<MessageSlotDevice, { STATISTICS.len() + 1 }> =
+    AttributePointers::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_GROUP: AttributeGroup<MessageSlotDevice> =
+    AttributeGroup::new(&STATISTIC_POINTERS);
+static STATISTIC_GROUPS: AttributeGroups<MessageSlotDevice> =
+    AttributeGroups::new(&STATISTIC_GROUP);
 
 // uapi's request encoders are the kernel's, in every direction.
 const _: () = {
