@@ -5,7 +5,7 @@
 # /install.tar, a `make install DESTDIR=... INSTALL_MODULES_LOAD=1` staged on the host): unpacks
 # the installed files into /, unloads the rig's module, loads the installed one by name
 # (modprobe through the staged modules.dep, /lib/modules/KVER/updates/) and runs the example
-# session of the README through the installed tools in /usr/local/bin on the nodes the module
+# session (vm/demo-session.sh's) through the installed tools in /usr/local/bin on the nodes the module
 # announces (/dev/message_slot/N), then message_slot_stat. Prints PASS/FAIL lines
 # and the kernel's taint and module-signature messages (for the report on signed modules).
 pass() { echo "PASS $1"; }
@@ -31,7 +31,7 @@ for tool in message_sender message_reader message_slot_stat; do
 	[ "$(command -v $tool)" = /usr/local/bin/$tool ] || installed=1
 done
 verdict "install: message_sender, message_reader and message_slot_stat are the installed ones" $installed
-# The README's session on the nodes the module announces (devtmpfs; the guest has no udev).
+# The example session on the nodes the module announces (devtmpfs; the guest has no udev).
 [ -c /dev/message_slot/0 ] && [ -c /dev/message_slot/1 ]
 verdict "install: the loaded module made /dev/message_slot/0 and 1" $?
 transcript=$(

@@ -3,8 +3,8 @@
 //! Sequential locks: C's `seqlock_t`, a spinlock that serialises writers plus a sequence
 //! counter that lets readers run without writing shared memory and detect a concurrent write.
 //!
-//! Stands in for a `kernel::sync` seqlock abstraction, which upstream does not have yet (6.12
-//! and 7.3 alike). It is the kernel's own type, not a hand-rolled one, so it keeps the kernel's
+//! Stands in for a `kernel::sync` seqlock abstraction, which upstream does not have yet (on
+//! every kernel of vm/kernels). It is the kernel's own type, not a hand-rolled one, so it keeps the kernel's
 //! rules: with `CONFIG_PREEMPT_RT` the writer's spinlock is a sleeping lock, and a reader that
 //! finds a write in progress takes and releases that lock (boosting the writer) instead of
 //! spinning on a preempted writer. The C side (macros and static inline functions) is in
