@@ -19,8 +19,8 @@ use crate::module_loading::module_ready;
 use crate::options::missing;
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
-    fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, read_file,
-    send_all, slot_path, write_file, Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
+    fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, send_all,
+    slot_path, write_file, Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
 };
 
 /// Restores failslab to "never fail" when dropped.
@@ -33,13 +33,17 @@ impl Drop for FailslabOff {
     }
 }
 
-/// The failslab knobs, set so that a task's own slab allocations can be made to fail (any
-/// GFP flags, any cache) while nothing fails by chance; `None` without failslab. Restored to
-/// "never fail" when the guard is dropped.
-fn failslab_for_this_task() -> Result<Option<FailslabOff>, String> {
+/// The failslab knobs, set so that slab allocations of any GFP flags and any cache can be
+/// made to fail while nothing fails by chance (probability 0), only in tasks marked with
+/// `make-it-fail` if `task_filter`; `None` without failslab, `make-it-fail` or `fail-nth`.
+/// Restored to "never fail" when the guard is dropped.
+fn failslab_configured(task_filter: bool) -> Result<Option<FailslabOff>, String> {
     mount_if_needed("debugfs", "/sys/kernel/debug", "/sys/kernel/debug/failslab");
     let dir = PathBuf::from("/sys/kernel/debug/failslab");
-    if !dir.join("probability").exists() || !Path::new("/proc/thread-self/fail-nth").exists() {
+    if !dir.join("probability").exists()
+        || !Path::new("/proc/self/make-it-fail").exists()
+        || !Path::new("/proc/thread-self/fail-nth").exists()
+    {
         return Ok(None);
     }
     let off = FailslabOff(dir.clone());
@@ -49,7 +53,7 @@ fn failslab_for_this_task() -> Result<Option<FailslabOff>, String> {
         ("times", "-1"),
         ("space", "0"),
         ("verbose", "0"),
-        ("task-filter", "N"),
+        ("task-filter", if task_filter { "Y" } else { "N" }),
         ("ignore-gfp-wait", "N"),
     ] {
         write_file(&dir.join(file), value)?;
@@ -60,37 +64,67 @@ fn failslab_for_this_task() -> Result<Option<FailslabOff>, String> {
     Ok(Some(off))
 }
 
-/// `/proc/thread-self/fail-nth`: the calling thread's next `n`-th fault-injectable call
-/// fails (0: none); reading it back gives 0 once that call has failed.
-fn fail_nth(n: u32) -> TestResult {
-    write_file(Path::new("/proc/thread-self/fail-nth"), &n.to_string())
+/// `/proc/thread-self/fail-nth` of the thread that opened it: its next `n`-th
+/// fault-injectable call fails (0: none), and reading it back gives 0 once that call has
+/// failed. Opened once, and then only written and read at offset 0: no other system call
+/// (an `open` allocates) runs between setting it and reading it back.
+struct FailNth(std::fs::File);
+
+impl FailNth {
+    fn open() -> Result<Self, String> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/proc/thread-self/fail-nth")
+            .map(Self)
+            .ctx("open /proc/thread-self/fail-nth")
+    }
+
+    /// Makes this thread's `n`-th fault-injectable call from now on fail (0: none).
+    fn set(&self, n: u32) -> TestResult {
+        use std::os::unix::fs::FileExt;
+        self.0
+            .write_at(n.to_string().as_bytes(), 0)
+            .map(drop)
+            .ctx("write fail-nth")
+    }
+
+    /// Whether the call [`FailNth::set`] chose has failed (then it is cleared too).
+    fn fired(&self) -> Result<bool, String> {
+        use std::os::unix::fs::FileExt;
+        let mut text = [0u8; 16];
+        let n = self.0.read_at(&mut text, 0).ctx("read fail-nth")?;
+        let fired = std::str::from_utf8(&text[..n]).map(str::trim) == Ok("0");
+        self.set(0)?;
+        Ok(fired)
+    }
 }
 
 /// Whether `call` made a slab allocation on this thread: `Some(true)` if it did (the first
 /// one was made to fail), `Some(false)` if not, `None` if the kernel has no failslab (the
-/// caller then cannot tell, and says so).
+/// caller then cannot tell, and says so). Everything the caller needs must be set up before
+/// (an `open` or `epoll_create` allocates).
 pub(super) fn slab_allocations_during<T>(
     call: impl FnOnce() -> T,
 ) -> Result<Option<(bool, T)>, String> {
-    let Some(_failslab) = failslab_for_this_task()? else {
+    let Some(_failslab) = failslab_configured(false)? else {
         return Ok(None);
     };
-    fail_nth(1)?;
+    let fail_nth = FailNth::open()?;
+    fail_nth.set(1)?;
     let result = call();
-    let left = read_file(Path::new("/proc/thread-self/fail-nth"))?;
-    fail_nth(0)?;
-    Ok(Some((left.trim() == "0", result)))
+    Ok(Some((fail_nth.fired()?, result)))
 }
 
-/// A waiting poll of a channel that does not exist, with each of its slab allocations made
-/// to fail in turn (`fail-nth` 1, 2, ...) until one poll allocates all it needs: a poll whose
-/// allocation failed reports `POLLERR` and leaves the slot's channel count as it was (the
-/// wait queue is allocated before the channel); the poll that allocated everything created
-/// the channel (readable only once written). A module that allocates the queue after
-/// creating the channel reports `POLLERR` with one more channel.
+/// A waiting poll of a channel that does not exist, with the `n`-th slab allocation of the
+/// thread made to fail (`fail-nth`), for `n` = 1, 2, ... until a poll makes fewer than `n`:
+/// a poll that reports `POLLERR` leaves the slot's channel count as it was (the wait queue
+/// is allocated before the channel), one that reports `POLLOUT | POLLWRNORM` created the
+/// channel, and at least one of the failures made the poll report `POLLERR`. A module that
+/// allocates the queue after creating the channel reports `POLLERR` with one more channel.
 pub fn failslab_poll_error_leaves_nothing() -> TestResult {
     module_ready()?;
-    let Some(_failslab) = failslab_for_this_task()? else {
+    let Some(_failslab) = failslab_configured(false)? else {
         return missing("failslab and fail-nth (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
     };
     let minor = 3;
@@ -100,37 +134,51 @@ pub fn failslab_poll_error_leaves_nothing() -> TestResult {
         .ok_or("no statistic channels")?;
     let file = open(&slot_path(minor)?)?;
     let fd = raw_fd(&file);
-    for nth in 1..=8 {
+    let fail_nth = FailNth::open()?;
+    let mut outcomes = Vec::new();
+    for nth in 1..=16 {
         let id = fresh_channel();
         file.set_channel(id).ctx("bind")?;
         let before = stats(minor)?[channels];
-        fail_nth(nth)?;
+        fail_nth.set(nth)?;
         let events = poll_fd(fd, 10_000);
-        let left = read_file(Path::new("/proc/thread-self/fail-nth"));
-        fail_nth(0)?;
-        let (events, left) = (events?, left?);
-        let after = stats(minor)?[channels];
-        if left.trim() != "0" {
-            // The poll made fewer than `nth` allocations: all succeeded.
+        let fired = fail_nth.fired()?;
+        let (events, after) = (events?, stats(minor)?[channels]);
+        outcomes.push(format!("#{nth}: {events:#x}"));
+        match events {
+            libc::POLLERR => ensure!(
+                after == before,
+                "a poll that reported POLLERR (allocation #{nth} failed) left {} new \
+                 channel(s): {}",
+                after - before,
+                outcomes.join(", ")
+            ),
+            x if x == libc::POLLOUT | libc::POLLWRNORM => ensure!(
+                after == before + 1,
+                "a poll that reported POLLOUT | POLLWRNORM made {} channels, expected 1",
+                after - before
+            ),
+            _ => return Err(format!("poll of a new channel: events {events:#x}")),
+        }
+        if !fired {
             ensure!(
-                events == libc::POLLOUT | libc::POLLWRNORM && after == before + 1,
-                "a poll whose allocations all succeeded: events {events:#x}, channels {before} \
-                 -> {after} (expected POLLOUT | POLLWRNORM, one more channel)"
+                outcomes
+                    .iter()
+                    .any(|o| o.ends_with(&format!("{:#x}", libc::POLLERR))),
+                "no failed allocation made a poll of a new channel report POLLERR: {}",
+                outcomes.join(", ")
             );
-            ensure!(nth > 1, "a poll of a new channel allocated nothing");
             eprintln!(
-                "  (poll of a new channel: {} allocations, each failed in turn)",
-                nth - 1
+                "  (poll of a new channel, the n-th allocation failed: {})",
+                outcomes.join(", ")
             );
             return Ok(());
         }
-        ensure!(
-            events == libc::POLLERR && after == before,
-            "the poll's allocation #{nth} failed: events {events:#x}, channels {before} -> \
-             {after} (expected POLLERR and no new channel)"
-        );
     }
-    Err("a poll of a new channel made more than 8 allocations".into())
+    Err(format!(
+        "a poll of a new channel made more than 16 allocations: {}",
+        outcomes.join(", ")
+    ))
 }
 
 /// What the fault-injected thread saw.
@@ -146,11 +194,9 @@ struct FaultResults {
 /// succeed, reads work; with fault injection off again, the new channels can be written.
 pub fn failslab_enomem() -> TestResult {
     module_ready()?;
-    mount_if_needed("debugfs", "/sys/kernel/debug", "/sys/kernel/debug/failslab");
-    let dir = PathBuf::from("/sys/kernel/debug/failslab");
-    if !dir.join("probability").exists() || !Path::new("/proc/self/make-it-fail").exists() {
+    let Some(off) = failslab_configured(true)? else {
         return missing("failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
-    }
+    };
     let path = ensure_node(MINOR_FAILSLAB)?;
     let old: Vec<u32> = (0..4).map(|_| fresh_channel()).collect();
     let new: Vec<u32> = (0..64).map(|_| fresh_channel()).collect();
@@ -162,22 +208,7 @@ pub fn failslab_enomem() -> TestResult {
         )?;
     }
 
-    let off = FailslabOff(dir.clone());
-    for (file, value) in [
-        ("probability", "0"),
-        ("interval", "1"),
-        ("times", "-1"),
-        ("space", "0"),
-        ("verbose", "0"),
-        ("task-filter", "Y"),
-        ("ignore-gfp-wait", "N"),
-    ] {
-        write_file(&dir.join(file), value)?;
-    }
-    if dir.join("cache-filter").exists() {
-        write_file(&dir.join("cache-filter"), "N")?;
-    }
-    write_file(&dir.join("probability"), "100")?;
+    write_file(&off.0.join("probability"), "100")?;
 
     let slot = Slot::open(&path).ctx("open")?;
     let fd = raw_fd(&slot);

@@ -195,7 +195,7 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
         }
         let id = spread(WRITES + POLLS);
         bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
-        let reported = epoll_level_triggered(&file, POLLS)?;
+        let reported = LevelTriggeredEpoll::new(&file)?.wait_for_error(POLLS)?;
         ensure!(
             reported == POLLS,
             "level-triggered epoll on new channel {id:#x}: EPOLLERR in {reported} of {POLLS} waits"
@@ -204,11 +204,12 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
         // allocating and freeing again would leave no trace in the slab counts).
         let id = spread(WRITES + POLLS + 1);
         bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
+        let epoll = LevelTriggeredEpoll::new(&file)?;
         let refusals = slab_allocations_during(|| {
             (
                 raw_write(fd, b"x".as_ptr(), 1),
                 poll_fd(fd, 10_000),
-                epoll_level_triggered(&file, 1),
+                epoll.wait_for_error(1),
             )
         })?;
         if let Some((allocated, (write, poll, epoll))) = refusals {
@@ -262,33 +263,48 @@ fn statistic_index(name: &str) -> Result<usize, String> {
         .ok_or(format!("no statistic {name}"))
 }
 
-/// Waits `waits` times with a level-triggered epoll (each wait at most 10 s) on `file`;
-/// returns in how many waits it was reported with exactly `EPOLLERR`.
-fn epoll_level_triggered(file: &Slot, waits: u32) -> Result<u32, String> {
-    let fd = raw_fd(file);
-    // SAFETY: Plain system call.
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    ensure!(epoll >= 0, "epoll_create1: {}", errno_name(last_errno()));
-    // SAFETY: `epoll` is a descriptor this function owns.
-    let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-    let mut event = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-        u64: 0,
-    };
-    // SAFETY: Valid descriptors and event.
-    let rc = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
-    ensure!(rc == 0, "epoll_ctl: {}", errno_name(last_errno()));
-    let mut reported = 0;
-    for _ in 0..waits {
-        let mut ready = [libc::epoll_event { events: 0, u64: 0 }];
-        // SAFETY: `ready` has room for one event.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), 1, 10_000) };
-        ensure!(n >= 0, "epoll_wait: {}", errno_name(last_errno()));
-        if n == 1 && ready[0].events & !(libc::EPOLLOUT as u32) == libc::EPOLLERR as u32 {
-            reported += 1;
-        }
+/// A level-triggered epoll instance watching one file for `EPOLLIN | EPOLLOUT`.
+struct LevelTriggeredEpoll(OwnedFd);
+
+impl LevelTriggeredEpoll {
+    fn new(file: &Slot) -> Result<Self, String> {
+        // SAFETY: Plain system call.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        ensure!(epoll >= 0, "epoll_create1: {}", errno_name(last_errno()));
+        // SAFETY: `epoll` is a new descriptor, owned from now on.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+            u64: 0,
+        };
+        // SAFETY: Valid descriptors and event.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                raw_fd(file),
+                &mut event,
+            )
+        };
+        ensure!(rc == 0, "epoll_ctl: {}", errno_name(last_errno()));
+        Ok(Self(epoll))
     }
-    Ok(reported)
+
+    /// Waits `waits` times (each at most 10 s); returns in how many waits the file was
+    /// reported with exactly `EPOLLERR`.
+    fn wait_for_error(&self, waits: u32) -> Result<u32, String> {
+        let mut reported = 0;
+        for _ in 0..waits {
+            let mut ready = [libc::epoll_event { events: 0, u64: 0 }];
+            // SAFETY: `ready` has room for one event.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), ready.as_mut_ptr(), 1, 10_000) };
+            ensure!(n >= 0, "epoll_wait: {}", errno_name(last_errno()));
+            if n == 1 && ready[0].events == libc::EPOLLERR as u32 {
+                reported += 1;
+            }
+        }
+        Ok(reported)
+    }
 }
 
 /// What one racing write did: its result (or errno) and when it ran.
