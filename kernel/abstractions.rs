@@ -18,7 +18,7 @@
 //! | `error.rs`   | `EMSGSIZE`                                       | upstream's `kernel::error::code::EMSGSIZE`    |
 //! | `init.rs`    | `Opaque::try_ffi_init`, `into_foreign` pointer   | upstream's (6.12: stand-ins)                  |
 //! | `param.rs`   | a read-only `uint` parameter shown in sysfs      | ours: `module!` params have permissions 0     |
-//! | `percpu.rs`  | per-CPU `u64` counters                           | ours: no `kernel::percpu`                     |
+//! | `percpu.rs`  | per-CPU `u64` counters (x86-64: inline `this_cpu_add`) | ours: no `kernel::percpu`               |
 //! | `poll.rs`    | wait queue heads, `poll_wait()`, poll events     | ours: upstream's `PollCondVar` wakes without checking for sleepers and synchronises RCU in every `drop` |
 //! | `sched.rs`   | `cond_resched()`                                 | ours: not wrapped upstream                    |
 //! | `seqlock.rs` | `seqlock_t`: writers' lock + sequence counter    | ours: no seqlock abstraction upstream         |
