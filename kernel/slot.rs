@@ -17,6 +17,7 @@ use crate::abstractions::{
 };
 use crate::channel::{Channel, MessageBuffer, MessageBytes};
 use crate::channel_index::{KeyedMap, LookupMemo};
+use crate::uapi::Statistic;
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
@@ -94,25 +95,37 @@ impl Slot {
         })
     }
 
-    /// The slot's statistics now (each value read on its own: a snapshot while the slot is
-    /// in use, exact when it is idle).
-    pub(crate) fn stats(&self) -> SlotStats {
-        // Each write adds its length less the replaced one's on its own CPU, after the
-        // replacement, and the sum reads the CPUs one by one: while writes run, it may see a
-        // replacement's subtraction without the addition of the write it replaced (the true
-        // total is then the sum plus a pending addition). Such a sum is below zero as a
-        // signed value; it shows as 0, never as a wrapped `u64`.
-        let bytes = self.counters.sum::<BYTES>();
-        SlotStats {
-            channels: self.created.load(Ordering::Relaxed),
-            bytes: if i64::try_from(bytes).is_ok() {
-                bytes
-            } else {
-                0
-            },
-            writes: self.counters.sum::<WRITES>(),
-            reads: self.counters.sum::<READS>(),
-            open_files: self.open_files.load(Ordering::Relaxed),
+    /// `statistic` of the slot `slot` of a device whose slots hold up to `max_channels`
+    /// channels, or (`None`) of a slot no file has opened yet, whose counts are all 0. Each
+    /// value is read on its own: a snapshot while the slot is in use, exact when it is idle.
+    /// The one place that says what each [`Statistic`] counts.
+    pub(crate) fn statistic(slot: Option<&Self>, max_channels: u32, statistic: Statistic) -> u64 {
+        let Some(slot) = slot else {
+            return match statistic {
+                Statistic::MaxChannels => max_channels.into(),
+                _ => 0,
+            };
+        };
+        match statistic {
+            Statistic::Channels => slot.created.load(Ordering::Relaxed).into(),
+            Statistic::Bytes => {
+                // Each write adds its length less the replaced one's on its own CPU, after
+                // the replacement, and the sum reads the CPUs one by one: while writes run, it
+                // may see a replacement's subtraction without the addition of the write it
+                // replaced (the true total is then the sum plus a pending addition). Such a
+                // sum is below zero as a signed value; it shows as 0, never as a wrapped
+                // `u64`.
+                let bytes = slot.counters.sum::<BYTES>();
+                if i64::try_from(bytes).is_ok() {
+                    bytes
+                } else {
+                    0
+                }
+            }
+            Statistic::Writes => slot.counters.sum::<WRITES>(),
+            Statistic::Reads => slot.counters.sum::<READS>(),
+            Statistic::OpenFiles => slot.open_files.load(Ordering::Relaxed).into(),
+            Statistic::MaxChannels => slot.max_channels.into(),
         }
     }
 
@@ -185,21 +198,6 @@ const WRITES: usize = 0;
 const READS: usize = 1;
 const BYTES: usize = 2;
 const COUNTERS: usize = 3;
-
-/// A slot's statistics (the device's sysfs attributes); all 0 for a slot not created yet.
-#[derive(Default)]
-pub(crate) struct SlotStats {
-    /// Channels in use (created by a write or a poll).
-    pub(crate) channels: u32,
-    /// Bytes of the channels' current messages.
-    pub(crate) bytes: u64,
-    /// Successful writes since the slot was created.
-    pub(crate) writes: u64,
-    /// Successful reads since the slot was created.
-    pub(crate) reads: u64,
-    /// Open files.
-    pub(crate) open_files: u32,
-}
 
 /// The events of a file with a message to read.
 const READABLE: PollEvents = PollEvents::IN.union(PollEvents::RDNORM);

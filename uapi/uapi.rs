@@ -45,7 +45,8 @@ pub enum Statistic {
 }
 
 impl Statistic {
-    /// Every statistic, in the order user space lists them (and the module creates them).
+    /// Every statistic, in the order of their declaration (a check below), which is the order
+    /// user space lists them in (and the module creates them).
     pub const ALL: [Self; 6] = [
         Self::Channels,
         Self::Bytes,
@@ -54,6 +55,11 @@ impl Statistic {
         Self::OpenFiles,
         Self::MaxChannels,
     ];
+
+    /// Its position in [`Statistic::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The name of its sysfs attribute.
     pub const fn name(self) -> &'static core::ffi::CStr {
@@ -67,6 +73,15 @@ impl Statistic {
         }
     }
 }
+
+// `Statistic::ALL` is in the order of declaration, so that `Statistic::index` is a position in it.
+const _: () = {
+    let mut index = 0;
+    while index < Statistic::ALL.len() {
+        assert!(Statistic::ALL[index].index() == index);
+        index += 1;
+    }
+};
 
 /// The names of the statistics' sysfs attributes, in the order of [`Statistic::ALL`].
 pub const STATISTICS: [&core::ffi::CStr; Statistic::ALL.len()] = {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use message_slot::{
-    statistic_names, Ioctl, CHANNELS_PER_SLOT, DEFAULT_NODES, MAX_MESSAGE_LEN, SLOT_MINORS,
+    Ioctl, Statistic, CHANNELS_PER_SLOT, DEFAULT_NODES, MAX_MESSAGE_LEN, SLOT_MINORS,
 };
 
 /// A file of the repository.
@@ -232,7 +232,7 @@ fn statistics_are_uapis() {
         })
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    for statistic in statistic_names() {
+    for statistic in Statistic::ALL.map(Statistic::as_str) {
         assert!(
             named.contains(statistic),
             "message_slot(4)'s FILES lacks {statistic}"

@@ -94,10 +94,7 @@ pub fn failslab_poll_error_leaves_nothing() -> TestResult {
         return missing("failslab and fail-nth (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
     };
     let minor = 3;
-    let channels = message_slot::statistic_names()
-        .iter()
-        .position(|n| *n == "channels")
-        .ok_or("no statistic channels")?;
+    let channels = message_slot::Statistic::Channels;
     let file = open(&slot_path(minor)?)?;
     let fd = raw_fd(&file);
     for nth in 1..=8 {

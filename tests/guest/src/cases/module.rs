@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use libc::{EAGAIN, ENOSPC};
-use message_slot::Slot;
+use message_slot::{Slot, Statistic};
 
 use super::failslab::slab_allocations_during;
 use super::nodes::stats;
@@ -167,7 +167,7 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
             b"the one channel",
             "the one channel",
         )?;
-        let channels = statistic_index("channels")?;
+        let channels = Statistic::Channels;
         let slab_before = slab_kib()?;
         let caches_before = slabinfo();
         // Ids spread over u32 (hashed into buckets all over the index), never 0 or 1.
@@ -252,14 +252,6 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
     unload_module()?;
     load_module(&[])?;
     result
-}
-
-/// The position of statistic `name` in [`stats`]' values.
-fn statistic_index(name: &str) -> Result<usize, String> {
-    message_slot::statistic_names()
-        .iter()
-        .position(|n| *n == name)
-        .ok_or(format!("no statistic {name}"))
 }
 
 /// Waits `waits` times with a level-triggered epoll (each wait at most 10 s) on `file`;

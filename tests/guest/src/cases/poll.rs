@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use message_slot::{statistic_names, Slot};
+use message_slot::{Slot, Statistic};
 
 use super::nodes::stats;
 use crate::module_loading::{try_unload_module, MODULE_NAME};
@@ -825,13 +825,7 @@ pub fn poll_no_herd() -> TestResult {
 pub fn poll_new_channel_counted() -> TestResult {
     let minor = 3;
     let path = slot_path(minor)?;
-    let index = |name: &str| {
-        statistic_names()
-            .iter()
-            .position(|n| *n == name)
-            .ok_or(format!("no statistic {name}"))
-    };
-    let (channels, bytes) = (index("channels")?, index("bytes")?);
+    let (channels, bytes) = (Statistic::Channels, Statistic::Bytes);
     let before = stats(minor)?;
     let ch = fresh_channel();
     let poller = open_bound(&path, ch)?;

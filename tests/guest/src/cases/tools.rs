@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use message_slot::statistic_names;
+use message_slot::Statistic;
 
 use super::nodes::stats;
 use crate::util::{
@@ -312,7 +312,8 @@ pub fn tools_message_slot_stat() -> TestResult {
         .split('{')
         .find(|o| o.contains(&format!("\"slot\":{minor},")))
         .ok_or(format!("no slot {minor} in {text}"))?;
-    for (field, value) in statistic_names().iter().zip(values) {
+    for (statistic, value) in values.iter() {
+        let field = statistic.as_str();
         // Nothing touches the slot meanwhile, so every value matches.
         ensure!(
             object.contains(&format!("\"{field}\":{value}")),
@@ -332,9 +333,9 @@ pub fn tools_message_slot_stat() -> TestResult {
     let table = String::from_utf8_lossy(&out.stdout);
     let header = table.lines().next().unwrap_or_default();
     ensure!(
-        header
-            .split_whitespace()
-            .eq(["slot"].into_iter().chain(statistic_names())),
+        header.split_whitespace().eq(["slot"]
+            .into_iter()
+            .chain(Statistic::ALL.map(Statistic::as_str))),
         "header {header:?}"
     );
     let row: Vec<String> = table
@@ -344,10 +345,8 @@ pub fn tools_message_slot_stat() -> TestResult {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    ensure!(
-        row[1..] == values.map(|v| v.to_string()),
-        "row {row:?}, sysfs {values:?}"
-    );
+    let sysfs: Vec<String> = values.iter().map(|(_, value)| value.to_string()).collect();
+    ensure!(row[1..] == sysfs, "row {row:?}, sysfs {values:?}");
     println!(
         "  $ message_slot_stat\n{}",
         table
