@@ -9,7 +9,7 @@ use crate::abstractions::{
     class::U64Attributes,
     poll::{PollEvents, PollTable},
 };
-use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
+use crate::slot::{user_allocation_flags, ChannelId, OpenSlot, Slot};
 use crate::uapi::{Ioctl, Statistic, SLOT_MINORS};
 use kernel::{
     prelude::*,
@@ -73,7 +73,7 @@ impl CharDevice for MessageSlotDevice {
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        Ok(KBox::new(OpenSlot::new(slot), user_memory())?)
+        Ok(KBox::new(OpenSlot::new(slot), user_allocation_flags())?)
     }
 
     #[inline]

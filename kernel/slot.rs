@@ -16,7 +16,7 @@ use crate::abstractions::{
     poll::{PollEvents, PollTable, WaitQueueHead},
 };
 use crate::channel::{Channel, MessageBuffer, MessageBytes};
-use crate::channel_index::{KeyedMap, LookupMemo};
+use crate::channel_index::{HashedChainMap, LookupMemo};
 use crate::uapi::Statistic;
 use core::{
     num::NonZeroU32,
@@ -36,7 +36,7 @@ use kernel::{
 /// failing with `ENOMEM` once reclaim makes no progress instead of invoking the OOM killer
 /// (`__GFP_RETRY_MAYFAIL`, which the memcg charge path honours too), and without a warning
 /// (`__GFP_NOWARN`: a user can make it fail at will). May sleep: never used under a lock.
-pub(crate) fn user_memory() -> Flags {
+pub(crate) fn user_allocation_flags() -> Flags {
     flags::GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | flags::__GFP_NOWARN
 }
 
@@ -65,7 +65,7 @@ impl ChannelId {
 /// only inserted with `creating` held.
 #[pin_data]
 pub(crate) struct Slot {
-    channels: Arc<KeyedMap<Channel>>,
+    channels: Arc<HashedChainMap<Channel>>,
     /// Serialises the creation of channels (never held by a read, an overwrite or a poll of an
     /// existing channel), so that the check against `max_channels` and the insertion are one
     /// step: a writer that loses the race to create a channel overwrites it, even at the limit.
@@ -86,7 +86,7 @@ impl Slot {
     /// An empty slot that may hold up to `max_channels` channels.
     pub(crate) fn new(max_channels: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
+            channels: Arc::pin_init(HashedChainMap::new(), GFP_KERNEL)?,
             creating <- kernel::new_mutex!((), "Slot::creating"),
             created: AtomicU32::new(0),
             max_channels,
@@ -161,13 +161,18 @@ impl Slot {
                 .ok_or(ENOSPC);
         }
         let waiters = if polled {
-            Some(KBox::pin_init(WaitQueueHead::new(), user_memory())?)
+            Some(KBox::pin_init(
+                WaitQueueHead::new(),
+                user_allocation_flags(),
+            )?)
         } else {
             None
         };
-        let prepared =
-            self.channels
-                .prepare(id.get(), Channel::new(message, waiters), user_memory())?;
+        let prepared = self.channels.prepare(
+            id.get(),
+            Channel::new(message, waiters),
+            user_allocation_flags(),
+        )?;
         let _creating = self.creating.lock();
         if let Some(channel) = self.channels.get(id.get()) {
             // `prepared` is dropped unused: its bucket holds an entry (this one's key is
@@ -336,7 +341,7 @@ impl OpenSlot {
             },
         };
         if waits {
-            let Ok(queue) = channel.poll_queue(user_memory()) else {
+            let Ok(queue) = channel.poll_queue(user_allocation_flags()) else {
                 return PollEvents::ERR;
             };
             table.register_wait(queue);

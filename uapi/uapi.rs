@@ -14,8 +14,9 @@ pub const SLOT_MINORS: u32 = 256;
 /// Largest message in bytes; messages are `1..=MAX_MESSAGE_LEN` arbitrary bytes.
 pub const MAX_MESSAGE_LEN: usize = 128;
 
-/// Channels per slot the device must support (ids themselves may be any non-zero `u32`).
-pub const CHANNELS_PER_SLOT: usize = 1 << 20;
+/// The default of the module parameter `max_channels`: the channels per slot the device
+/// supports unless loaded with another limit (ids themselves may be any non-zero `u32`).
+pub const DEFAULT_MAX_CHANNELS: usize = 1 << 20;
 
 /// Minors that get class devices (nodes `/dev/message_slot/MINOR`, statistics) unless the
 /// module parameter `nodes` says otherwise: `0..DEFAULT_NODES`, as many as the example's

@@ -19,19 +19,14 @@ use std::time::{Duration, Instant};
 use message_slot::Slot;
 pub use message_slot_test_support::message_codec::show;
 pub use message_slot_test_support::sys::{
-    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD,
+    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, MSG_SLOT_CHANNEL,
 };
 
 /// What every test returns: `Err` carries the failure reason. A test that cannot run on this
 /// kernel returns [`crate::skip`]'s result.
 pub type TestResult = Result<(), String>;
 
-/// Major number of the device (from the shared uapi).
-pub const MAJOR: u32 = message_slot::MAJOR_NUM;
-/// Largest message (from the shared uapi).
-pub const MAX_MSG: usize = message_slot::MAX_MESSAGE_LEN;
-/// Channels a slot must hold (from the shared uapi).
-pub const CHANNELS_PER_SLOT: usize = message_slot::CHANNELS_PER_SLOT;
+pub use message_slot::{DEFAULT_MAX_CHANNELS, MAJOR_NUM, MAX_MESSAGE_LEN};
 
 // The minors of tests that write fixed ids or fill a slot, one (or more) each; the other
 // tests use fresh channel ids on the rig's minors 0..=3, and some 255.
@@ -174,10 +169,10 @@ pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
     }
 }
 
-/// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR:minor`, mode 666).
+/// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR_NUM:minor`, mode 666).
 pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
     let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
-    message_slot_test_support::sys::char_node(&path, MAJOR, minor)?;
+    message_slot_test_support::sys::char_node(&path, MAJOR_NUM, minor)?;
     Ok(path)
 }
 
@@ -218,7 +213,7 @@ pub fn send_all(slot: &Slot, msg: &[u8], what: &str) -> TestResult {
 
 /// Reads the current message and checks that it is exactly `want`.
 pub fn expect_message(slot: &Slot, want: &[u8], what: &str) -> TestResult {
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     let n = slot.receive(&mut buf).ctx(what)?;
     ensure!(
         &buf[..n] == want,
@@ -364,18 +359,21 @@ mod tests {
 
     #[test]
     fn messages_identify_minor_and_id() {
-        assert_eq!(channel_message(201, 7, MAX_MSG).len(), MAX_MSG);
-        assert_ne!(
-            channel_message(201, 7, MAX_MSG),
-            channel_message(202, 7, MAX_MSG)
+        assert_eq!(
+            channel_message(201, 7, MAX_MESSAGE_LEN).len(),
+            MAX_MESSAGE_LEN
         );
         assert_ne!(
-            channel_message(201, 7, MAX_MSG),
-            channel_message(201, 8, MAX_MSG)
+            channel_message(201, 7, MAX_MESSAGE_LEN),
+            channel_message(202, 7, MAX_MESSAGE_LEN)
+        );
+        assert_ne!(
+            channel_message(201, 7, MAX_MESSAGE_LEN),
+            channel_message(201, 8, MAX_MESSAGE_LEN)
         );
         assert_eq!(
             channel_message(201, 7, 40),
-            channel_message(201, 7, MAX_MSG)[..40]
+            channel_message(201, 7, MAX_MESSAGE_LEN)[..40]
         );
     }
 }

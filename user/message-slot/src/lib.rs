@@ -40,7 +40,7 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 mod uapi;
 
 pub use uapi::{
-    Ioctl, Statistic, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
+    Ioctl, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
     MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
 };
 
@@ -140,7 +140,7 @@ pub enum ErrorKind {
     /// `ENOSPC` from a receive: the buffer is smaller than the channel's message.
     BufferTooSmall,
     /// `ENOSPC` from a send: the message would open a new channel in a slot that already
-    /// holds the module's `max_channels` (default [`CHANNELS_PER_SLOT`]).
+    /// holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
     SlotFull,
     /// `EINTR`: a signal arrived while waiting.
     Interrupted,

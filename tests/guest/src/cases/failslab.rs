@@ -20,7 +20,7 @@ use crate::options::missing;
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
     fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, read_file,
-    send_all, slot_path, write_file, Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
+    send_all, slot_path, write_file, Context, TestResult, MAX_MESSAGE_LEN, MINOR_FAILSLAB,
 };
 
 /// Restores failslab to "never fail" when dropped.
@@ -188,7 +188,7 @@ pub fn failslab_enomem() -> TestResult {
         let flag_fd = std::os::fd::AsRawFd::as_raw_fd(&flag);
         let new_msgs: Vec<Vec<u8>> = new_c
             .iter()
-            .map(|&id| channel_message(MINOR_FAILSLAB, id, MAX_MSG))
+            .map(|&id| channel_message(MINOR_FAILSLAB, id, MAX_MESSAGE_LEN))
             .collect();
         let old_msgs: Vec<Vec<u8>> = old_c
             .iter()
@@ -199,7 +199,7 @@ pub fn failslab_enomem() -> TestResult {
             old_writes: Vec::with_capacity(old_c.len()),
             old_reads: Vec::with_capacity(old_c.len()),
         };
-        let mut buf = [0u8; MAX_MSG];
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
         // Pre-fault this thread's stack so no page fault allocates under fault injection.
         let mut scratch = [0u8; 32 * 1024];
         for b in scratch.iter_mut().step_by(1024) {
@@ -311,7 +311,7 @@ pub fn failslab_enomem() -> TestResult {
     }
     // Fault injection off: the new channels can be created now.
     for &id in &new {
-        let msg = channel_message(MINOR_FAILSLAB, id, MAX_MSG);
+        let msg = channel_message(MINOR_FAILSLAB, id, MAX_MESSAGE_LEN);
         bind_write(fd, id, &msg).map_err(|(what, e)| {
             format!(
                 "new channel {id:#x} after failslab was turned off: {what}: {}",

@@ -40,7 +40,7 @@ use crate::module_loading::{load_module, module_ready, unload_module};
 use crate::options::missing;
 use crate::util::{
     bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, mount_if_needed,
-    raw_fd, raw_write, read_file, scaled, show, write_file, Context, TestResult, MAX_MSG,
+    raw_fd, raw_write, read_file, scaled, show, write_file, Context, TestResult, MAX_MESSAGE_LEN,
     MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
 
@@ -178,10 +178,10 @@ fn stop_name(stop: i32) -> &'static str {
 }
 
 /// Binds `fd` to `id` and writes `msg` (raw calls only); the failing step and errno otherwise.
-fn put(fd: i32, id: u32, msg: &[u8; MAX_MSG]) -> Result<(), (i32, i32)> {
+fn put(fd: i32, id: u32, msg: &[u8; MAX_MESSAGE_LEN]) -> Result<(), (i32, i32)> {
     bind(fd, id).map_err(|e| (STOP_IOCTL, e))?;
-    match raw_write(fd, msg.as_ptr(), MAX_MSG) {
-        Ok(MAX_MSG) => Ok(()),
+    match raw_write(fd, msg.as_ptr(), MAX_MESSAGE_LEN) {
+        Ok(MAX_MESSAGE_LEN) => Ok(()),
         Ok(_) => Err((STOP_SHORT_WRITE, 0)),
         Err(e) => Err((STOP_WRITE, e)),
     }
@@ -208,8 +208,8 @@ fn first_failure(shared: &Shared) -> String {
 
 /// The message of channel `id` in `round` (0: its first write): 128 bytes that name the
 /// minor, the channel and the round, built without allocating.
-fn message(minor: u32, id: u32, round: u32) -> [u8; MAX_MSG] {
-    let mut m = [0u8; MAX_MSG];
+fn message(minor: u32, id: u32, round: u32) -> [u8; MAX_MESSAGE_LEN] {
+    let mut m = [0u8; MAX_MESSAGE_LEN];
     let key = id.wrapping_mul(0x9E37_79B9) ^ round.wrapping_mul(0x85EB_CA6B) ^ minor;
     for (i, b) in m.iter_mut().enumerate() {
         let x = key ^ (i as u32).wrapping_mul(0xC2B2_AE35);
@@ -455,7 +455,7 @@ pub fn memcg_enomem_not_oom() -> TestResult {
     let written = shared.filled.load(SeqCst);
     let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
     eprintln!(
-        "  (memcg: {written} messages of {MAX_MSG} bytes before {} failed with {}; \
+        "  (memcg: {written} messages of {MAX_MESSAGE_LEN} bytes before {} failed with {}; \
          memory.current {}, peak {})",
         stop_name(stop),
         errno_name(e),

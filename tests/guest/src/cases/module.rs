@@ -338,8 +338,9 @@ fn racer(
 /// still holds afterwards (a third channel: `ENOSPC` on write, `POLLERR` on poll). 4096
 /// rounds, each on a fresh slot (every minor, in 16 loads of the module: about 5 ms a
 /// round); the number of rounds whose two writes overlapped in time (which the race needs)
-/// is printed. Before issue 19 the loser of an overlapping round could get `ENOSPC`: 2 of
-/// 768 rounds (8 overlapping) on a busy host, so 4096 rounds make a miss unlikely.
+/// is printed. A module that checks the limit again before looking for the channel the
+/// winner created gives the loser of an overlapping round `ENOSPC`, in a few of the rounds
+/// that overlap: 4096 rounds make a miss unlikely.
 ///
 /// On the debug kernel 4 loads (1024 rounds): KASAN and lockdep make a round about ten times
 /// slower there, and the other kernels' runs carry the race's coverage.

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use crate::module_loading::{load_module, unload_module};
 use crate::util::{
     expect_message, fresh_channel, open, open_bound, send_all, slot_path, Context, TestResult,
-    MAJOR, MAX_MSG,
+    MAJOR_NUM, MAX_MESSAGE_LEN,
 };
 
-use message_slot::{Statistic, Statistics, CHANNELS_PER_SLOT};
+use message_slot::{Statistic, Statistics, DEFAULT_MAX_CHANNELS};
 
 const CLASS: &str = "/sys/class/message_slot";
 
@@ -45,14 +45,17 @@ pub fn class_device_nodes() -> TestResult {
             "{node} is not a char device"
         );
         ensure!(
-            (libc::major(meta.rdev()), libc::minor(meta.rdev())) == (MAJOR, minor),
+            (libc::major(meta.rdev()), libc::minor(meta.rdev())) == (MAJOR_NUM, minor),
             "{node} is {}:{}",
             libc::major(meta.rdev()),
             libc::minor(meta.rdev())
         );
         let dev = std::fs::read_to_string(format!("{CLASS}/message_slot{minor}/dev"))
             .ctx("read the class device's dev")?;
-        ensure!(dev.trim() == format!("{MAJOR}:{minor}"), "dev is {dev:?}");
+        ensure!(
+            dev.trim() == format!("{MAJOR_NUM}:{minor}"),
+            "dev is {dev:?}"
+        );
     }
     ensure!(
         !Path::new("/dev/message_slot/4").exists()
@@ -119,7 +122,7 @@ pub fn slot_statistics() -> TestResult {
         "deltas after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}"
     );
     ensure!(
-        during[Statistic::MaxChannels] == CHANNELS_PER_SLOT as u64,
+        during[Statistic::MaxChannels] == DEFAULT_MAX_CHANNELS as u64,
         "max_channels is {}",
         during[Statistic::MaxChannels]
     );
@@ -229,10 +232,10 @@ pub fn bytes_statistic_never_wraps() -> TestResult {
     let minor = 1;
     let path = slot_path(minor)?;
     let others = stats(minor)?[Statistic::Bytes];
-    let bound = others + (3 * MAX_MSG) as u64;
+    let bound = others + (3 * MAX_MESSAGE_LEN) as u64;
     let ch = fresh_channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = [(0, MAX_MSG), (1, 1)]
+    let writers: Vec<_> = [(0, MAX_MESSAGE_LEN), (1, 1)]
         .into_iter()
         .map(|(cpu, len)| {
             let (slot, stop) = (open_bound(&path, ch), stop.clone());

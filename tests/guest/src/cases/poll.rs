@@ -18,7 +18,7 @@ use super::nodes::stats;
 use crate::module_loading::{try_unload_module, MODULE_NAME};
 use crate::util::{
     expect_errno, expect_message, fresh_channel, last_errno, open, open_bound, raw_fd, scaled,
-    send_all, show, slot_path, Context, TestResult, MAX_MSG,
+    send_all, show, slot_path, Context, TestResult, MAX_MESSAGE_LEN,
 };
 
 const READABLE: i16 = libc::POLLIN | libc::POLLRDNORM;
@@ -124,7 +124,7 @@ pub fn poll_readable_until_read() -> TestResult {
     expect_events(&reader, READABLE | WRITABLE, "after a failed read")?;
     // A failed write leaves the file's state alone.
     ensure!(
-        writer.send(&[0u8; MAX_MSG + 1]).is_err(),
+        writer.send(&[0u8; MAX_MESSAGE_LEN + 1]).is_err(),
         "129-byte write succeeded"
     );
     expect_message(&reader, b"own", "read")?;
@@ -216,14 +216,14 @@ pub fn poll_no_lost_wakeup() -> TestResult {
     let (ack_tx, ack_rx) = mpsc::channel::<u32>();
     let fd = raw_fd(&poller);
     let reader = thread::spawn(move || -> TestResult {
-        let mut buf = [0u8; MAX_MSG];
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
         for i in 0..ROUNDS {
             ensure!(
                 wait_readable(fd, scaled(Duration::from_secs(10)))?,
                 "round {i}: no wake-up within 10 s (lost wake-up)"
             );
-            // SAFETY: `buf` is valid for `MAX_MSG` bytes.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), MAX_MSG) };
+            // SAFETY: `buf` is valid for `MAX_MESSAGE_LEN` bytes.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), MAX_MESSAGE_LEN) };
             ensure!(n == 4, "round {i}: read returned {n}");
             let got = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
             ensure!(got == i, "round {i}: read message {got}");
@@ -464,7 +464,7 @@ impl ExclusiveWaiter {
                         return Ok(reads);
                     }
                     ensure!(ready == [fd], "waiter {index}: epoll reported {ready:?}");
-                    let mut buf = [0u8; MAX_MSG];
+                    let mut buf = [0u8; MAX_MESSAGE_LEN];
                     let n = self
                         .slot
                         .receive(&mut buf)
@@ -616,9 +616,10 @@ pub fn epoll_exclusive_200_channels() -> TestResult {
     Ok(())
 }
 
-/// The wait queue a channel shared before issue 19 (64 queues per slot, Fibonacci hash of the
-/// id): the decoys of [`epoll_exclusive_four_waiters_one_channel`] are chosen to share it.
-fn hashed_queue_before(id: u32) -> u32 {
+/// The wait queue channel `id` shares in a module with 64 wait queues per slot (Fibonacci hash
+/// of the id) instead of one per channel: the decoys of
+/// [`epoll_exclusive_four_waiters_one_channel`] are chosen to share it.
+fn shared_queue(id: u32) -> u32 {
     id.wrapping_mul(0x9e37_79b9) >> (u32::BITS - 6)
 }
 
@@ -626,9 +627,10 @@ fn hashed_queue_before(id: u32) -> u32 {
 /// instance: each of 100 writes wakes at least one of them, which reads that message within
 /// 2 s (scaled), before the next write; so every message is read. Four exclusive waiters on
 /// four other channels of the slot, registered first, never read anything (their channels
-/// are never written). They are channels whose waiters shared the written channel's queue
-/// in the old design, where the exclusive wake-up went to the first of them (asleep, so it
-/// counted as the one exclusive wake-up) and none of the four heard of the message.
+/// are never written). They are channels whose waiters share the written channel's queue in
+/// a module with queues shared by hashed ids ([`shared_queue`]), where the exclusive wake-up
+/// goes to the first of them (asleep, so it counts as the one exclusive wake-up) and none of
+/// the four hears of the message.
 pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
     const DECOYS: usize = 4;
     const WAITERS: usize = 4;
@@ -638,7 +640,7 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
     let mut decoy_channels = Vec::new();
     for _ in 0..4096 {
         let other = fresh_channel();
-        if hashed_queue_before(other) == hashed_queue_before(ch) {
+        if shared_queue(other) == shared_queue(ch) {
             decoy_channels.push(other);
             if decoy_channels.len() == DECOYS {
                 break;
@@ -708,10 +710,9 @@ pub fn epoll_exclusive_four_waiters_one_channel() -> TestResult {
 /// the one sleep the call needs. No write is for their channels, so no poller wakes more
 /// than twice and all of them together at most once each on average (zero expected on the
 /// rig's kernels; on PREEMPT_RT a thread also switches when it blocks on a sleeping
-/// spinlock, such as epoll's or a wait queue's: 53 in all, at most 1 for one, on Debian's
-/// 7.3 rt kernel). The old design, 64 queues shared by every channel of the slot, woke the
-/// pollers of a write's queue, up to 2,000 x 100 / 64 = 3,125 wake-ups: 2,309 and 2,408
-/// measured, up to 34 for one poller.
+/// spinlock, such as epoll's or a wait queue's, which stays within the bounds). A module with
+/// 64 queues shared by every channel of the slot wakes the pollers of a write's queue, up to
+/// 2,000 x 100 / 64 = 3,125 wake-ups, far above the bounds.
 pub fn poll_no_herd() -> TestResult {
     const POLLERS: usize = 100;
     const CHANNELS: usize = 1000;

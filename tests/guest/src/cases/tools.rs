@@ -16,7 +16,7 @@ use message_slot::Statistic;
 use super::nodes::stats;
 use crate::util::{
     describe, expect_message, fresh_channel, open_bound, open_minor_bound, run, scaled, send_all,
-    show, slot_path, spawn, Context, TestResult, MAX_MSG,
+    show, slot_path, spawn, Context, TestResult, MAX_MESSAGE_LEN,
 };
 
 const SENDER: &str = "message_sender";
@@ -90,7 +90,7 @@ pub fn tools_reader_raw_bytes() -> TestResult {
         "message_reader printed {out:?}, expected the raw bytes {msg:?}"
     );
 
-    let long = "x".repeat(MAX_MSG - 3) + "end";
+    let long = "x".repeat(MAX_MESSAGE_LEN - 3) + "end";
     tool_ok(SENDER, &[dev.as_str(), &ch.to_string(), &long])?;
     let out = tool_ok(READER, &[dev.as_str(), &ch.to_string()])?;
     ensure!(
@@ -133,7 +133,7 @@ pub fn tools_sender_errors() -> TestResult {
     let ch = fresh_channel();
     let chs = ch.to_string();
     tool_ok(SENDER, &[dev.as_str(), &chs, "old message"])?;
-    let too_long = "y".repeat(MAX_MSG + 1);
+    let too_long = "y".repeat(MAX_MESSAGE_LEN + 1);
     let cases: [(&str, Vec<&str>); 8] = [
         ("a 129-byte message", vec![&dev, &chs, &too_long]),
         ("an empty message", vec![&dev, &chs, ""]),
