@@ -28,6 +28,7 @@ mod cases;
 mod child;
 mod module_loading;
 mod options;
+mod polling;
 mod slab;
 mod traffic;
 mod util;

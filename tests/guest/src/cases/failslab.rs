@@ -14,9 +14,9 @@ use libc::{EAGAIN, ENOMEM};
 use message_slot::Slot;
 
 use super::nodes::stats;
-use super::poll::poll_fd;
 use crate::module_loading::module_ready;
 use crate::options::missing;
+use crate::polling::poll_fd;
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
     fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, read_file,

@@ -14,9 +14,9 @@ use message_slot::{Slot, Statistic};
 
 use super::failslab::slab_allocations_during;
 use super::nodes::stats;
-use super::poll::poll_fd;
 use crate::module_loading::{load_module, try_unload_module, unload_module, MODULE_NAME};
 use crate::options::debug_kernel;
+use crate::polling::poll_fd;
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
     bind, errno_name, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound,
