@@ -26,6 +26,7 @@ macro_rules! ensure {
 
 mod cases;
 mod child;
+mod memcg_harness;
 mod module_loading;
 mod options;
 mod polling;
