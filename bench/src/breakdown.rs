@@ -13,6 +13,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use message_slot_test_support::minors::MINOR_BENCH_IPC;
+
 use crate::measure::{paired_difference, Body, Sample, Setup, Timer};
 use crate::sys::{open, open_bound, os_err, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
@@ -27,7 +29,7 @@ pub struct Call {
 }
 
 /// Minor and channels used (the same minor as the `ipc` cases, other channels).
-const MINOR: u32 = 244;
+const MINOR: u32 = MINOR_BENCH_IPC;
 const SHORT_CHANNEL: u32 = 10;
 const LONG_CHANNEL: u32 = 11;
 /// The short message's length.

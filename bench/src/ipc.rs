@@ -8,6 +8,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use message_slot_test_support::minors::MINOR_BENCH_IPC;
+
 use crate::measure::{Body, Sample, Setup, Timer};
 use crate::sys::{
     bind, char_driver_major, device_node, open, open_bound, os_err, read_exact, write_all,
@@ -25,7 +27,7 @@ pub struct Case {
 }
 
 /// Minor used by the slot cases.
-const MINOR: u32 = 244;
+const MINOR: u32 = MINOR_BENCH_IPC;
 
 /// A case's setup function.
 type SetupFn = fn() -> Result<Body<'static>, String>;

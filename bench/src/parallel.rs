@@ -18,11 +18,13 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use message_slot_test_support::minors::MINOR_BENCH_PARALLEL;
+
 use crate::measure::{median, ratio, round, Timer};
 use crate::sys::{open, open_bound, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
 /// Minor used by the parallel cases.
-const MINOR: u32 = 243;
+const MINOR: u32 = MINOR_BENCH_PARALLEL;
 /// Reads between two looks at the stop flag.
 const BATCH: u64 = 32;
 

@@ -29,6 +29,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use message_slot_test_support::minors::MINORS_BENCH_SCALE;
+
 use crate::breakdown::{cold_page, getppid, COLD_BYTES};
 use crate::measure::{paired_difference, paired_ratio, round, Body, Sample, Setup, Timer};
 use crate::sys::{
@@ -65,10 +67,10 @@ impl Ids {
 
 /// Channel counts measured, with their ids and the minor each is filled on.
 pub const SIZES: [(u32, Ids, u32); 4] = [
-    (1, Ids::Sparse, 240),
-    (1 << 10, Ids::Sparse, 241),
-    (1 << 20, Ids::Sparse, 242),
-    (1 << 20, Ids::Dense, 245),
+    (1, Ids::Sparse, MINORS_BENCH_SCALE[0]),
+    (1 << 10, Ids::Sparse, MINORS_BENCH_SCALE[1]),
+    (1 << 20, Ids::Sparse, MINORS_BENCH_SCALE[2]),
+    (1 << 20, Ids::Dense, MINORS_BENCH_SCALE[3]),
 ];
 /// Fills at least this large are also memory measurements.
 const MEMORY_FILL: u32 = 1 << 20;

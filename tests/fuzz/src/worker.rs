@@ -21,10 +21,12 @@ use message_slot_test_support::sys::{
     MSG_SLOT_CHANNEL as CMD,
 };
 
+use message_slot_test_support::minors::MINORS_RIG;
+
 use crate::rng::Rng;
 use crate::shared::{Shared, CLOSE, FORK, IOCTL, MINORS, OPEN, POOL, READ, WRITE};
 /// Minors from this index on are the fuzzer's own nodes, where the extreme ids are used too.
-const DEDICATED: usize = 4;
+const DEDICATED: usize = MINORS_RIG.len();
 /// Pool entries usable on every minor (the rest are the extreme ids 1 and `u32::MAX`).
 const RUN_IDS: usize = 4;
 /// Descriptors a worker holds at most.

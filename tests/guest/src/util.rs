@@ -28,33 +28,11 @@ pub type TestResult = Result<(), String>;
 
 pub use message_slot::{DEFAULT_MAX_CHANNELS, MAJOR_NUM, MAX_MESSAGE_LEN};
 
-// The minors of tests that write fixed ids or fill a slot, one (or more) each; the other
-// tests use fresh channel ids on the rig's minors 0..=3, and some 255.
-
-/// Minor used by the fixed (not per-run fresh) channel ids 1, 2^20, 2^20+1 and `u32::MAX`.
-pub const MINOR_FIXED_IDS: u32 = 100;
-/// Minor filled with 2^20 channels.
-pub const MINOR_MANY_CHANNELS: u32 = 200;
-/// The two slots of 2 x 2^20 channels.
-pub const MINORS_LARGE_SCALE: [u32; 2] = [201, 202];
-/// Minor written under failslab.
-pub const MINOR_FAILSLAB: u32 = 203;
-/// Minor of the nodes with restricted modes.
-pub const MINOR_PERMISSIONS: u32 = 204;
-/// Minor filled until the memory cgroup's limit.
-pub const MINOR_MEMCG_ENOMEM: u32 = 205;
-/// Minors filled in every load/unload cycle.
-pub const MINORS_LOAD_CYCLES: [u32; 3] = [206, 207, 208];
-/// Minor filled with channels whose ids are spread over the whole `u32` range.
-pub const MINOR_SPARSE_IDS: u32 = 209;
-/// Minor of the many open files that are closed again.
-pub const MINOR_FILE_CHURN: u32 = 210;
-/// Minor whose channels are overwritten at the memory cgroup's limit.
-pub const MINOR_MEMCG_OVERWRITE: u32 = 211;
-/// Minor whose new channels need the memory cgroup's reclaim.
-pub const MINOR_MEMCG_RECLAIM: u32 = 212;
-/// Minor filled to `max_channels` and written from a full memory cgroup.
-pub const MINOR_MEMCG_FULL_SLOT: u32 = 213;
+pub use message_slot_test_support::minors::{
+    MINORS_LARGE_SCALE, MINORS_LOAD_CYCLES, MINORS_RIG, MINOR_FAILSLAB, MINOR_FILE_CHURN,
+    MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS, MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT,
+    MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM, MINOR_PERMISSIONS, MINOR_SPARSE_IDS,
+};
 
 /// Attaches a description to any `Result` whose error is `Display`.
 pub trait Context<T> {
@@ -162,7 +140,7 @@ pub fn fresh_channel() -> u32 {
 /// Path of the node for `minor`: `/dev/slotN` for the rig's minors 0..=3, otherwise a node
 /// `/dev/slot_test_N` created (once) by [`ensure_node`].
 pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
-    if minor <= 3 {
+    if MINORS_RIG.contains(&minor) {
         Ok(PathBuf::from(format!("/dev/slot{minor}")))
     } else {
         ensure_node(minor)

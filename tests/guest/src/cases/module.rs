@@ -21,7 +21,7 @@ use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERA
 use crate::util::{
     bind, errno_name, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound,
     open_minor_bound, raw_fd, raw_write, scaled, send_all, show, slot_path, Context, TestResult,
-    MINOR_FIXED_IDS, MINOR_MANY_CHANNELS,
+    MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS,
 };
 
 /// How long the last-place race waits for a racer's write.
@@ -63,7 +63,7 @@ pub fn rmmod_refused_while_open() -> TestResult {
 pub fn reload_wipes_messages() -> TestResult {
     let ch = fresh_channel();
     let mut written = Vec::new();
-    for minor in [0, 3, 255] {
+    for minor in [0, 3, MINOR_LAST] {
         let slot = open_minor_bound(minor, ch)?;
         send_all(&slot, b"before reload", &format!("write minor {minor}"))?;
         written.push((minor, ch));

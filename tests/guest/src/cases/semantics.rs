@@ -13,7 +13,7 @@ use message_slot::Slot;
 use crate::util::{
     child_command, describe, errno_name, expect_errno, expect_message, fresh_channel, hex,
     last_errno, open_bound, open_minor_bound, raw_fd, raw_write, run, send_all, show, slot_path,
-    Context, TestResult, MAX_MESSAGE_LEN,
+    Context, TestResult, MAX_MESSAGE_LEN, MINOR_LAST,
 };
 
 /// One-byte messages, including a lone NUL, round-trip exactly.
@@ -220,7 +220,7 @@ pub fn minors_isolated() -> TestResult {
 /// Minor 255 (the last one) works and is independent of minor 0.
 pub fn minor_255() -> TestResult {
     let ch = fresh_channel();
-    let top = open_minor_bound(255, ch)?;
+    let top = open_minor_bound(MINOR_LAST, ch)?;
     expect_errno(top.receive_message(), EAGAIN, "minor 255 before any write")?;
     send_all(&top, b"minor 255", "write minor 255")?;
     let zero = open_minor_bound(0, ch)?;
@@ -228,7 +228,7 @@ pub fn minor_255() -> TestResult {
     send_all(&zero, b"minor 0", "write minor 0")?;
     expect_message(&top, b"minor 255", "minor 255 after minor 0 was written")?;
     expect_message(
-        &open_minor_bound(255, ch)?,
+        &open_minor_bound(MINOR_LAST, ch)?,
         b"minor 255",
         "new fd on minor 255",
     )
