@@ -21,7 +21,7 @@ use crate::util::{
 /// go to a waiter of the written channel; in a module with queues shared by channels (64
 /// hashed queues per slot) it goes to the first exclusive waiter of the queue, maybe another
 /// channel's, which finds nothing and sleeps on, while the written channel's waiter never
-/// hears of its message (at most 64 of the 200 wake, one per queue).
+/// hears of its message (most of the 200 never read theirs).
 pub fn epoll_exclusive_200_channels() -> TestResult {
     const WAITERS: usize = 200;
     let path = slot_path(1)?;
