@@ -147,24 +147,8 @@ fn render(page: &Page, date: &str) -> std::io::Result<Vec<u8>> {
             roff.text([roman(text.clone())]);
         }
     };
-    let owned = |items: &[(&str, &str)]| -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
-    let exit_status: Vec<(String, String)> = page
-        .exit_status
-        .iter()
-        .map(|(a, b)| (a.clone(), b.to_string()))
-        .collect();
-    tagged("EXIT STATUS", &exit_status, bold);
-    let files: Vec<(String, String)> = page
-        .files
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.clone()))
-        .collect();
-    tagged("FILES", &files, italic);
+    tagged("EXIT STATUS", &owned(&page.exit_status), bold);
+    tagged("FILES", &owned(&page.files), italic);
     tagged("EXAMPLES", &owned(&page.examples), bold);
     roff.control("SH", ["SEE ALSO"]);
     let mut see_also: Vec<Inline> = Vec::new();
@@ -178,6 +162,14 @@ fn render(page: &Page, date: &str) -> std::io::Result<Vec<u8>> {
     roff.to_writer(&mut out)?;
     man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// A section's (term, text) pairs as `String`s.
+fn owned(items: &[(impl ToString, impl ToString)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(term, text)| (term.to_string(), text.to_string()))
+        .collect()
 }
 
 /// `SOURCE_DATE_EPOCH` as YYYY-MM-DD, or empty.
