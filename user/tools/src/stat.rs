@@ -15,8 +15,8 @@ use message_slot::{Statistic, Statistics, CLASS_NAME};
 
 /// Print the statistics of every message slot.
 ///
-/// Prints, for every message slot with a class device, each of its statistics (the files of
-/// its sysfs directory, see message_slot(4)) (exit 0; 1 on error, e.g. the module is not
+/// Prints, for every message slot with a class device, each of its statistics: the files of
+/// its sysfs directory, see message_slot(4) (exit 0; 1 on error, e.g. the module is not
 /// loaded or was loaded with nodes=0).
 #[derive(Parser)]
 #[command(name = "message_slot_stat", version)]
