@@ -28,7 +28,11 @@ pub const DEFAULT_NODES: u32 = 4;
 pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
 
 /// A slot's statistics: its class device's sysfs attributes (each one decimal `u64` and a
-/// newline, mode 0440).
+/// newline, mode 0440). Adding one is a variant here, its entries in [`Statistic::ALL`] and
+/// [`Statistic::name`], its arm in `Slot::statistic` (`kernel/slot.rs`, the one exhaustive
+/// `match` that says what each counts) and its line in message_slot(4)'s FILES (a test checks
+/// that every name is there); the module, `message_slot_stat` and the tests take them all
+/// from here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Statistic {
     /// Channels in use (created by a write or a poll).

@@ -229,7 +229,8 @@ fn mqueue() -> Result<Body<'static>, String> {
                 return Err(os_err("mq_send"));
             }
             let mut prio = 0;
-            // SAFETY: `buf` is valid for writes of `MAX_MESSAGE_LEN` bytes (the queue's message size).
+            // SAFETY: `buf` is valid for writes of `MAX_MESSAGE_LEN` bytes (the queue's message
+            // size).
             let got =
                 unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), MAX_MESSAGE_LEN, &mut prio) };
             if got != MAX_MESSAGE_LEN as isize {
