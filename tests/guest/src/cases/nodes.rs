@@ -94,10 +94,13 @@ pub fn slot_statistics() -> TestResult {
     let unbound = open(&path)?;
     send_all(&fa, &[1; 100], "write 100 bytes to a")?;
     send_all(&fa, &[2; 10], "replace with 10 bytes")?;
-    send_all(&fb, &[3; 128], "write 128 bytes to b")?;
-    ensure!(fa.send(&[0; 129]).is_err(), "129-byte write succeeded");
+    send_all(&fb, &[3; MAX_MESSAGE_LEN], "write 128 bytes to b")?;
+    ensure!(
+        fa.send(&[0; MAX_MESSAGE_LEN + 1]).is_err(),
+        "129-byte write succeeded"
+    );
     ensure!(unbound.send(b"x").is_err(), "unbound write succeeded");
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     for _ in 0..5 {
         fa.receive(&mut buf).ctx("read a")?;
     }
@@ -106,7 +109,7 @@ pub fn slot_statistics() -> TestResult {
     let during = stats(minor)?;
     let expected = [
         (Statistic::Channels, 2),
-        (Statistic::Bytes, 10 + 128),
+        (Statistic::Bytes, 10 + MAX_MESSAGE_LEN as i128),
         (Statistic::Writes, 3),
         (Statistic::Reads, 6),
         (Statistic::OpenFiles, 3),
