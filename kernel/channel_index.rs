@@ -3,14 +3,14 @@
 //! The channel index: an insert-only map from any `u32` key to `T`, with lock-free lookups,
 //! and a memo of the last lookup of one of its keys.
 //!
-//! Keys below [`BUCKETS`] are their own bucket in an [`InsertOnlyMap`] (an XArray); larger
+//! Keys below [`BUCKETS`] are their own bucket in an [`InsertOnlyXArray`] (an XArray); larger
 //! keys are hashed into the same range with a per-map random multiplier. Each bucket holds an
 //! insert-only chain of entries, appended to with a compare-and-swap. The XArray therefore
 //! spans at most `BUCKETS` indices: four levels of nodes and dense leaves however the keys
 //! are spread over `u32` (a key spread over all of `u32` would need six levels, nearly one
 //! leaf node per entry).
 
-use crate::abstractions::xarray::{InsertOnlyMap, Reservation};
+use crate::abstractions::xarray::{InsertOnlyXArray, Reservation};
 use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -61,27 +61,28 @@ impl<T> PinnedDrop for Entry<T> {
     }
 }
 
-/// An insert-only map from `u32` keys to `T` (see the module documentation).
+/// An insert-only hash map from `u32` keys to `T`: keys hashed into the buckets of an
+/// [`InsertOnlyXArray`], each bucket a chain of entries (see the module documentation).
 ///
 /// # Invariants
 ///
-/// Every entry reachable from bucket `b` has a key that [`KeyedMap::bucket`] maps to `b`, and
+/// Every entry reachable from bucket `b` has a key that [`HashedChainMap::bucket`] maps to `b`, and
 /// no two entries have the same key. `multiplier` is odd.
 #[pin_data]
-pub(crate) struct KeyedMap<T: 'static> {
+pub(crate) struct HashedChainMap<T: 'static> {
     #[pin]
-    buckets: InsertOnlyMap<Pin<KBox<Entry<T>>>>,
+    buckets: InsertOnlyXArray<Pin<KBox<Entry<T>>>>,
     multiplier: u32,
 }
 
-impl<T: 'static> KeyedMap<T> {
+impl<T: 'static> HashedChainMap<T> {
     /// An empty map.
     pub(crate) fn new() -> impl PinInit<Self> {
         // SAFETY: `get_random_u32` has no preconditions.
         let random = unsafe { bindings::get_random_u32() };
         // INVARIANT: The multiplier is odd.
         pin_init!(Self {
-            buckets <- InsertOnlyMap::new(),
+            buckets <- InsertOnlyXArray::new(),
             multiplier: random | 1,
         })
     }
@@ -118,7 +119,7 @@ impl<T: 'static> KeyedMap<T> {
     /// Prepares the insertion of the value `init` initialises under `key`: allocates the
     /// entry and, if the key's bucket is empty, reserves it (allocating the XArray's nodes),
     /// all with `flags` (`ENOMEM`, leaving nothing allocated). Call it before taking any lock
-    /// that serialises inserts: [`KeyedMap::insert`] allocates nothing. A prepared entry
+    /// that serialises inserts: [`HashedChainMap::insert`] allocates nothing. A prepared entry
     /// dropped without being inserted frees the entry and gives its bucket's reservation
     /// back.
     pub(crate) fn prepare(
@@ -204,7 +205,7 @@ impl<T: 'static> KeyedMap<T> {
     }
 }
 
-/// An entry ready to be inserted by [`KeyedMap::insert`], and where it goes. Dropped unused,
+/// An entry ready to be inserted by [`HashedChainMap::insert`], and where it goes. Dropped unused,
 /// it frees the entry and gives back its bucket's reservation.
 pub(crate) struct PreparedEntry<'a, T: 'static> {
     entry: Pin<KBox<Entry<T>>>,
@@ -218,7 +219,7 @@ enum Place<'a, T: 'static> {
     Bucket(Reservation<'a, Pin<KBox<Entry<T>>>>),
 }
 
-/// A shared [`KeyedMap`] with a lock-free memo of one of its entries.
+/// A shared [`HashedChainMap`] with a lock-free memo of one of its entries.
 ///
 /// Reading the memo takes no lock and no reference count: the memo is a plain pointer, valid
 /// because the memo keeps the map alive and the map never removes entries while alive.
@@ -227,13 +228,13 @@ enum Place<'a, T: 'static> {
 ///
 /// `memo` is null or points to an entry of `map`.
 pub(crate) struct LookupMemo<T: 'static> {
-    map: Arc<KeyedMap<T>>,
+    map: Arc<HashedChainMap<T>>,
     memo: AtomicPtr<Entry<T>>,
 }
 
 impl<T: Send + Sync + 'static> LookupMemo<T> {
     /// A memo of lookups in `map`, remembering nothing yet.
-    pub(crate) fn new(map: Arc<KeyedMap<T>>) -> Self {
+    pub(crate) fn new(map: Arc<HashedChainMap<T>>) -> Self {
         // INVARIANT: The memo is null.
         Self {
             map,

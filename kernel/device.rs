@@ -9,7 +9,7 @@ use crate::abstractions::{
     class::U64Attributes,
     poll::{PollEvents, PollTable},
 };
-use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
+use crate::slot::{user_allocation_flags, ChannelId, OpenSlot, Slot};
 use crate::uapi::{Ioctl, Statistic, SLOT_MINORS};
 use kernel::{
     prelude::*,
@@ -55,24 +55,16 @@ impl MessageSlotDevice {
 impl U64Attributes for MessageSlotDevice {
     type Key = Statistic;
 
-    /// `statistic` of the slot of `minor` (0 for a slot not opened yet, except
-    /// `max_channels`). Reads per-CPU counters and atomics: writes nothing shared except the
-    /// device mutex's lock word, taken to find the slot.
+    /// `statistic` of the slot of `minor` ([`Slot::statistic`]). Reads per-CPU counters and
+    /// atomics: writes nothing shared except the device mutex's lock word, taken to find the
+    /// slot.
     fn value(&self, minor: u32, statistic: Statistic) -> u64 {
         let slot = self
             .slots
             .lock()
             .get(minor as usize)
             .and_then(|slot| slot.clone());
-        let stats = slot.map(|slot| slot.stats()).unwrap_or_default();
-        match statistic {
-            Statistic::Channels => stats.channels.into(),
-            Statistic::Bytes => stats.bytes,
-            Statistic::Writes => stats.writes,
-            Statistic::Reads => stats.reads,
-            Statistic::OpenFiles => stats.open_files.into(),
-            Statistic::MaxChannels => self.max_channels.into(),
-        }
+        Slot::statistic(slot.as_deref(), self.max_channels, statistic)
     }
 }
 
@@ -81,7 +73,7 @@ impl CharDevice for MessageSlotDevice {
 
     fn open(&self, minor: u32) -> Result<Self::OpenFile> {
         let slot = self.slot(minor as usize)?;
-        Ok(KBox::new(OpenSlot::new(slot), user_memory())?)
+        Ok(KBox::new(OpenSlot::new(slot), user_allocation_flags())?)
     }
 
     #[inline]

@@ -33,7 +33,7 @@ use abstractions::{
 use core::sync::atomic::Ordering;
 use device::MessageSlotDevice;
 use uapi::{
-    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MSG_SLOT_CHANNEL,
+    Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM, MSG_SLOT_CHANNEL,
     SLOT_MINORS, STATISTICS,
 };
 
@@ -62,7 +62,7 @@ module! {
 uint_param!(
     MAX_CHANNELS,
     "max_channels",
-    CHANNELS_PER_SLOT as u32,
+    DEFAULT_MAX_CHANNELS as u32,
     "most channels per slot (at least 1)"
 );
 

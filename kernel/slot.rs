@@ -16,7 +16,8 @@ use crate::abstractions::{
     poll::{PollEvents, PollTable, WaitQueueHead},
 };
 use crate::channel::{Channel, MessageBuffer, MessageBytes};
-use crate::channel_index::{KeyedMap, LookupMemo};
+use crate::channel_index::{HashedChainMap, LookupMemo};
+use crate::uapi::Statistic;
 use core::{
     num::NonZeroU32,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
@@ -35,7 +36,7 @@ use kernel::{
 /// failing with `ENOMEM` once reclaim makes no progress instead of invoking the OOM killer
 /// (`__GFP_RETRY_MAYFAIL`, which the memcg charge path honours too), and without a warning
 /// (`__GFP_NOWARN`: a user can make it fail at will). May sleep: never used under a lock.
-pub(crate) fn user_memory() -> Flags {
+pub(crate) fn user_allocation_flags() -> Flags {
     flags::GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | flags::__GFP_NOWARN
 }
 
@@ -64,7 +65,7 @@ impl ChannelId {
 /// only inserted with `creating` held.
 #[pin_data]
 pub(crate) struct Slot {
-    channels: Arc<KeyedMap<Channel>>,
+    channels: Arc<HashedChainMap<Channel>>,
     /// Serialises the creation of channels (never held by a read, an overwrite or a poll of an
     /// existing channel), so that the check against `max_channels` and the insertion are one
     /// step: a writer that loses the race to create a channel overwrites it, even at the limit.
@@ -85,7 +86,7 @@ impl Slot {
     /// An empty slot that may hold up to `max_channels` channels.
     pub(crate) fn new(max_channels: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            channels: Arc::pin_init(KeyedMap::new(), GFP_KERNEL)?,
+            channels: Arc::pin_init(HashedChainMap::new(), GFP_KERNEL)?,
             creating <- kernel::new_mutex!((), "Slot::creating"),
             created: AtomicU32::new(0),
             max_channels,
@@ -94,25 +95,37 @@ impl Slot {
         })
     }
 
-    /// The slot's statistics now (each value read on its own: a snapshot while the slot is
-    /// in use, exact when it is idle).
-    pub(crate) fn stats(&self) -> SlotStats {
-        // Each write adds its length less the replaced one's on its own CPU, after the
-        // replacement, and the sum reads the CPUs one by one: while writes run, it may see a
-        // replacement's subtraction without the addition of the write it replaced (the true
-        // total is then the sum plus a pending addition). Such a sum is below zero as a
-        // signed value; it shows as 0, never as a wrapped `u64`.
-        let bytes = self.counters.sum::<BYTES>();
-        SlotStats {
-            channels: self.created.load(Ordering::Relaxed),
-            bytes: if i64::try_from(bytes).is_ok() {
-                bytes
-            } else {
-                0
-            },
-            writes: self.counters.sum::<WRITES>(),
-            reads: self.counters.sum::<READS>(),
-            open_files: self.open_files.load(Ordering::Relaxed),
+    /// `statistic` of the slot `slot` of a device whose slots hold up to `max_channels`
+    /// channels, or (`None`) of a slot no file has opened yet, whose counts are all 0. Each
+    /// value is read on its own: a snapshot while the slot is in use, exact when it is idle.
+    /// The one place that says what each [`Statistic`] counts.
+    pub(crate) fn statistic(slot: Option<&Self>, max_channels: u32, statistic: Statistic) -> u64 {
+        let Some(slot) = slot else {
+            return match statistic {
+                Statistic::MaxChannels => max_channels.into(),
+                _ => 0,
+            };
+        };
+        match statistic {
+            Statistic::Channels => slot.created.load(Ordering::Relaxed).into(),
+            Statistic::Bytes => {
+                // Each write adds its length less the replaced one's on its own CPU, after
+                // the replacement, and the sum reads the CPUs one by one: while writes run, it
+                // may see a replacement's subtraction without the addition of the write it
+                // replaced (the true total is then the sum plus a pending addition). Such a
+                // sum is below zero as a signed value; it shows as 0, never as a wrapped
+                // `u64`.
+                let bytes = slot.counters.sum::<BYTES>();
+                if i64::try_from(bytes).is_ok() {
+                    bytes
+                } else {
+                    0
+                }
+            }
+            Statistic::Writes => slot.counters.sum::<WRITES>(),
+            Statistic::Reads => slot.counters.sum::<READS>(),
+            Statistic::OpenFiles => slot.open_files.load(Ordering::Relaxed).into(),
+            Statistic::MaxChannels => slot.max_channels.into(),
         }
     }
 
@@ -148,13 +161,18 @@ impl Slot {
                 .ok_or(ENOSPC);
         }
         let waiters = if polled {
-            Some(KBox::pin_init(WaitQueueHead::new(), user_memory())?)
+            Some(KBox::pin_init(
+                WaitQueueHead::new(),
+                user_allocation_flags(),
+            )?)
         } else {
             None
         };
-        let prepared =
-            self.channels
-                .prepare(id.get(), Channel::new(message, waiters), user_memory())?;
+        let prepared = self.channels.prepare(
+            id.get(),
+            Channel::new(message, waiters),
+            user_allocation_flags(),
+        )?;
         let _creating = self.creating.lock();
         if let Some(channel) = self.channels.get(id.get()) {
             // `prepared` is dropped unused: its bucket holds an entry (this one's key is
@@ -185,21 +203,6 @@ const WRITES: usize = 0;
 const READS: usize = 1;
 const BYTES: usize = 2;
 const COUNTERS: usize = 3;
-
-/// A slot's statistics (the device's sysfs attributes); all 0 for a slot not created yet.
-#[derive(Default)]
-pub(crate) struct SlotStats {
-    /// Channels in use (created by a write or a poll).
-    pub(crate) channels: u32,
-    /// Bytes of the channels' current messages.
-    pub(crate) bytes: u64,
-    /// Successful writes since the slot was created.
-    pub(crate) writes: u64,
-    /// Successful reads since the slot was created.
-    pub(crate) reads: u64,
-    /// Open files.
-    pub(crate) open_files: u32,
-}
 
 /// The events of a file with a message to read.
 const READABLE: PollEvents = PollEvents::IN.union(PollEvents::RDNORM);
@@ -338,7 +341,7 @@ impl OpenSlot {
             },
         };
         if waits {
-            let Ok(queue) = channel.poll_queue(user_memory()) else {
+            let Ok(queue) = channel.poll_queue(user_allocation_flags()) else {
                 return PollEvents::ERR;
             };
             table.register_wait(queue);

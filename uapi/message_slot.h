@@ -24,7 +24,10 @@
 /* Largest message in bytes. */
 #define MSG_SLOT_MAX_MESSAGE 128
 
-/* Channels per slot the device supports. */
-#define MSG_SLOT_CHANNELS_PER_SLOT (1u << 20)
+/* The default of the module parameter max_channels: the channels per slot the device
+ * supports unless loaded with another limit. */
+#define MSG_SLOT_DEFAULT_MAX_CHANNELS (1u << 20)
+/* Its former name, kept for programs written against it. */
+#define MSG_SLOT_CHANNELS_PER_SLOT MSG_SLOT_DEFAULT_MAX_CHANNELS
 
 #endif /* MESSAGE_SLOT_H */

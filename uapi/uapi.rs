@@ -14,8 +14,9 @@ pub const SLOT_MINORS: u32 = 256;
 /// Largest message in bytes; messages are `1..=MAX_MESSAGE_LEN` arbitrary bytes.
 pub const MAX_MESSAGE_LEN: usize = 128;
 
-/// Channels per slot the device must support (ids themselves may be any non-zero `u32`).
-pub const CHANNELS_PER_SLOT: usize = 1 << 20;
+/// The default of the module parameter `max_channels`: the channels per slot the device
+/// supports unless loaded with another limit (ids themselves may be any non-zero `u32`).
+pub const DEFAULT_MAX_CHANNELS: usize = 1 << 20;
 
 /// Minors that get class devices (nodes `/dev/message_slot/MINOR`, statistics) unless the
 /// module parameter `nodes` says otherwise: `0..DEFAULT_NODES`, as many as the example's
@@ -27,7 +28,11 @@ pub const DEFAULT_NODES: u32 = 4;
 pub const CLASS_NAME: &core::ffi::CStr = c"message_slot";
 
 /// A slot's statistics: its class device's sysfs attributes (each one decimal `u64` and a
-/// newline, mode 0440).
+/// newline, mode 0440). Adding one is a variant here, its entries in [`Statistic::ALL`] and
+/// [`Statistic::name`], its arm in `Slot::statistic` (`kernel/slot.rs`, the one exhaustive
+/// `match` that says what each counts) and its line in message_slot(4)'s FILES (a test checks
+/// that every name is there); the module, `message_slot_stat` and the tests take them all
+/// from here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Statistic {
     /// Channels in use (created by a write or a poll).
@@ -45,7 +50,8 @@ pub enum Statistic {
 }
 
 impl Statistic {
-    /// Every statistic, in the order user space lists them (and the module creates them).
+    /// Every statistic, in the order of their declaration (a check below), which is the order
+    /// user space lists them in (and the module creates them).
     pub const ALL: [Self; 6] = [
         Self::Channels,
         Self::Bytes,
@@ -54,6 +60,11 @@ impl Statistic {
         Self::OpenFiles,
         Self::MaxChannels,
     ];
+
+    /// Its position in [`Statistic::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The name of its sysfs attribute.
     pub const fn name(self) -> &'static core::ffi::CStr {
@@ -67,6 +78,15 @@ impl Statistic {
         }
     }
 }
+
+// `Statistic::ALL` is in the order of declaration, so that `Statistic::index` is a position in it.
+const _: () = {
+    let mut index = 0;
+    while index < Statistic::ALL.len() {
+        assert!(Statistic::ALL[index].index() == index);
+        index += 1;
+    }
+};
 
 /// The names of the statistics' sysfs attributes, in the order of [`Statistic::ALL`].
 pub const STATISTICS: [&core::ffi::CStr; Statistic::ALL.len()] = {

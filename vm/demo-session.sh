@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# The seed's example session, run verbatim in the guest by `make demo` (as root, so no sudo;
-# the tools are on PATH). Prints each command before running it.
+# The example session (docs/usage.md), run verbatim in the guest by `make demo` (as root, so
+# no sudo; the tools are on PATH). Prints each command before running it.
 set -e
 run() {
 	printf '$'

@@ -13,8 +13,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use message_slot_test_support::minors::MINOR_BENCH_IPC;
+
 use crate::measure::{paired_difference, Body, Sample, Setup, Timer};
-use crate::sys::{open, open_bound, os_err, read_exact, write_all, MSG, PAYLOAD};
+use crate::sys::{open, open_bound, os_err, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
 /// One timed system call.
 pub struct Call {
@@ -27,7 +29,7 @@ pub struct Call {
 }
 
 /// Minor and channels used (the same minor as the `ipc` cases, other channels).
-const MINOR: u32 = 244;
+const MINOR: u32 = MINOR_BENCH_IPC;
 const SHORT_CHANNEL: u32 = 10;
 const LONG_CHANNEL: u32 = 11;
 /// The short message's length.
@@ -90,7 +92,7 @@ fn writes(fd: OwnedFd, len: usize, what: &'static str) -> Body<'static> {
 
 /// A body reading `len`-byte messages from `fd` into a fresh buffer.
 fn reads(fd: OwnedFd, len: usize, what: &'static str) -> Body<'static> {
-    let mut buf = [0u8; MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     repeat(move || read_exact(fd.as_raw_fd(), &mut buf, len, what))
 }
 
@@ -115,7 +117,7 @@ pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
             "write /dev/null, 128 B (no copy)",
             Box::new(|| {
                 let fd = open("/dev/null", libc::O_WRONLY)?;
-                Ok(writes(fd, MSG, "write /dev/null"))
+                Ok(writes(fd, MAX_MESSAGE_LEN, "write /dev/null"))
             }),
         ),
         (
@@ -124,7 +126,7 @@ pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
             Box::new(|| {
                 Ok(reads(
                     open("/dev/zero", libc::O_RDONLY)?,
-                    MSG,
+                    MAX_MESSAGE_LEN,
                     "read /dev/zero",
                 ))
             }),
@@ -151,7 +153,13 @@ pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
         (
             "slot_write_128",
             "slot write, 128 B",
-            Box::new(|| Ok(writes(open_bound(MINOR, LONG_CHANNEL)?, MSG, "slot write"))),
+            Box::new(|| {
+                Ok(writes(
+                    open_bound(MINOR, LONG_CHANNEL)?,
+                    MAX_MESSAGE_LEN,
+                    "slot write",
+                ))
+            }),
         ),
         (
             "slot_read_8",
@@ -169,8 +177,8 @@ pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
             "slot read, 128 B message",
             Box::new(|| {
                 Ok(reads(
-                    slot_with_message(LONG_CHANNEL, MSG)?,
-                    MSG,
+                    slot_with_message(LONG_CHANNEL, MAX_MESSAGE_LEN)?,
+                    MAX_MESSAGE_LEN,
                     "slot read",
                 ))
             }),

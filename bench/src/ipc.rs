@@ -8,10 +8,12 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use message_slot_test_support::minors::MINOR_BENCH_IPC;
+
 use crate::measure::{Body, Sample, Setup, Timer};
 use crate::sys::{
-    bind, char_driver_major, device_node, open, open_bound, os_err, read_exact, write_all, MSG,
-    PAYLOAD,
+    bind, char_driver_major, device_node, open, open_bound, os_err, read_exact, write_all,
+    MAX_MESSAGE_LEN, PAYLOAD,
 };
 
 /// One measured single-threaded case.
@@ -25,7 +27,7 @@ pub struct Case {
 }
 
 /// Minor used by the slot cases.
-const MINOR: u32 = 244;
+const MINOR: u32 = MINOR_BENCH_IPC;
 
 /// A case's setup function.
 type SetupFn = fn() -> Result<Body<'static>, String>;
@@ -80,12 +82,12 @@ pub fn floor() -> Result<Body<'static>, String> {
         open("/dev/zero", libc::O_RDONLY)?,
     );
     let (w, r) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
             write_all(w, &out, "write /dev/null")?;
-            read_exact(r, &mut buf, MSG, "read /dev/zero")?;
+            read_exact(r, &mut buf, MAX_MESSAGE_LEN, "read /dev/zero")?;
         }
         Ok(())
     }))
@@ -99,9 +101,9 @@ fn slot_hot() -> Result<Body<'static>, String> {
 fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
     let (write, read) = (format!("{device} write"), format!("{device} read"));
     let raw = fd.as_raw_fd();
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     write_all(raw, &out, &write)?;
-    read_exact(raw, &mut buf, MSG, &read)?;
+    read_exact(raw, &mut buf, MAX_MESSAGE_LEN, &read)?;
     if buf != out {
         return Err(format!("{device} read back a different message"));
     }
@@ -109,7 +111,7 @@ fn write_read(fd: OwnedFd, device: &str) -> Result<Body<'static>, String> {
         let _fd = &fd;
         for _ in 0..n {
             write_all(raw, &out, &write)?;
-            read_exact(raw, &mut buf, MSG, &read)?;
+            read_exact(raw, &mut buf, MAX_MESSAGE_LEN, &read)?;
         }
         Ok(())
     }))
@@ -141,7 +143,7 @@ fn c_seqlock() -> Result<Body<'static>, String> {
 fn slot_cold() -> Result<Body<'static>, String> {
     let owners = open_bound(MINOR, 2)?;
     let fd = owners.as_raw_fd();
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     let mut channel = 2u32;
     Ok(Box::new(move |n| {
         let _owners = &owners;
@@ -149,7 +151,7 @@ fn slot_cold() -> Result<Body<'static>, String> {
             channel ^= 1;
             bind(fd, channel)?;
             write_all(fd, &out, "slot write")?;
-            read_exact(fd, &mut buf, MSG, "slot read")?;
+            read_exact(fd, &mut buf, MAX_MESSAGE_LEN, "slot read")?;
         }
         Ok(())
     }))
@@ -164,12 +166,12 @@ fn pipe() -> Result<Body<'static>, String> {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (r, w) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
             write_all(w, &out, "pipe write")?;
-            read_exact(r, &mut buf, MSG, "pipe read")?;
+            read_exact(r, &mut buf, MAX_MESSAGE_LEN, "pipe read")?;
         }
         Ok(())
     }))
@@ -203,7 +205,7 @@ fn mqueue() -> Result<Body<'static>, String> {
     // SAFETY: mq_attr is plain data; all-zero is valid and the used fields are set below.
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     attr.mq_maxmsg = 8;
-    attr.mq_msgsize = MSG as libc::c_long;
+    attr.mq_msgsize = MAX_MESSAGE_LEN as libc::c_long;
     // SAFETY: `name` is a valid string and `attr` a valid attribute block for O_CREAT.
     let mqd = unsafe {
         libc::mq_open(
@@ -218,18 +220,20 @@ fn mqueue() -> Result<Body<'static>, String> {
     }
     let owners = MessageQueue { name, mqd };
     let q = owners.mqd;
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            // SAFETY: `out` is valid for `MSG` bytes and `q` is open.
-            if unsafe { libc::mq_send(q, out.as_ptr().cast(), MSG, 0) } != 0 {
+            // SAFETY: `out` is valid for `MAX_MESSAGE_LEN` bytes and `q` is open.
+            if unsafe { libc::mq_send(q, out.as_ptr().cast(), MAX_MESSAGE_LEN, 0) } != 0 {
                 return Err(os_err("mq_send"));
             }
             let mut prio = 0;
-            // SAFETY: `buf` is valid for writes of `MSG` bytes (the queue's message size).
-            let got = unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), MSG, &mut prio) };
-            if got != MSG as isize {
+            // SAFETY: `buf` is valid for writes of `MAX_MESSAGE_LEN` bytes (the queue's message
+            // size).
+            let got =
+                unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), MAX_MESSAGE_LEN, &mut prio) };
+            if got != MAX_MESSAGE_LEN as isize {
                 return Err(os_err(&format!("mq_receive returned {got}")));
             }
         }
@@ -254,18 +258,18 @@ fn unix_dgram() -> Result<Body<'static>, String> {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     let owners = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (a, b) = (owners.0.as_raw_fd(), owners.1.as_raw_fd());
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            // SAFETY: `out` is valid for reads of `MSG` bytes.
-            let sent = unsafe { libc::send(a, out.as_ptr().cast(), MSG, 0) };
-            if sent != MSG as isize {
+            // SAFETY: `out` is valid for reads of `MAX_MESSAGE_LEN` bytes.
+            let sent = unsafe { libc::send(a, out.as_ptr().cast(), MAX_MESSAGE_LEN, 0) };
+            if sent != MAX_MESSAGE_LEN as isize {
                 return Err(os_err(&format!("send returned {sent}")));
             }
-            // SAFETY: `buf` is valid for writes of `MSG` bytes.
-            let got = unsafe { libc::recv(b, buf.as_mut_ptr().cast(), MSG, 0) };
-            if got != MSG as isize {
+            // SAFETY: `buf` is valid for writes of `MAX_MESSAGE_LEN` bytes.
+            let got = unsafe { libc::recv(b, buf.as_mut_ptr().cast(), MAX_MESSAGE_LEN, 0) };
+            if got != MAX_MESSAGE_LEN as isize {
                 return Err(os_err(&format!("recv returned {got}")));
             }
         }
@@ -277,7 +281,7 @@ fn unix_dgram() -> Result<Body<'static>, String> {
 #[repr(C)]
 struct MsgBuf {
     mtype: libc::c_long,
-    mtext: [u8; MSG],
+    mtext: [u8; MAX_MESSAGE_LEN],
 }
 
 /// A SysV message queue that is removed when dropped.
@@ -304,18 +308,19 @@ fn sysv_msgq() -> Result<Body<'static>, String> {
     };
     let mut inb = MsgBuf {
         mtype: 0,
-        mtext: [0; MSG],
+        mtext: [0; MAX_MESSAGE_LEN],
     };
     Ok(Box::new(move |n| {
         let _owners = &owners;
         for _ in 0..n {
-            // SAFETY: `out` is a msgbuf with `MSG` bytes of text.
-            if unsafe { libc::msgsnd(q, (&out as *const MsgBuf).cast(), MSG, 0) } != 0 {
+            // SAFETY: `out` is a msgbuf with `MAX_MESSAGE_LEN` bytes of text.
+            if unsafe { libc::msgsnd(q, (&out as *const MsgBuf).cast(), MAX_MESSAGE_LEN, 0) } != 0 {
                 return Err(os_err("msgsnd"));
             }
-            // SAFETY: `inb` is a writable msgbuf with room for `MSG` bytes of text.
-            let got = unsafe { libc::msgrcv(q, (&mut inb as *mut MsgBuf).cast(), MSG, 0, 0) };
-            if got != MSG as isize {
+            // SAFETY: `inb` is a writable msgbuf with room for `MAX_MESSAGE_LEN` bytes of text.
+            let got =
+                unsafe { libc::msgrcv(q, (&mut inb as *mut MsgBuf).cast(), MAX_MESSAGE_LEN, 0, 0) };
+            if got != MAX_MESSAGE_LEN as isize {
                 return Err(os_err(&format!("msgrcv returned {got}")));
             }
         }

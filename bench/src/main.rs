@@ -136,7 +136,7 @@ fn run(opts: &Options) -> Result<(), String> {
         "vcpus": vcpus,
         "guest_cpus_online": vcpus,
         "kernel": kernel,
-        "message_bytes": sys::MSG,
+        "message_bytes": sys::MAX_MESSAGE_LEN,
         "reps": timer.reps,
         "rep_ms": timer.rep.as_millis() as u64,
         "sections": opts.sections,

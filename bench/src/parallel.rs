@@ -18,11 +18,13 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use message_slot_test_support::minors::MINOR_BENCH_PARALLEL;
+
 use crate::measure::{median, ratio, round, Timer};
-use crate::sys::{open, open_bound, read_exact, write_all, MSG, PAYLOAD};
+use crate::sys::{open, open_bound, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
 /// Minor used by the parallel cases.
-const MINOR: u32 = 243;
+const MINOR: u32 = MINOR_BENCH_PARALLEL;
 /// Reads between two looks at the stop flag.
 const BATCH: u64 = 32;
 
@@ -88,12 +90,12 @@ fn rep(timer: &Timer, fds: &[OwnedFd], cpus: usize) -> Result<f64, String> {
                 let fd = fd.as_raw_fd();
                 s.spawn(move || -> Result<u64, String> {
                     pin_to(i % cpus);
-                    let mut buf = [0u8; MSG];
+                    let mut buf = [0u8; MAX_MESSAGE_LEN];
                     let mut ops = 0u64;
                     start.wait();
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..BATCH {
-                            read_exact(fd, &mut buf, MSG, "parallel read")?;
+                            read_exact(fd, &mut buf, MAX_MESSAGE_LEN, "parallel read")?;
                         }
                         ops += BATCH;
                     }

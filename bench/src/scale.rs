@@ -29,11 +29,13 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use message_slot_test_support::minors::MINORS_BENCH_SCALE;
+
 use crate::breakdown::{cold_page, getppid, COLD_BYTES};
 use crate::measure::{paired_difference, paired_ratio, round, Body, Sample, Setup, Timer};
 use crate::sys::{
-    bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all, MSG,
-    PAYLOAD,
+    bind, channel_is_empty, open_bound, open_slot, raise_fd_limit, read_exact, write_all,
+    MAX_MESSAGE_LEN, PAYLOAD,
 };
 
 /// How the channel ids of a fill are chosen.
@@ -65,10 +67,10 @@ impl Ids {
 
 /// Channel counts measured, with their ids and the minor each is filled on.
 pub const SIZES: [(u32, Ids, u32); 4] = [
-    (1, Ids::Sparse, 240),
-    (1 << 10, Ids::Sparse, 241),
-    (1 << 20, Ids::Sparse, 242),
-    (1 << 20, Ids::Dense, 245),
+    (1, Ids::Sparse, MINORS_BENCH_SCALE[0]),
+    (1 << 10, Ids::Sparse, MINORS_BENCH_SCALE[1]),
+    (1 << 20, Ids::Sparse, MINORS_BENCH_SCALE[2]),
+    (1 << 20, Ids::Dense, MINORS_BENCH_SCALE[3]),
 ];
 /// Fills at least this large are also memory measurements.
 const MEMORY_FILL: u32 = 1 << 20;
@@ -213,7 +215,7 @@ impl Memory {
         json!({
             "channels": self.channels,
             "ids": self.ids.name(),
-            "message_bytes": MSG,
+            "message_bytes": MAX_MESSAGE_LEN,
             "method": "/proc/meminfo before and after filling a fresh minor; \
                        growth (Slab, ...) or drop (MemFree, MemAvailable) / channels",
             "bytes_per_channel": per,
@@ -361,7 +363,7 @@ fn floor<'a>() -> Result<Body<'a>, String> {
 fn rebind(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
     let owner = open_slot(f.minor)?;
     let fd = owner.as_raw_fd();
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |iters| {
         let _owner = &owner;
         let mut at = next.get();
@@ -369,7 +371,7 @@ fn rebind(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
             bind(fd, f.order[at])?;
             at = if at + 1 == f.order.len() { 0 } else { at + 1 };
             write_all(fd, &out, "write")?;
-            read_exact(fd, &mut buf, MSG, "read")?;
+            read_exact(fd, &mut buf, MAX_MESSAGE_LEN, "read")?;
         }
         next.set(at);
         Ok(())
@@ -383,7 +385,7 @@ fn bound_fds(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
         .map(|k| open_bound(f.minor, f.order[k % f.order.len()]))
         .collect::<Result<_, _>>()?;
     let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let (out, mut buf) = (PAYLOAD, [0u8; MSG]);
+    let (out, mut buf) = (PAYLOAD, [0u8; MAX_MESSAGE_LEN]);
     Ok(Box::new(move |iters| {
         let _owners = &fds;
         let mut at = next.get();
@@ -391,7 +393,7 @@ fn bound_fds(f: &Filled, next: Rc<Cell<usize>>) -> Result<Body<'_>, String> {
             let fd = raw[f.picks[at]];
             at = if at + 1 == f.picks.len() { 0 } else { at + 1 };
             write_all(fd, &out, "write")?;
-            read_exact(fd, &mut buf, MSG, "read")?;
+            read_exact(fd, &mut buf, MAX_MESSAGE_LEN, "read")?;
         }
         next.set(at);
         Ok(())

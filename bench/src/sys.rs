@@ -15,16 +15,14 @@ use std::path::Path;
 
 use message_slot_test_support::sys::char_node;
 
-/// Major number of every message slot (from the shared uapi).
-pub const MAJOR: u32 = message_slot::MAJOR_NUM;
-/// Largest message (from the shared uapi); every benchmark moves messages of this size.
-pub const MSG: usize = message_slot::MAX_MESSAGE_LEN;
+/// Every benchmark moves messages of the largest size the device accepts.
+pub use message_slot::{MAJOR_NUM, MAX_MESSAGE_LEN};
 
 /// The message every benchmark writes.
-pub const PAYLOAD: [u8; MSG] = {
-    let mut b = [0u8; MSG];
+pub const PAYLOAD: [u8; MAX_MESSAGE_LEN] = {
+    let mut b = [0u8; MAX_MESSAGE_LEN];
     let mut i = 0;
-    while i < MSG {
+    while i < MAX_MESSAGE_LEN {
         b[i] = (i as u8).wrapping_mul(31).wrapping_add(7);
         i += 1;
     }
@@ -50,7 +48,7 @@ pub fn open(path: &str, flags: libc::c_int) -> Result<OwnedFd, String> {
 
 /// Makes `/dev/slot_bench_<minor>` the node of message-slot `minor` and returns its path.
 pub fn slot_node(minor: u32) -> Result<String, String> {
-    device_node("slot_bench", MAJOR, minor)
+    device_node("slot_bench", MAJOR_NUM, minor)
 }
 
 /// Makes `/dev/<prefix>_<minor>` the char device `major`:`minor`, mode 0666 (see
@@ -130,9 +128,9 @@ pub fn open_bound(minor: u32, channel: u32) -> Result<OwnedFd, String> {
 /// Whether channel `channel` of `minor` holds no message yet (read fails with `EAGAIN`).
 pub fn channel_is_empty(minor: u32, channel: u32) -> Result<bool, String> {
     let fd = open_bound(minor, channel)?;
-    let mut buf = [0u8; MSG];
-    // SAFETY: `buf` is valid for writes of `MSG` bytes.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), MSG) };
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    // SAFETY: `buf` is valid for writes of `MAX_MESSAGE_LEN` bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), MAX_MESSAGE_LEN) };
     Ok(n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN))
 }
 

@@ -58,7 +58,7 @@ static LOCK_CLASS: LockClass = LockClass(Opaque::uninit());
 /// `xa` is an initialised XArray. Every entry in it came from `T::into_foreign` and is owned
 /// by the map; entries are only removed (and converted back) in `drop`.
 #[pin_data(PinnedDrop)]
-pub(crate) struct InsertOnlyMap<T: ForeignOwnable> {
+pub(crate) struct InsertOnlyXArray<T: ForeignOwnable> {
     #[pin]
     xa: Opaque<bindings::xarray>,
     _owns: PhantomData<T>,
@@ -66,11 +66,11 @@ pub(crate) struct InsertOnlyMap<T: ForeignOwnable> {
 
 // SAFETY: The XArray synchronises its own accesses; the map hands out `T::Borrowed` to several
 // threads (so `T: Sync`) and drops `T`s on whichever thread drops the map (so `T: Send`).
-unsafe impl<T: ForeignOwnable + Send + Sync> Sync for InsertOnlyMap<T> {}
+unsafe impl<T: ForeignOwnable + Send + Sync> Sync for InsertOnlyXArray<T> {}
 // SAFETY: As above; moving the map moves ownership of its `T`s.
-unsafe impl<T: ForeignOwnable + Send> Send for InsertOnlyMap<T> {}
+unsafe impl<T: ForeignOwnable + Send> Send for InsertOnlyXArray<T> {}
 
-impl<T: ForeignOwnable> InsertOnlyMap<T> {
+impl<T: ForeignOwnable> InsertOnlyXArray<T> {
     /// An empty map.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
@@ -80,7 +80,7 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
                 unsafe {
                     bindings::__spin_lock_init(
                         ptr::addr_of_mut!((*xa).xa_lock),
-                        kernel::c_str!("InsertOnlyMap::xa_lock").as_char_ptr(),
+                        kernel::c_str!("InsertOnlyXArray::xa_lock").as_char_ptr(),
                         LOCK_CLASS.0.get(),
                     );
                     ptr::addr_of_mut!((*xa).xa_flags).write(0);
@@ -104,13 +104,13 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     }
 
     /// Reserves `index` (`xa_reserve()`): allocates, with `flags`, the nodes an entry there
-    /// needs, so that [`InsertOnlyMap::get_or_insert`] allocates nothing. Lookups still find
+    /// needs, so that [`InsertOnlyXArray::get_or_insert`] allocates nothing. Lookups still find
     /// nothing at a reserved index. A reservation dropped unused is given back
     /// (`xa_release()`): the index is empty again and the nodes it needed alone are freed.
     /// `ENOMEM` if the nodes cannot be allocated.
     ///
     /// Reservations of the same index are one reservation: the first one given back gives it
-    /// back for all (a later [`InsertOnlyMap::get_or_insert`] with another of them fails
+    /// back for all (a later [`InsertOnlyXArray::get_or_insert`] with another of them fails
     /// with `ENOMEM`), unless an entry was stored there meanwhile.
     pub(crate) fn reserve(&self, index: u32, flags: Flags) -> Result<Reservation<'_, T>> {
         // SAFETY: `xa` is initialised (type invariant); `xa_reserve` takes its lock itself.
@@ -126,7 +126,7 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     /// drops it outside any lock). Allocates nothing. Uses up the reservation.
     ///
     /// Errors: `ENOMEM` (giving `value` back) if the index is no longer reserved (another
-    /// reservation of it was given back, see [`InsertOnlyMap::reserve`]), as storing there
+    /// reservation of it was given back, see [`InsertOnlyXArray::reserve`]), as storing there
     /// would need an allocation.
     pub(crate) fn get_or_insert(
         &self,
@@ -158,14 +158,14 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     }
 }
 
-/// A reservation of an index of an [`InsertOnlyMap`] (see [`InsertOnlyMap::reserve`]),
+/// A reservation of an index of an [`InsertOnlyXArray`] (see [`InsertOnlyXArray::reserve`]),
 /// given back when dropped unused.
 ///
 /// # Invariants
 ///
 /// `index` was reserved in `map` by `xa_reserve()`.
 pub(crate) struct Reservation<'a, T: ForeignOwnable> {
-    map: &'a InsertOnlyMap<T>,
+    map: &'a InsertOnlyXArray<T>,
     index: u32,
 }
 
@@ -179,7 +179,7 @@ impl<T: ForeignOwnable> Drop for Reservation<'_, T> {
 }
 
 #[pinned_drop]
-impl<T: ForeignOwnable> PinnedDrop for InsertOnlyMap<T> {
+impl<T: ForeignOwnable> PinnedDrop for InsertOnlyXArray<T> {
     fn drop(self: Pin<&mut Self>) {
         let xa = self.xa.get();
         let mut index: c_ulong = 0;

@@ -24,6 +24,7 @@ mod worker;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use message_slot_test_support::minors::MINORS_RIG;
 use message_slot_test_support::sys::{char_node, errno_name};
 use shared::{Shared, KINDS, MINORS, OUTCOMES, POOL};
 use worker::{Config, Worker};
@@ -83,9 +84,10 @@ fn parse_args() -> Args {
     a
 }
 
-/// Path of the node for `minor`: the rig's `/dev/slotN` for 0..=3, else a node created here.
+/// Path of the node for `minor`: the rig's `/dev/slotN` for its minors, else a node created
+/// here.
 fn node(minor: u32) -> PathBuf {
-    if minor <= 3 {
+    if MINORS_RIG.contains(&minor) {
         return PathBuf::from(format!("/dev/slot{minor}"));
     }
     let path = PathBuf::from(format!("/dev/slot_fuzz_{minor}"));

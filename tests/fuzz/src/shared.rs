@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use message_slot_test_support::minors::{MINORS_FUZZ, MINORS_RIG};
 use message_slot_test_support::sys::SharedMemory;
 
 /// Operation kinds.
@@ -25,8 +26,15 @@ pub const READ: usize = 4;
 pub const FORK: usize = 5;
 /// Outcome slots: index 0 is success, otherwise the errno (the last slot collects the rest).
 pub const OUTCOMES: usize = 134;
-/// Minors the fuzzer uses.
-pub const MINORS: [u32; 6] = [0, 1, 2, 3, 128, 254];
+/// Minors the fuzzer uses: the rig's, then its own (`message_slot_test_support::minors`).
+pub const MINORS: [u32; 6] = [
+    MINORS_RIG[0],
+    MINORS_RIG[1],
+    MINORS_RIG[2],
+    MINORS_RIG[3],
+    MINORS_FUZZ[0],
+    MINORS_FUZZ[1],
+];
 /// Channel pool size (see `main::pool`).
 pub const POOL: usize = 6;
 /// Failures described in full.

@@ -14,16 +14,19 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use message_slot::{Slot, MAJOR_NUM};
-use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX};
+use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX_MESSAGE_LEN};
 use message_slot_test_support::requests;
 use message_slot_test_support::sys::{
-    close, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD as CMD,
+    close, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages,
+    MSG_SLOT_CHANNEL as CMD,
 };
+
+use message_slot_test_support::minors::MINORS_RIG;
 
 use crate::rng::Rng;
 use crate::shared::{Shared, CLOSE, FORK, IOCTL, MINORS, OPEN, POOL, READ, WRITE};
 /// Minors from this index on are the fuzzer's own nodes, where the extreme ids are used too.
-const DEDICATED: usize = 4;
+const DEDICATED: usize = MINORS_RIG.len();
 /// Pool entries usable on every minor (the rest are the extreme ids 1 and `u32::MAX`).
 const RUN_IDS: usize = 4;
 /// Descriptors a worker holds at most.
@@ -348,14 +351,14 @@ impl Worker {
         let f = self.fds[i];
         let len = match self.rng.below(100) {
             0..=5 => 0,
-            6..=13 => self.rng.range(MAX + 1, 300),
-            14..=21 => MAX,
+            6..=13 => self.rng.range(MAX_MESSAGE_LEN + 1, 300),
+            14..=21 => MAX_MESSAGE_LEN,
             22..=29 => self.rng.range(1, message_codec::MIN_FULL),
-            _ => self.rng.range(1, MAX),
+            _ => self.rng.range(1, MAX_MESSAGE_LEN),
         };
         let ptr = self.pick_ptr();
         self.seq += 1;
-        // The bytes: a message for the bound channel (garbage past MAX).
+        // The bytes: a message for the bound channel (garbage past MAX_MESSAGE_LEN).
         let mut src = [0x5Au8; 300];
         if let Some(c) = f.binding {
             let meta = Meta {
@@ -365,7 +368,7 @@ impl Worker {
                 writer: self.id,
                 seq: self.seq,
             };
-            message_codec::encode(&meta, len.clamp(1, MAX), &mut src);
+            message_codec::encode(&meta, len.clamp(1, MAX_MESSAGE_LEN), &mut src);
         }
         let addr = self.address(ptr);
         match ptr {
@@ -382,7 +385,7 @@ impl Worker {
         }
         let (ok, errs): (bool, u128) = if let Some(e) = early_error(&f, f.access.can_write(), ptr) {
             (false, bit(e))
-        } else if len == 0 || len > MAX {
+        } else if len == 0 || len > MAX_MESSAGE_LEN {
             (false, bit(libc::EMSGSIZE))
         } else {
             match ptr {
@@ -425,9 +428,9 @@ impl Worker {
         let f = self.fds[i];
         let size = match self.rng.below(100) {
             0..=4 => 0,
-            5..=24 => self.rng.range(1, MAX - 1),
-            25..=39 => MAX,
-            _ => self.rng.range(MAX + 1, 300),
+            5..=24 => self.rng.range(1, MAX_MESSAGE_LEN - 1),
+            25..=39 => MAX_MESSAGE_LEN,
+            _ => self.rng.range(MAX_MESSAGE_LEN + 1, 300),
         };
         let ptr = self.pick_ptr();
         let addr = self.address(ptr);
@@ -448,10 +451,10 @@ impl Worker {
                 if !written_before {
                     errs |= bit(libc::EAGAIN);
                 }
-                if size < MAX {
+                if size < MAX_MESSAGE_LEN {
                     errs |= bit(libc::ENOSPC);
                 }
-                if cap < size && cap < MAX {
+                if cap < size && cap < MAX_MESSAGE_LEN {
                     errs |= bit(libc::EFAULT);
                 }
                 (cap >= 1, errs)
@@ -603,7 +606,7 @@ impl Worker {
                     w.fail(&what, "bind", &errno_name(e.errno()));
                     continue;
                 }
-                match slot.receive(&mut w.buf[..MAX]) {
+                match slot.receive(&mut w.buf[..MAX_MESSAGE_LEN]) {
                     Err(e) if e.errno() != libc::EAGAIN || written => {
                         w.fail(&what, "a message", &errno_name(e.errno()));
                     }

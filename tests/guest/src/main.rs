@@ -26,8 +26,10 @@ macro_rules! ensure {
 
 mod cases;
 mod child;
+mod memcg_harness;
 mod module_loading;
 mod options;
+mod polling;
 mod slab;
 mod traffic;
 mod util;

@@ -15,19 +15,25 @@ use std::time::{Duration, Instant};
 use message_slot::Slot;
 use message_slot_test_support::message_codec::{self as codec, Decoded, Meta};
 
-use crate::util::{send_all, show, Context, TestResult, MAX_MSG};
+use crate::util::{send_all, show, Context, TestResult, MAX_MESSAGE_LEN};
 
 /// The nonce of every message the suite's concurrency tests write.
 const NONCE: u32 = 0x5EED_0001;
 
-/// Length of message `seq` of `writer`: cycles through every length `1..=MAX_MSG`.
+/// Length of message `seq` of `writer`: cycles through every length `1..=MAX_MESSAGE_LEN`.
 pub fn msg_len(writer: u32, seq: u32) -> usize {
     let mix = seq.wrapping_mul(37).wrapping_add(writer.wrapping_mul(11));
-    1 + (mix % MAX_MSG as u32) as usize
+    1 + (mix % MAX_MESSAGE_LEN as u32) as usize
 }
 
 /// Encodes message `seq` of `writer` for `channel` of `minor` into `buf` and returns it.
-pub fn encode(minor: u32, channel: u32, writer: u32, seq: u32, buf: &mut [u8; MAX_MSG]) -> &[u8] {
+pub fn encode(
+    minor: u32,
+    channel: u32,
+    writer: u32,
+    seq: u32,
+    buf: &mut [u8; MAX_MESSAGE_LEN],
+) -> &[u8] {
     let meta = Meta {
         minor,
         channel,
@@ -97,7 +103,7 @@ fn send_message(slot: &Slot, minor: u32, channel: u32, writer: u32, seq: u32) ->
     if seq.is_multiple_of(YIELD_EVERY) {
         std::thread::yield_now();
     }
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     let msg = encode(minor, channel, writer, seq, &mut buf);
     send_all(
         slot,
@@ -129,7 +135,7 @@ pub fn reader_loop(
     let mut last: HashMap<(u32, u32), u32> = HashMap::new();
     let mut stopped = vec![false; channels.len()];
     let mut stats = ReadStats::default();
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     for i in 0u64.. {
         if i % 64 == 0 && start.elapsed() > limit {
             return Err(format!(
@@ -199,10 +205,10 @@ mod tests {
 
     #[test]
     fn every_length_round_trips() {
-        let mut lengths = [false; MAX_MSG + 1];
+        let mut lengths = [false; MAX_MESSAGE_LEN + 1];
         for writer in [0, 1, 7, 254, STOP_WRITER] {
             for seq in (0..300u32).chain([u32::MAX - 1, u32::MAX]) {
-                let mut buf = [0u8; MAX_MSG];
+                let mut buf = [0u8; MAX_MESSAGE_LEN];
                 let msg = encode(MINOR, 0xABCD, writer, seq, &mut buf).to_vec();
                 lengths[msg.len()] = true;
                 let got = verify(&msg, MINOR, 0xABCD).unwrap();
@@ -223,9 +229,11 @@ mod tests {
 
     #[test]
     fn detects_mixing_and_wrong_place() {
-        let (mut a, mut b) = ([0u8; MAX_MSG], [0u8; MAX_MSG]);
-        let seq_a = (1..).find(|&s| msg_len(1, s) == MAX_MSG).unwrap();
-        let seq_b = (seq_a + 1..).find(|&s| msg_len(2, s) == MAX_MSG).unwrap();
+        let (mut a, mut b) = ([0u8; MAX_MESSAGE_LEN], [0u8; MAX_MESSAGE_LEN]);
+        let seq_a = (1..).find(|&s| msg_len(1, s) == MAX_MESSAGE_LEN).unwrap();
+        let seq_b = (seq_a + 1..)
+            .find(|&s| msg_len(2, s) == MAX_MESSAGE_LEN)
+            .unwrap();
         let a = encode(MINOR, 5, 1, seq_a, &mut a).to_vec();
         let b = encode(MINOR, 5, 2, seq_b, &mut b).to_vec();
         let mut torn = a.clone();
@@ -233,13 +241,13 @@ mod tests {
         assert!(verify(&torn, MINOR, 5).is_err());
         assert!(verify(&a, MINOR, 6).is_err());
         assert!(verify(&a, MINOR + 1, 5).is_err());
-        assert!(verify(&a[..MAX_MSG - 1], MINOR, 5).is_err());
+        assert!(verify(&a[..MAX_MESSAGE_LEN - 1], MINOR, 5).is_err());
         assert!(verify(&[], MINOR, 5).is_err());
     }
 
     #[test]
     fn rejects_other_runs_and_lengths() {
-        let seq = (1..).find(|&s| msg_len(1, s) == MAX_MSG).unwrap();
+        let seq = (1..).find(|&s| msg_len(1, s) == MAX_MESSAGE_LEN).unwrap();
         let meta = Meta {
             minor: MINOR,
             channel: 5,
@@ -247,13 +255,18 @@ mod tests {
             writer: 1,
             seq,
         };
-        let mut buf = [0u8; MAX_MSG];
-        assert!(verify(codec::encode(&meta, MAX_MSG, &mut buf), MINOR, 5).is_err());
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        assert!(verify(codec::encode(&meta, MAX_MESSAGE_LEN, &mut buf), MINOR, 5).is_err());
         let meta = Meta {
             nonce: NONCE,
             ..meta
         };
-        assert!(verify(codec::encode(&meta, MAX_MSG - 1, &mut buf), MINOR, 5).is_err());
-        assert!(verify(codec::encode(&meta, MAX_MSG, &mut buf), MINOR, 5).is_ok());
+        assert!(verify(
+            codec::encode(&meta, MAX_MESSAGE_LEN - 1, &mut buf),
+            MINOR,
+            5
+        )
+        .is_err());
+        assert!(verify(codec::encode(&meta, MAX_MESSAGE_LEN, &mut buf), MINOR, 5).is_ok());
     }
 }

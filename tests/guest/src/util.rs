@@ -19,47 +19,20 @@ use std::time::{Duration, Instant};
 use message_slot::Slot;
 pub use message_slot_test_support::message_codec::show;
 pub use message_slot_test_support::sys::{
-    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD,
+    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, MSG_SLOT_CHANNEL,
 };
 
 /// What every test returns: `Err` carries the failure reason. A test that cannot run on this
 /// kernel returns [`crate::skip`]'s result.
 pub type TestResult = Result<(), String>;
 
-/// Major number of the device (from the shared uapi).
-pub const MAJOR: u32 = message_slot::MAJOR_NUM;
-/// Largest message (from the shared uapi).
-pub const MAX_MSG: usize = message_slot::MAX_MESSAGE_LEN;
-/// Channels a slot must hold (from the shared uapi).
-pub const CHANNELS_PER_SLOT: usize = message_slot::CHANNELS_PER_SLOT;
+pub use message_slot::{DEFAULT_MAX_CHANNELS, MAJOR_NUM, MAX_MESSAGE_LEN};
 
-// The minors of tests that write fixed ids or fill a slot, one (or more) each; the other
-// tests use fresh channel ids on the rig's minors 0..=3, and some 255.
-
-/// Minor used by the fixed (not per-run fresh) channel ids 1, 2^20, 2^20+1 and `u32::MAX`.
-pub const MINOR_FIXED_IDS: u32 = 100;
-/// Minor filled with 2^20 channels.
-pub const MINOR_MANY_CHANNELS: u32 = 200;
-/// The two slots of 2 x 2^20 channels.
-pub const MINORS_LARGE_SCALE: [u32; 2] = [201, 202];
-/// Minor written under failslab.
-pub const MINOR_FAILSLAB: u32 = 203;
-/// Minor of the nodes with restricted modes.
-pub const MINOR_PERMISSIONS: u32 = 204;
-/// Minor filled until the memory cgroup's limit.
-pub const MINOR_MEMCG_ENOMEM: u32 = 205;
-/// Minors filled in every load/unload cycle.
-pub const MINORS_LOAD_CYCLES: [u32; 3] = [206, 207, 208];
-/// Minor filled with channels whose ids are spread over the whole `u32` range.
-pub const MINOR_SPARSE_IDS: u32 = 209;
-/// Minor of the many open files that are closed again.
-pub const MINOR_FILE_CHURN: u32 = 210;
-/// Minor whose channels are overwritten at the memory cgroup's limit.
-pub const MINOR_MEMCG_OVERWRITE: u32 = 211;
-/// Minor whose new channels need the memory cgroup's reclaim.
-pub const MINOR_MEMCG_RECLAIM: u32 = 212;
-/// Minor filled to `max_channels` and written from a full memory cgroup.
-pub const MINOR_MEMCG_FULL_SLOT: u32 = 213;
+pub use message_slot_test_support::minors::{
+    MINORS_LARGE_SCALE, MINORS_LOAD_CYCLES, MINORS_RIG, MINOR_FAILSLAB, MINOR_FILE_CHURN,
+    MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS, MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT,
+    MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM, MINOR_PERMISSIONS, MINOR_SPARSE_IDS,
+};
 
 /// Attaches a description to any `Result` whose error is `Display`.
 pub trait Context<T> {
@@ -167,17 +140,17 @@ pub fn fresh_channel() -> u32 {
 /// Path of the node for `minor`: `/dev/slotN` for the rig's minors 0..=3, otherwise a node
 /// `/dev/slot_test_N` created (once) by [`ensure_node`].
 pub fn slot_path(minor: u32) -> Result<PathBuf, String> {
-    if minor <= 3 {
+    if MINORS_RIG.contains(&minor) {
         Ok(PathBuf::from(format!("/dev/slot{minor}")))
     } else {
         ensure_node(minor)
     }
 }
 
-/// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR:minor`, mode 666).
+/// Makes `/dev/slot_test_<minor>` the node of `minor` (char `MAJOR_NUM:minor`, mode 666).
 pub fn ensure_node(minor: u32) -> Result<PathBuf, String> {
     let path = PathBuf::from(format!("/dev/slot_test_{minor}"));
-    message_slot_test_support::sys::char_node(&path, MAJOR, minor)?;
+    message_slot_test_support::sys::char_node(&path, MAJOR_NUM, minor)?;
     Ok(path)
 }
 
@@ -218,7 +191,7 @@ pub fn send_all(slot: &Slot, msg: &[u8], what: &str) -> TestResult {
 
 /// Reads the current message and checks that it is exactly `want`.
 pub fn expect_message(slot: &Slot, want: &[u8], what: &str) -> TestResult {
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     let n = slot.receive(&mut buf).ctx(what)?;
     ensure!(
         &buf[..n] == want,
@@ -364,18 +337,21 @@ mod tests {
 
     #[test]
     fn messages_identify_minor_and_id() {
-        assert_eq!(channel_message(201, 7, MAX_MSG).len(), MAX_MSG);
-        assert_ne!(
-            channel_message(201, 7, MAX_MSG),
-            channel_message(202, 7, MAX_MSG)
+        assert_eq!(
+            channel_message(201, 7, MAX_MESSAGE_LEN).len(),
+            MAX_MESSAGE_LEN
         );
         assert_ne!(
-            channel_message(201, 7, MAX_MSG),
-            channel_message(201, 8, MAX_MSG)
+            channel_message(201, 7, MAX_MESSAGE_LEN),
+            channel_message(202, 7, MAX_MESSAGE_LEN)
+        );
+        assert_ne!(
+            channel_message(201, 7, MAX_MESSAGE_LEN),
+            channel_message(201, 8, MAX_MESSAGE_LEN)
         );
         assert_eq!(
             channel_message(201, 7, 40),
-            channel_message(201, 7, MAX_MSG)[..40]
+            channel_message(201, 7, MAX_MESSAGE_LEN)[..40]
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::{
     abstractions::xarray::reserved_indices,
-    channel_index::{KeyedMap, LookupMemo},
+    channel_index::{HashedChainMap, LookupMemo},
 };
 use kernel::{
     alloc::{fail_allocations, flags::GFP_KERNEL},
@@ -49,20 +49,20 @@ impl Drop for Value {
 }
 
 /// A map whose hash multiplier is `random | 1`.
-fn map(random: u32) -> Arc<KeyedMap<Value>> {
+fn map(random: u32) -> Arc<HashedChainMap<Value>> {
     set_random_u32(random);
-    Arc::pin_init(KeyedMap::new(), GFP_KERNEL).unwrap()
+    Arc::pin_init(HashedChainMap::new(), GFP_KERNEL).unwrap()
 }
 
 /// Inserts `Value::new(value)` under `key`; returns the value under the key and whether it
 /// is the new one.
-fn insert(map: &KeyedMap<Value>, key: u32, value: u32) -> (u32, bool) {
+fn insert(map: &HashedChainMap<Value>, key: u32, value: u32) -> (u32, bool) {
     insert_value(map, key, Value::new(value))
 }
 
 /// Inserts `value` under `key`; returns the id of the value under the key and whether it is
 /// `value`.
-fn insert_value(map: &KeyedMap<Value>, key: u32, value: Value) -> (u32, bool) {
+fn insert_value(map: &HashedChainMap<Value>, key: u32, value: Value) -> (u32, bool) {
     let prepared = map.prepare(key, value, GFP_KERNEL).unwrap();
     let (value, inserted) = map.insert(prepared).unwrap();
     (value.0, inserted)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the in-guest test suite (`tests/guest`) and the fuzzer (`tests/fuzz`) share:
+//! What the in-guest test suite (`tests/guest`), the fuzzer (`tests/fuzz`) and the benchmarks
+//! (`bench`) share:
 //!
+//! - [`minors`]: which minors each of them uses;
 //! - [`message_codec`]: the self-checking message codec (writer, sequence, channel, minor,
 //!   run nonce, checksum), so that every read can be verified whole;
 //! - [`sys`]: raw system calls that return the `errno` (for the invalid arguments the
@@ -11,5 +13,6 @@
 //!   ioctls.
 
 pub mod message_codec;
+pub mod minors;
 pub mod requests;
 pub mod sys;

@@ -10,8 +10,7 @@
 //! so messages left by an earlier run in the same boot are recognised. Shorter messages are a
 //! fill byte derived from `(len, minor, channel, nonce)`.
 
-/// Largest message the device accepts.
-pub const MAX: usize = message_slot::MAX_MESSAGE_LEN;
+pub use message_slot::MAX_MESSAGE_LEN;
 /// Header bytes of a full message.
 const HEADER: usize = 18;
 /// Shortest message carrying a header and a checksum.
@@ -69,7 +68,7 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// Encodes the `len`-byte message (`1..=MAX`) described by `meta` into `out[..len]` and
+/// Encodes the `len`-byte message (`1..=MAX_MESSAGE_LEN`) described by `meta` into `out[..len]` and
 /// returns it.
 pub fn encode<'a>(meta: &Meta, len: usize, out: &'a mut [u8]) -> &'a [u8] {
     let out = &mut out[..len];
@@ -94,7 +93,7 @@ pub fn encode<'a>(meta: &Meta, len: usize, out: &'a mut [u8]) -> &'a [u8] {
 /// Checks a message read from `channel` of `minor` (this run: `nonce`).
 pub fn decode(got: &[u8], minor: u32, channel: u32, nonce: u32) -> Result<Decoded, String> {
     let len = got.len();
-    if !(1..=MAX).contains(&len) {
+    if !(1..=MAX_MESSAGE_LEN).contains(&len) {
         return Err(format!(
             "read returned length {len} on minor {minor} channel {channel:#x}"
         ));
@@ -133,7 +132,7 @@ pub fn decode(got: &[u8], minor: u32, channel: u32, nonce: u32) -> Result<Decode
             meta.minor, meta.channel
         ));
     }
-    let mut want = [0u8; MAX];
+    let mut want = [0u8; MAX_MESSAGE_LEN];
     let want = encode(&meta, len, &mut want);
     if got != want {
         return Err(format!(
@@ -181,9 +180,9 @@ mod tests {
     #[test]
     fn every_length_round_trips() {
         for writer in [0, 1, 255, 0x0102_0003, u32::MAX] {
-            for len in 1..=MAX {
+            for len in 1..=MAX_MESSAGE_LEN {
                 let m = meta(writer, len as u32);
-                let mut buf = [0u8; MAX];
+                let mut buf = [0u8; MAX_MESSAGE_LEN];
                 let msg = encode(&m, len, &mut buf);
                 assert_eq!(msg.len(), len);
                 let d = decode(msg, MINOR, CHANNEL, NONCE).unwrap();
@@ -201,18 +200,18 @@ mod tests {
 
     #[test]
     fn detects_damage() {
-        let (mut a, mut b) = ([0u8; MAX], [0u8; MAX]);
-        encode(&meta(1, 1), MAX, &mut a);
-        encode(&meta(2, 2), MAX, &mut b);
+        let (mut a, mut b) = ([0u8; MAX_MESSAGE_LEN], [0u8; MAX_MESSAGE_LEN]);
+        encode(&meta(1, 1), MAX_MESSAGE_LEN, &mut a);
+        encode(&meta(2, 2), MAX_MESSAGE_LEN, &mut b);
         let mut torn = a;
         torn[64..].copy_from_slice(&b[64..]);
         assert!(decode(&torn, MINOR, CHANNEL, NONCE).is_err());
         assert!(decode(&a, MINOR - 1, CHANNEL, NONCE).is_err());
         assert!(decode(&a, MINOR, CHANNEL + 1, NONCE).is_err());
-        assert!(decode(&a[..MAX - 1], MINOR, CHANNEL, NONCE).is_err());
+        assert!(decode(&a[..MAX_MESSAGE_LEN - 1], MINOR, CHANNEL, NONCE).is_err());
         assert!(decode(&[], MINOR, CHANNEL, NONCE).is_err());
         let mut flipped = a;
-        flipped[MAX - 1] ^= 1;
+        flipped[MAX_MESSAGE_LEN - 1] ^= 1;
         assert!(decode(&flipped, MINOR, CHANNEL, NONCE).is_err());
         let mut s = [0u8; 5];
         encode(&meta(1, 1), 5, &mut s);
@@ -222,8 +221,8 @@ mod tests {
 
     #[test]
     fn other_runs_are_recognised() {
-        let mut buf = [0u8; MAX];
-        let full = encode(&meta(1, 1), MAX, &mut buf).to_vec();
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let full = encode(&meta(1, 1), MAX_MESSAGE_LEN, &mut buf).to_vec();
         let other = NONCE ^ 0x10;
         match decode(&full, MINOR, CHANNEL, other).unwrap() {
             Decoded::Full(m) => assert_eq!(m.nonce, NONCE),

@@ -12,8 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::ptr::NonNull;
 
-/// The channel ioctl command (from the shared uapi).
-pub const CHANNEL_CMD: u32 = message_slot::MSG_SLOT_CHANNEL;
+pub use message_slot::MSG_SLOT_CHANNEL;
 
 /// The calling thread's `errno`.
 pub fn last_errno() -> i32 {
@@ -84,7 +83,7 @@ pub fn raw_ioctl(fd: RawFd, cmd: u32, arg: u64) -> Result<i32, i32> {
 /// `ioctl(fd, MSG_SLOT_CHANNEL, channel)` on a raw descriptor.
 #[inline]
 pub fn bind(fd: RawFd, channel: u32) -> Result<(), i32> {
-    raw_ioctl(fd, CHANNEL_CMD, u64::from(channel)).map(drop)
+    raw_ioctl(fd, MSG_SLOT_CHANNEL, u64::from(channel)).map(drop)
 }
 
 /// `close(2)`.
@@ -272,7 +271,7 @@ mod tests {
 
     #[test]
     fn raw_calls_return_errno() {
-        assert_eq!(raw_ioctl(-1, CHANNEL_CMD, 1), Err(libc::EBADF));
+        assert_eq!(raw_ioctl(-1, MSG_SLOT_CHANNEL, 1), Err(libc::EBADF));
         assert_eq!(bind(-1, 1), Err(libc::EBADF));
         assert_eq!(raw_write(-1, b"x".as_ptr(), 1), Err(libc::EBADF));
         assert_eq!(close(-1), Err(libc::EBADF));

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
+use message_slot::Statistic;
 use message_slot_tools::reader::{
     ReaderArgs, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT,
 };
@@ -28,7 +29,7 @@ const TOOLS: [&str; 3] = ["message_sender", "message_reader", "message_slot_stat
 struct Page {
     command: clap::Command,
     exit_status: Vec<(String, &'static str)>,
-    files: Vec<(&'static str, &'static str)>,
+    files: Vec<(&'static str, String)>,
     examples: Vec<(&'static str, &'static str)>,
 }
 
@@ -48,7 +49,8 @@ fn pages() -> Vec<Page> {
             files: vec![(
                 "/dev/message_slot/N",
                 "The nodes of the slots the module announces (module parameter nodes); \
-                 readable and writable by the group message-slot with the packaged udev rule.",
+                 readable and writable by the group message-slot with the packaged udev rule."
+                    .into(),
             )],
             examples: vec![(
                 "message_sender /dev/message_slot/0 1 \"Hello, Slot 1\"",
@@ -77,7 +79,7 @@ fn pages() -> Vec<Page> {
             ],
             files: vec![(
                 "/dev/message_slot/N",
-                "The nodes of the slots the module announces (module parameter nodes).",
+                "The nodes of the slots the module announces (module parameter nodes).".into(),
             )],
             examples: vec![
                 (
@@ -106,8 +108,10 @@ fn pages() -> Vec<Page> {
             ],
             files: vec![(
                 "/sys/class/message_slot/message_slotN/",
-                "The statistics of slot N, one file each: channels, bytes, writes, reads, \
-                 open_files, max_channels (see message_slot(4)).",
+                format!(
+                    "The statistics of slot N, one file each: {} (see message_slot(4)).",
+                    Statistic::ALL.map(Statistic::as_str).join(", ")
+                ),
             )],
             examples: vec![(
                 "message_slot_stat --json",
@@ -143,18 +147,7 @@ fn render(page: &Page, date: &str) -> std::io::Result<Vec<u8>> {
             roff.text([roman(text.clone())]);
         }
     };
-    let owned = |items: &[(&str, &str)]| -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
-    let exit_status: Vec<(String, String)> = page
-        .exit_status
-        .iter()
-        .map(|(a, b)| (a.clone(), b.to_string()))
-        .collect();
-    tagged("EXIT STATUS", &exit_status, bold);
+    tagged("EXIT STATUS", &owned(&page.exit_status), bold);
     tagged("FILES", &owned(&page.files), italic);
     tagged("EXAMPLES", &owned(&page.examples), bold);
     roff.control("SH", ["SEE ALSO"]);
@@ -169,6 +162,14 @@ fn render(page: &Page, date: &str) -> std::io::Result<Vec<u8>> {
     roff.to_writer(&mut out)?;
     man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// A section's (term, text) pairs as `String`s.
+fn owned(items: &[(impl ToString, impl ToString)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(term, text)| (term.to_string(), text.to_string()))
+        .collect()
 }
 
 /// `SOURCE_DATE_EPOCH` as YYYY-MM-DD, or empty.

@@ -40,7 +40,7 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 mod uapi;
 
 pub use uapi::{
-    Ioctl, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
+    Ioctl, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
     MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
 };
 
@@ -55,9 +55,51 @@ pub fn sysfs_class_dir() -> PathBuf {
     Path::new("/sys/class").join(CLASS_NAME.to_string_lossy().as_ref())
 }
 
-/// The names of [`STATISTICS`] as `&str` (they are ASCII).
-pub fn statistic_names() -> [&'static str; STATISTICS.len()] {
-    STATISTICS.map(|name| name.to_str().unwrap_or("?"))
+impl Statistic {
+    /// The name of its sysfs attribute as a `&str` (the names are ASCII).
+    pub fn as_str(self) -> &'static str {
+        self.name().to_str().unwrap_or("?")
+    }
+
+    /// The statistic whose sysfs attribute is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|statistic| statistic.as_str() == name)
+    }
+}
+
+/// One value per [`Statistic`] (a slot's statistics), addressed by the statistic:
+/// `statistics[Statistic::Bytes]`; [`Statistics::iter`] lists them in the order of
+/// [`Statistic::ALL`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statistics([u64; Statistic::ALL.len()]);
+
+impl Statistics {
+    /// The value of every statistic from `value`, called once per statistic in the order of
+    /// [`Statistic::ALL`]; its first error, if any.
+    pub fn try_from_fn<E>(
+        mut value: impl FnMut(Statistic) -> std::result::Result<u64, E>,
+    ) -> std::result::Result<Self, E> {
+        let mut values = [0; Statistic::ALL.len()];
+        for (slot, statistic) in values.iter_mut().zip(Statistic::ALL) {
+            *slot = value(statistic)?;
+        }
+        Ok(Self(values))
+    }
+
+    /// Each statistic and its value, in the order of [`Statistic::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Statistic, u64)> + '_ {
+        Statistic::ALL.into_iter().zip(self.0.iter().copied())
+    }
+}
+
+impl std::ops::Index<Statistic> for Statistics {
+    type Output = u64;
+
+    fn index(&self, statistic: Statistic) -> &u64 {
+        &self.0[statistic.index()]
+    }
 }
 
 /// A `Result` whose error is a message-slot [`Error`].
@@ -98,7 +140,7 @@ pub enum ErrorKind {
     /// `ENOSPC` from a receive: the buffer is smaller than the channel's message.
     BufferTooSmall,
     /// `ENOSPC` from a send: the message would open a new channel in a slot that already
-    /// holds the module's `max_channels` (default [`CHANNELS_PER_SLOT`]).
+    /// holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
     SlotFull,
     /// `EINTR`: a signal arrived while waiting.
     Interrupted,

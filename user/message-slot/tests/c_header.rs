@@ -15,8 +15,13 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("MAJOR_NUM", u64::from(message_slot::MAJOR_NUM)),
         ("MSG_SLOT_MAX_MESSAGE", message_slot::MAX_MESSAGE_LEN as u64),
         (
+            "MSG_SLOT_DEFAULT_MAX_CHANNELS",
+            message_slot::DEFAULT_MAX_CHANNELS as u64,
+        ),
+        // The former name of MSG_SLOT_DEFAULT_MAX_CHANNELS, kept as an alias.
+        (
             "MSG_SLOT_CHANNELS_PER_SLOT",
-            message_slot::CHANNELS_PER_SLOT as u64,
+            message_slot::DEFAULT_MAX_CHANNELS as u64,
         ),
     ];
     constants.extend(

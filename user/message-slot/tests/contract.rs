@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use message_slot::{
-    statistic_names, Ioctl, CHANNELS_PER_SLOT, DEFAULT_NODES, MAX_MESSAGE_LEN, SLOT_MINORS,
+    Ioctl, Statistic, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAX_MESSAGE_LEN, SLOT_MINORS,
 };
 
 /// A file of the repository.
@@ -232,7 +232,7 @@ fn statistics_are_uapis() {
         })
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    for statistic in statistic_names() {
+    for statistic in Statistic::ALL.map(Statistic::as_str) {
         assert!(
             named.contains(statistic),
             "message_slot(4)'s FILES lacks {statistic}"
@@ -248,7 +248,7 @@ fn parameters_are_uapis() {
         .split(".BI nodes=")
         .next()
         .expect("max_channels, then nodes");
-    assert!(max_channels.contains(&format!("(default {CHANNELS_PER_SLOT},")));
+    assert!(max_channels.contains(&format!("(default {DEFAULT_MAX_CHANNELS},")));
     let nodes = parameters.split(".BI nodes=").nth(1).expect("nodes");
     let nodes_limits = format!("default {DEFAULT_NODES}, at most {SLOT_MINORS}, 0 for none");
     assert!(

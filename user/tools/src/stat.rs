@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `message_slot_stat`: the statistics of every slot that has a class device, read from
-//! sysfs (`/sys/class/message_slot/message_slotN/{channels,bytes,writes,reads,open_files,
-//! max_channels}`: mode 0440, readable by root and, through the udev rule, the device nodes'
-//! group).
+//! sysfs (`/sys/class/message_slot/message_slotN/STATISTIC`, one file per
+//! `message_slot::Statistic`: mode 0440, readable by root and, through the udev rule, the
+//! device nodes' group).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -11,12 +11,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use message_slot::{statistic_names, CLASS_NAME, STATISTICS};
+use message_slot::{Statistic, Statistics, CLASS_NAME};
 
 /// Print the statistics of every message slot.
 ///
-/// Prints, for every message slot with a class device, its channels in use, bytes held,
-/// writes, reads, open files and max_channels (exit 0; 1 on error, e.g. the module is not
+/// Prints, for every message slot with a class device, each of its statistics: the files of
+/// its sysfs directory, see message_slot(4) (exit 0; 1 on error, e.g. the module is not
 /// loaded or was loaded with nodes=0).
 #[derive(Parser)]
 #[command(name = "message_slot_stat", version)]
@@ -34,8 +34,8 @@ pub struct StatArgs {
 pub struct SlotStat {
     /// The slot's minor.
     pub minor: u32,
-    /// The values of the statistics, in the order of `message_slot::STATISTICS`.
-    pub values: [u64; STATISTICS.len()],
+    /// Its statistics.
+    pub values: Statistics,
 }
 
 /// Reads every `message_slotN` device under `class_dir`, sorted by minor. A missing
@@ -52,17 +52,16 @@ pub fn read_all(class_dir: &Path) -> io::Result<Vec<SlotStat>> {
         else {
             continue;
         };
-        let mut values = [0; STATISTICS.len()];
-        for (value, field) in values.iter_mut().zip(statistic_names()) {
-            let path: PathBuf = entry.path().join(field);
+        let values = Statistics::try_from_fn(|statistic| {
+            let path: PathBuf = entry.path().join(statistic.as_str());
             let text = fs::read_to_string(&path)?;
-            *value = text.trim().parse().map_err(|_| {
+            text.trim().parse().map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("{}: not a number: {text:?}", path.display()),
                 )
-            })?;
-        }
+            })
+        })?;
         stats.push(SlotStat { minor, values });
     }
     stats.sort_by_key(|s| s.minor);
@@ -72,16 +71,16 @@ pub fn read_all(class_dir: &Path) -> io::Result<Vec<SlotStat>> {
 /// A table with a header line, one line per slot, columns aligned.
 pub fn human(stats: &[SlotStat]) -> String {
     let mut rows = vec![std::iter::once("slot".to_string())
-        .chain(statistic_names().iter().map(|f| f.to_string()))
+        .chain(Statistic::ALL.map(|statistic| statistic.as_str().to_string()))
         .collect::<Vec<_>>()];
     for stat in stats {
         rows.push(
             std::iter::once(stat.minor.to_string())
-                .chain(stat.values.iter().map(u64::to_string))
+                .chain(stat.values.iter().map(|(_, value)| value.to_string()))
                 .collect(),
         );
     }
-    let widths: Vec<usize> = (0..=STATISTICS.len())
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -115,8 +114,8 @@ pub fn json(stats: &[SlotStat]) -> String {
                 "device".into(),
                 format!("/dev/{}/{}", CLASS_NAME.to_string_lossy(), stat.minor).into(),
             );
-            for (field, value) in statistic_names().iter().zip(stat.values) {
-                object.insert((*field).into(), value.into());
+            for (statistic, value) in stat.values.iter() {
+                object.insert(statistic.as_str().into(), value.into());
             }
             object.into()
         })
@@ -128,11 +127,21 @@ pub fn json(stats: &[SlotStat]) -> String {
 mod tests {
     use super::*;
 
-    fn fake_class(dir: &Path, minor: u32, values: [u64; 6]) {
+    /// Statistics with distinct values, each `base` plus a different number of digits.
+    fn sample(base: u64) -> Statistics {
+        let mut next = base;
+        Statistics::try_from_fn(|_| -> Result<u64, ()> {
+            next = next * 10 + 7;
+            Ok(next)
+        })
+        .unwrap()
+    }
+
+    fn fake_class(dir: &Path, minor: u32, values: &Statistics) {
         let device = dir.join(format!("message_slot{minor}"));
         fs::create_dir_all(&device).unwrap();
-        for (field, value) in statistic_names().iter().zip(values) {
-            fs::write(device.join(field), format!("{value}\n")).unwrap();
+        for (statistic, value) in values.iter() {
+            fs::write(device.join(statistic.as_str()), format!("{value}\n")).unwrap();
         }
     }
 
@@ -146,8 +155,9 @@ mod tests {
     #[test]
     fn reads_sorted_by_minor_and_ignores_others() {
         let dir = temp_dir("read");
-        fake_class(&dir, 10, [1, 2, 3, 4, 5, 6]);
-        fake_class(&dir, 2, [7, 8, 9, 10, 11, 1048576]);
+        let (ten, two) = (sample(1), sample(2));
+        fake_class(&dir, 10, &ten);
+        fake_class(&dir, 2, &two);
         fs::create_dir_all(dir.join("unrelated")).unwrap();
         let stats = read_all(&dir).unwrap();
         assert_eq!(
@@ -155,11 +165,11 @@ mod tests {
             vec![
                 SlotStat {
                     minor: 2,
-                    values: [7, 8, 9, 10, 11, 1048576]
+                    values: two
                 },
                 SlotStat {
                     minor: 10,
-                    values: [1, 2, 3, 4, 5, 6]
+                    values: ten
                 },
             ]
         );
@@ -176,19 +186,48 @@ mod tests {
     fn formats_table_and_json() {
         let stats = [SlotStat {
             minor: 0,
-            values: [3, 42, 7, 12, 2, 1048576],
+            values: sample(3),
         }];
-        assert_eq!(
-            human(&stats),
-            "slot  channels  bytes  writes  reads  open_files  max_channels\n\
-             0            3     42       7     12           2       1048576\n"
+        // A header line (slot, then the statistics' names) and a line per slot, each value
+        // right-aligned under its name, the minor left-aligned under "slot".
+        let table = human(&stats);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2, "{table}");
+        // The cells of a line, each with the column it ends at.
+        let cells = |line: &str| -> Vec<(String, usize)> {
+            let mut cells = Vec::new();
+            let mut start = None;
+            for (column, c) in line.char_indices().chain([(line.len(), ' ')]) {
+                match (c == ' ', start) {
+                    (false, None) => start = Some(column),
+                    (true, Some(from)) => {
+                        cells.push((line[from..column].to_string(), column));
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            cells
+        };
+        let (header, row) = (cells(lines[0]), cells(lines[1]));
+        let names = std::iter::once("slot").chain(Statistic::ALL.map(Statistic::as_str));
+        assert!(
+            header.iter().map(|(cell, _)| cell.as_str()).eq(names),
+            "{table}"
         );
+        let values = stats[0].values.iter().map(|(_, value)| value.to_string());
+        let values: Vec<String> = std::iter::once("0".to_string()).chain(values).collect();
+        assert!(row.iter().map(|(cell, _)| cell).eq(&values), "{table}");
+        assert!(lines[1].starts_with("0 "), "{table}");
+        for ((name, name_end), (value, value_end)) in header.iter().zip(&row).skip(1) {
+            assert_eq!(name_end, value_end, "{name} {value} not aligned:\n{table}");
+        }
         let parsed: serde_json::Value = serde_json::from_str(&json(&stats)).unwrap();
-        assert_eq!(
-            parsed,
-            serde_json::json!([{"slot": 0, "device": "/dev/message_slot/0", "channels": 3,
-                "bytes": 42, "writes": 7, "reads": 12, "open_files": 2, "max_channels": 1048576}])
-        );
+        let mut object = serde_json::json!({"slot": 0, "device": "/dev/message_slot/0"});
+        for (statistic, value) in stats[0].values.iter() {
+            object[statistic.as_str()] = value.into();
+        }
+        assert_eq!(parsed, serde_json::json!([object]));
         assert_eq!(json(&[]), "[]");
     }
 }

@@ -13,7 +13,7 @@ use libc::EAGAIN;
 use crate::traffic::{self, ReadStats, STOP_SEQ, STOP_WRITER};
 use crate::util::{
     child_command, describe, expect_message, fresh_channel, open, open_bound, open_minor_bound,
-    scaled, send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MSG,
+    scaled, send_all, show, slot_path, spawn, Context, Running, TestResult, MAX_MESSAGE_LEN,
 };
 
 /// Messages per writer.
@@ -233,7 +233,7 @@ pub fn shared_fd_rebinding() -> TestResult {
                 .map(|_| {
                     let (shared, stop) = (&shared, &stop);
                     s.spawn(move || {
-                        let mut buf = [0u8; MAX_MSG];
+                        let mut buf = [0u8; MAX_MESSAGE_LEN];
                         let mut n_reads = 0u64;
                         while !stop.load(Ordering::Relaxed) {
                             let n = shared.receive(&mut buf).ctx("read")?;

@@ -10,7 +10,7 @@ use message_slot_test_support::requests::unknown_requests;
 use crate::util::{
     errno_name, expect_errno, expect_message, expect_raw, fresh_channel, open, open_bound,
     open_minor_bound, raw_fd, raw_ioctl, raw_read, raw_write, send_all, slot_path, Context,
-    GuardPages, TestResult, CHANNEL_CMD, MAX_MSG, MINOR_FIXED_IDS,
+    GuardPages, TestResult, MAX_MESSAGE_LEN, MINOR_FIXED_IDS, MSG_SLOT_CHANNEL,
 };
 
 /// Channel id 0 is rejected and neither binds nor unbinds the descriptor.
@@ -20,7 +20,7 @@ pub fn ioctl_channel_zero_einval() -> TestResult {
     send_all(&slot, b"kept across ioctl 0", "write")?;
     expect_errno(slot.set_channel(0), EINVAL, "ioctl(MSG_SLOT_CHANNEL, 0)")?;
     expect_raw(
-        raw_ioctl(raw_fd(&slot), CHANNEL_CMD, 0),
+        raw_ioctl(raw_fd(&slot), MSG_SLOT_CHANNEL, 0),
         EINVAL,
         "raw ioctl(MSG_SLOT_CHANNEL, 0)",
     )?;
@@ -28,7 +28,7 @@ pub fn ioctl_channel_zero_einval() -> TestResult {
 
     let unbound = open(&path)?;
     expect_errno(unbound.set_channel(0), EINVAL, "ioctl 0 on a new fd")?;
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     expect_errno(
         unbound.receive(&mut buf),
         EINVAL,
@@ -52,7 +52,7 @@ pub fn ioctl_arg_over_u32_einval() -> TestResult {
         (1u64 << 63) | 1,
     ] {
         expect_raw(
-            raw_ioctl(fd, CHANNEL_CMD, arg),
+            raw_ioctl(fd, MSG_SLOT_CHANNEL, arg),
             EINVAL,
             &format!("ioctl(MSG_SLOT_CHANNEL, {arg:#x})"),
         )?;
@@ -63,7 +63,7 @@ pub fn ioctl_arg_over_u32_einval() -> TestResult {
         )?;
     }
     // The same id by value, within range, does bind.
-    raw_ioctl(fd, CHANNEL_CMD, u64::from(b))
+    raw_ioctl(fd, MSG_SLOT_CHANNEL, u64::from(b))
         .map_err(|e| format!("raw ioctl with a valid id: {}", errno_name(e)))?;
     expect_message(&slot, b"channel b", "read after raw bind to b")
 }
@@ -98,7 +98,7 @@ pub fn ioctl_other_cmds_einval_keep_channel() -> TestResult {
             &format!("ioctl cmd {name} ({cmd:#x}) on a new fd"),
         )?;
     }
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     expect_errno(
         unbound.receive(&mut buf),
         EINVAL,
@@ -137,7 +137,7 @@ pub fn new_fd_starts_unbound() -> TestResult {
     let bound = open_bound(&path, ch)?;
     send_all(&bound, b"bound fd's message", "write")?;
     let fresh = open(&path)?;
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     expect_errno(fresh.receive(&mut buf), EINVAL, "read on a new fd")?;
     expect_errno(fresh.send(b"x"), EINVAL, "write on a new fd")?;
     expect_message(&bound, b"bound fd's message", "other fd after failed write")?;
@@ -153,14 +153,14 @@ pub fn unbound_checks_channel_first() -> TestResult {
     let big = vec![0x42u8; 4096];
     let writes: [(&str, *const u8, usize); 6] = [
         ("len 0", big.as_ptr(), 0),
-        ("len 129", big.as_ptr(), MAX_MSG + 1),
+        ("len 129", big.as_ptr(), MAX_MESSAGE_LEN + 1),
         ("len 1 GiB", big.as_ptr(), 1 << 30),
         ("NULL", std::ptr::null(), 5),
         ("PROT_NONE page", guard.inaccessible(), 5),
         (
             "half-inaccessible buffer",
-            guard.before_guard(MAX_MSG / 2, b"x"),
-            MAX_MSG,
+            guard.before_guard(MAX_MESSAGE_LEN / 2, b"x"),
+            MAX_MESSAGE_LEN,
         ),
     ];
     for (name, ptr, len) in writes {
@@ -170,12 +170,12 @@ pub fn unbound_checks_channel_first() -> TestResult {
             &format!("unbound write, {name}"),
         )?;
     }
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     let reads: [(&str, *mut u8, usize); 4] = [
         ("len 0", buf.as_mut_ptr(), 0),
-        ("len 128", buf.as_mut_ptr(), MAX_MSG),
-        ("NULL", std::ptr::null_mut(), MAX_MSG),
-        ("PROT_NONE page", guard.inaccessible(), MAX_MSG),
+        ("len 128", buf.as_mut_ptr(), MAX_MESSAGE_LEN),
+        ("NULL", std::ptr::null_mut(), MAX_MESSAGE_LEN),
+        ("PROT_NONE page", guard.inaccessible(), MAX_MESSAGE_LEN),
     ];
     for (name, ptr, len) in reads {
         expect_raw(
@@ -196,7 +196,7 @@ pub fn write_bad_sizes_emsgsize() -> TestResult {
     let big = vec![0x5Au8; 4096];
     for (name, len) in [
         ("0", 0usize),
-        ("129", MAX_MSG + 1),
+        ("129", MAX_MESSAGE_LEN + 1),
         ("4096", 4096),
         ("1 GiB", 1 << 30),
     ] {
@@ -209,7 +209,7 @@ pub fn write_bad_sizes_emsgsize() -> TestResult {
     }
     expect_errno(slot.send(&[]), EMSGSIZE, "library send of an empty message")?;
     expect_errno(
-        slot.send(&big[..MAX_MSG + 1]),
+        slot.send(&big[..MAX_MESSAGE_LEN + 1]),
         EMSGSIZE,
         "library send of 129 bytes",
     )?;
@@ -220,18 +220,20 @@ pub fn write_bad_sizes_emsgsize() -> TestResult {
 /// leave the old message intact (no partial update).
 pub fn write_efault_keeps_old() -> TestResult {
     let slot = open_minor_bound(0, fresh_channel())?;
-    let old: Vec<u8> = (0..MAX_MSG as u8).map(|i| i.wrapping_mul(7)).collect();
+    let old: Vec<u8> = (0..MAX_MESSAGE_LEN as u8)
+        .map(|i| i.wrapping_mul(7))
+        .collect();
     send_all(&slot, &old, "write old message")?;
     let fd = raw_fd(&slot);
     let guard = GuardPages::new()?;
     let cases: [(&str, *const u8, usize); 5] = [
         ("NULL, 5 bytes", std::ptr::null(), 5),
-        ("NULL, 128 bytes", std::ptr::null(), MAX_MSG),
+        ("NULL, 128 bytes", std::ptr::null(), MAX_MESSAGE_LEN),
         ("PROT_NONE page", guard.inaccessible(), 16),
         (
             "128 bytes, last 64 inaccessible",
-            guard.before_guard(MAX_MSG / 2, b"NEW!"),
-            MAX_MSG,
+            guard.before_guard(MAX_MESSAGE_LEN / 2, b"NEW!"),
+            MAX_MESSAGE_LEN,
         ),
         ("2 bytes, last inaccessible", guard.before_guard(1, b"Z"), 2),
     ];
@@ -250,7 +252,7 @@ pub fn write_efault_keeps_old() -> TestResult {
 pub fn read_no_message_ewouldblock() -> TestResult {
     let ch = fresh_channel();
     let slot = open_minor_bound(0, ch)?;
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     expect_errno(slot.receive(&mut buf), EAGAIN, "read of an empty channel")?;
     expect_errno(slot.receive_message(), EAGAIN, "receive_message")?;
     // A message on a neighbouring channel does not change that.
@@ -272,7 +274,7 @@ pub fn read_no_message_ewouldblock() -> TestResult {
 pub fn read_small_buffer_enospc() -> TestResult {
     let slot = open_minor_bound(0, fresh_channel())?;
     let fd = raw_fd(&slot);
-    for len in [1usize, 5, MAX_MSG] {
+    for len in [1usize, 5, MAX_MESSAGE_LEN] {
         let msg: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0xA0).collect();
         send_all(&slot, &msg, &format!("write {len} bytes"))?;
         let mut buf = vec![0u8; 4096];
@@ -303,17 +305,17 @@ pub fn read_small_buffer_enospc() -> TestResult {
 /// the message stays readable.
 pub fn read_efault_keeps_message() -> TestResult {
     let slot = open_minor_bound(0, fresh_channel())?;
-    let msg: Vec<u8> = (0..MAX_MSG as u8).map(|i| !i).collect();
+    let msg: Vec<u8> = (0..MAX_MESSAGE_LEN as u8).map(|i| !i).collect();
     send_all(&slot, &msg, "write")?;
     let fd = raw_fd(&slot);
     let guard = GuardPages::new()?;
     let cases: [(&str, *mut u8, usize); 4] = [
-        ("NULL", std::ptr::null_mut(), MAX_MSG),
-        ("PROT_NONE page", guard.inaccessible(), MAX_MSG),
+        ("NULL", std::ptr::null_mut(), MAX_MESSAGE_LEN),
+        ("PROT_NONE page", guard.inaccessible(), MAX_MESSAGE_LEN),
         (
             "128 bytes, last 64 inaccessible",
             guard.before_guard(64, b"."),
-            MAX_MSG,
+            MAX_MESSAGE_LEN,
         ),
         (
             "4096 bytes, all but 64 inaccessible",

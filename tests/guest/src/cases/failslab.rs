@@ -14,13 +14,13 @@ use libc::{EAGAIN, ENOMEM};
 use message_slot::Slot;
 
 use super::nodes::stats;
-use super::poll::poll_fd;
 use crate::module_loading::module_ready;
 use crate::options::missing;
+use crate::polling::poll_fd;
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
     fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, send_all,
-    slot_path, write_file, Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
+    slot_path, write_file, Context, TestResult, MAX_MESSAGE_LEN, MINOR_FAILSLAB,
 };
 
 /// Restores failslab to "never fail" when dropped.
@@ -128,10 +128,7 @@ pub fn failslab_poll_error_leaves_nothing() -> TestResult {
         return missing("failslab and fail-nth (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
     };
     let minor = 3;
-    let channels = message_slot::statistic_names()
-        .iter()
-        .position(|n| *n == "channels")
-        .ok_or("no statistic channels")?;
+    let channels = message_slot::Statistic::Channels;
     let file = open(&slot_path(minor)?)?;
     let fd = raw_fd(&file);
     let fail_nth = FailNth::open()?;
@@ -222,7 +219,7 @@ pub fn failslab_enomem() -> TestResult {
         let flag_fd = std::os::fd::AsRawFd::as_raw_fd(&flag);
         let new_msgs: Vec<Vec<u8>> = new_c
             .iter()
-            .map(|&id| channel_message(MINOR_FAILSLAB, id, MAX_MSG))
+            .map(|&id| channel_message(MINOR_FAILSLAB, id, MAX_MESSAGE_LEN))
             .collect();
         let old_msgs: Vec<Vec<u8>> = old_c
             .iter()
@@ -233,7 +230,7 @@ pub fn failslab_enomem() -> TestResult {
             old_writes: Vec::with_capacity(old_c.len()),
             old_reads: Vec::with_capacity(old_c.len()),
         };
-        let mut buf = [0u8; MAX_MSG];
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
         // Pre-fault this thread's stack so no page fault allocates under fault injection.
         let mut scratch = [0u8; 32 * 1024];
         for b in scratch.iter_mut().step_by(1024) {
@@ -345,7 +342,7 @@ pub fn failslab_enomem() -> TestResult {
     }
     // Fault injection off: the new channels can be created now.
     for &id in &new {
-        let msg = channel_message(MINOR_FAILSLAB, id, MAX_MSG);
+        let msg = channel_message(MINOR_FAILSLAB, id, MAX_MESSAGE_LEN);
         bind_write(fd, id, &msg).map_err(|(what, e)| {
             format!(
                 "new channel {id:#x} after failslab was turned off: {what}: {}",

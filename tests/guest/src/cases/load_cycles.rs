@@ -18,7 +18,7 @@ use crate::options::count_arg;
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_message, open_minor_bound, raw_fd,
-    send_all, Context, TestResult, MAX_MSG, MINORS_LOAD_CYCLES,
+    send_all, Context, TestResult, MAX_MESSAGE_LEN, MINORS_LOAD_CYCLES,
 };
 
 /// Loads, fills and unloads the module many times; `Slab` must come back to where it started
@@ -44,7 +44,7 @@ fn cycles_inner(cycles: u64, per_minor: u32, paths: &[PathBuf]) -> TestResult {
             let slot = Slot::open(path).ctx(&format!("cycle {cycle}: open {}", path.display()))?;
             let fd = raw_fd(&slot);
             for id in 1..=per_minor {
-                let msg = channel_message(minor, id ^ cycle as u32, MAX_MSG);
+                let msg = channel_message(minor, id ^ cycle as u32, MAX_MESSAGE_LEN);
                 bind_write(fd, id, &msg).map_err(|(what, e)| {
                     format!(
                         "cycle {cycle}: minor {minor} channel {id}: {what}: {}",
@@ -56,7 +56,7 @@ fn cycles_inner(cycles: u64, per_minor: u32, paths: &[PathBuf]) -> TestResult {
                 slot.set_channel(id).ctx("bind")?;
                 expect_message(
                     &slot,
-                    &channel_message(minor, id ^ cycle as u32, MAX_MSG),
+                    &channel_message(minor, id ^ cycle as u32, MAX_MESSAGE_LEN),
                     &format!("cycle {cycle}: minor {minor} channel {id}"),
                 )?;
             }

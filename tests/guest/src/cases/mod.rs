@@ -6,6 +6,7 @@
 //! module, run last of all).
 
 mod concurrency;
+mod epoll;
 mod errors;
 mod failslab;
 mod load_cycles;
@@ -81,11 +82,11 @@ pub fn all() -> Vec<Test> {
         poll::poll_wakeup_latency_under_load = 120,
         poll::poll_no_lost_wakeup = 240,
         poll::poll_many_pollers_right_ones_wake,
-        poll::epoll_exclusive_200_channels = 360,
-        poll::epoll_exclusive_four_waiters_one_channel = 120,
+        epoll::epoll_exclusive_200_channels = 360,
+        epoll::epoll_exclusive_four_waiters_one_channel = 120,
         poll::poll_no_herd = 180,
         poll::poll_new_channel_counted,
-        poll::epoll_level_and_edge_triggered,
+        epoll::epoll_level_and_edge_triggered,
         poll::poll_close_while_polling,
         tools::tools_reader_wait,
         tools::tools_reader_follow = 90,

@@ -10,18 +10,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use libc::{EAGAIN, ENOSPC};
-use message_slot::Slot;
+use message_slot::{Slot, Statistic};
 
 use super::failslab::slab_allocations_during;
 use super::nodes::stats;
-use super::poll::poll_fd;
 use crate::module_loading::{load_module, try_unload_module, unload_module, MODULE_NAME};
 use crate::options::debug_kernel;
+use crate::polling::poll_fd;
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
     bind, errno_name, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound,
     open_minor_bound, raw_fd, raw_write, scaled, send_all, show, slot_path, Context, TestResult,
-    MINOR_FIXED_IDS, MINOR_MANY_CHANNELS,
+    MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS,
 };
 
 /// How long the last-place race waits for a racer's write.
@@ -63,7 +63,7 @@ pub fn rmmod_refused_while_open() -> TestResult {
 pub fn reload_wipes_messages() -> TestResult {
     let ch = fresh_channel();
     let mut written = Vec::new();
-    for minor in [0, 3, 255] {
+    for minor in [0, 3, MINOR_LAST] {
         let slot = open_minor_bound(minor, ch)?;
         send_all(&slot, b"before reload", &format!("write minor {minor}"))?;
         written.push((minor, ch));
@@ -167,7 +167,7 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
             b"the one channel",
             "the one channel",
         )?;
-        let channels = statistic_index("channels")?;
+        let channels = Statistic::Channels;
         let slab_before = slab_kib()?;
         let caches_before = slabinfo();
         // Ids spread over u32 (hashed into buckets all over the index), never 0 or 1.
@@ -253,14 +253,6 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
     unload_module()?;
     load_module(&[])?;
     result
-}
-
-/// The position of statistic `name` in [`stats`]' values.
-fn statistic_index(name: &str) -> Result<usize, String> {
-    message_slot::statistic_names()
-        .iter()
-        .position(|n| *n == name)
-        .ok_or(format!("no statistic {name}"))
 }
 
 /// A level-triggered epoll instance watching one file for `EPOLLIN | EPOLLOUT`.
@@ -362,8 +354,9 @@ fn racer(
 /// still holds afterwards (a third channel: `ENOSPC` on write, `POLLERR` on poll). 4096
 /// rounds, each on a fresh slot (every minor, in 16 loads of the module: about 5 ms a
 /// round); the number of rounds whose two writes overlapped in time (which the race needs)
-/// is printed. Before issue 19 the loser of an overlapping round could get `ENOSPC`: 2 of
-/// 768 rounds (8 overlapping) on a busy host, so 4096 rounds make a miss unlikely.
+/// is printed. A module that checks the limit again before looking for the channel the
+/// winner created gives the loser of an overlapping round `ENOSPC`, in a few of the rounds
+/// that overlap: 4096 rounds make a miss unlikely.
 ///
 /// On the debug kernel 4 loads (1024 rounds): KASAN and lockdep make a round about ten times
 /// slower there, and the other kernels' runs carry the race's coverage.

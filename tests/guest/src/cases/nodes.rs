@@ -16,23 +16,21 @@ use std::time::{Duration, Instant};
 use crate::module_loading::{load_module, unload_module};
 use crate::util::{
     expect_message, fresh_channel, open, open_bound, send_all, slot_path, Context, TestResult,
-    MAJOR, MAX_MSG,
+    MAJOR_NUM, MAX_MESSAGE_LEN,
 };
 
-use message_slot::{statistic_names, STATISTICS};
+use message_slot::{Statistic, Statistics, DEFAULT_MAX_CHANNELS};
 
 const CLASS: &str = "/sys/class/message_slot";
 
-/// The statistics of `minor` from sysfs, in the order of `message_slot::STATISTICS`.
-pub(super) fn stats(minor: u32) -> Result<[u64; STATISTICS.len()], String> {
-    let mut values = [0; STATISTICS.len()];
-    for (value, field) in values.iter_mut().zip(statistic_names()) {
-        let path = format!("{CLASS}/message_slot{minor}/{field}");
+/// The statistics of `minor` from sysfs (each file one decimal number and a newline).
+pub(super) fn stats(minor: u32) -> Result<Statistics, String> {
+    Statistics::try_from_fn(|statistic| {
+        let path = format!("{CLASS}/message_slot{minor}/{}", statistic.as_str());
         let text = std::fs::read_to_string(&path).ctx(&format!("read {path}"))?;
         ensure!(text.ends_with('\n'), "{path}: {text:?} lacks a newline");
-        *value = text.trim().parse().ctx(&format!("{path}: {text:?}"))?;
-    }
-    Ok(values)
+        text.trim().parse().ctx(&format!("{path}: {text:?}"))
+    })
 }
 
 /// The default module makes class devices for minors 0..3 only, whose devtmpfs nodes are
@@ -47,14 +45,17 @@ pub fn class_device_nodes() -> TestResult {
             "{node} is not a char device"
         );
         ensure!(
-            (libc::major(meta.rdev()), libc::minor(meta.rdev())) == (MAJOR, minor),
+            (libc::major(meta.rdev()), libc::minor(meta.rdev())) == (MAJOR_NUM, minor),
             "{node} is {}:{}",
             libc::major(meta.rdev()),
             libc::minor(meta.rdev())
         );
         let dev = std::fs::read_to_string(format!("{CLASS}/message_slot{minor}/dev"))
             .ctx("read the class device's dev")?;
-        ensure!(dev.trim() == format!("{MAJOR}:{minor}"), "dev is {dev:?}");
+        ensure!(
+            dev.trim() == format!("{MAJOR_NUM}:{minor}"),
+            "dev is {dev:?}"
+        );
     }
     ensure!(
         !Path::new("/dev/message_slot/4").exists()
@@ -81,8 +82,8 @@ pub fn class_device_nodes() -> TestResult {
 pub fn slot_statistics() -> TestResult {
     let minor = 3;
     let path = slot_path(minor)?;
-    for field in statistic_names() {
-        let file = format!("{CLASS}/message_slot{minor}/{field}");
+    for statistic in Statistic::ALL {
+        let file = format!("{CLASS}/message_slot{minor}/{}", statistic.as_str());
         let mode = std::fs::metadata(&file).ctx(&file)?.permissions().mode() & 0o777;
         ensure!(mode == 0o440, "{file} has mode {mode:o}, not 0440");
     }
@@ -93,40 +94,61 @@ pub fn slot_statistics() -> TestResult {
     let unbound = open(&path)?;
     send_all(&fa, &[1; 100], "write 100 bytes to a")?;
     send_all(&fa, &[2; 10], "replace with 10 bytes")?;
-    send_all(&fb, &[3; 128], "write 128 bytes to b")?;
-    ensure!(fa.send(&[0; 129]).is_err(), "129-byte write succeeded");
+    send_all(&fb, &[3; MAX_MESSAGE_LEN], "write 128 bytes to b")?;
+    ensure!(
+        fa.send(&[0; MAX_MESSAGE_LEN + 1]).is_err(),
+        "129-byte write succeeded"
+    );
     ensure!(unbound.send(b"x").is_err(), "unbound write succeeded");
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     for _ in 0..5 {
         fa.receive(&mut buf).ctx("read a")?;
     }
     fb.receive(&mut buf).ctx("read b")?;
     ensure!(fb.receive(&mut buf[..1]).is_err(), "short read succeeded");
     let during = stats(minor)?;
-    let delta: Vec<i128> = during
-        .iter()
-        .zip(before)
-        .map(|(now, then)| i128::from(*now) - i128::from(then))
-        .collect();
+    let expected = [
+        (Statistic::Channels, 2),
+        (Statistic::Bytes, 10 + MAX_MESSAGE_LEN as i128),
+        (Statistic::Writes, 3),
+        (Statistic::Reads, 6),
+        (Statistic::OpenFiles, 3),
+    ];
+    let delta = expected.map(|(statistic, _)| {
+        (
+            statistic,
+            i128::from(during[statistic]) - i128::from(before[statistic]),
+        )
+    });
     ensure!(
-        delta[..5] == [2, 10 + 128, 3, 6, 3],
-        "deltas of {:?} after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}",
-        statistic_names()
+        delta == expected,
+        "deltas after 2 channels, 3 writes (138 bytes held), 6 reads, 3 files: {delta:?}"
     );
-    ensure!(during[5] == 1 << 20, "max_channels is {}", during[5]);
+    ensure!(
+        during[Statistic::MaxChannels] == DEFAULT_MAX_CHANNELS as u64,
+        "max_channels is {}",
+        during[Statistic::MaxChannels]
+    );
     drop((fa, fb, unbound));
     let after = stats(minor)?;
     ensure!(
-        after[4] == before[4],
+        after[Statistic::OpenFiles] == before[Statistic::OpenFiles],
         "open_files {} after closing, {} before",
-        after[4],
-        before[4]
+        after[Statistic::OpenFiles],
+        before[Statistic::OpenFiles]
     );
+    let kept = [
+        Statistic::Channels,
+        Statistic::Bytes,
+        Statistic::Writes,
+        Statistic::Reads,
+    ];
     ensure!(
-        after[..4] == during[..4],
+        kept.iter()
+            .all(|&statistic| after[statistic] == during[statistic]),
         "closing files changed {:?} to {:?}",
-        &during[..4],
-        &after[..4]
+        kept.map(|statistic| (statistic, during[statistic])),
+        kept.map(|statistic| (statistic, after[statistic]))
     );
     Ok(())
 }
@@ -212,15 +234,11 @@ fn pin_to(cpu: usize) {
 pub fn bytes_statistic_never_wraps() -> TestResult {
     let minor = 1;
     let path = slot_path(minor)?;
-    let index = statistic_names()
-        .iter()
-        .position(|n| *n == "bytes")
-        .ok_or("no statistic bytes")?;
-    let others = stats(minor)?[index];
-    let bound = others + (3 * MAX_MSG) as u64;
+    let others = stats(minor)?[Statistic::Bytes];
+    let bound = others + (3 * MAX_MESSAGE_LEN) as u64;
     let ch = fresh_channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = [(0, MAX_MSG), (1, 1)]
+    let writers: Vec<_> = [(0, MAX_MESSAGE_LEN), (1, 1)]
         .into_iter()
         .map(|(cpu, len)| {
             let (slot, stop) = (open_bound(&path, ch), stop.clone());
@@ -281,7 +299,7 @@ pub fn bytes_statistic_never_wraps() -> TestResult {
         writes.iter().all(|&w| w > 0),
         "a writer never wrote: {writes:?}"
     );
-    let settled = stats(minor)?[index];
+    let settled = stats(minor)?[Statistic::Bytes];
     let last = open_bound(&path, ch)?
         .receive_message()
         .ctx("read the channel")?;

@@ -13,14 +13,14 @@ use libc::{EACCES, EBADF};
 use crate::module_loading::module_ready;
 use crate::util::{
     bind, channel_message, errno_name, expect_message, fresh_channel, last_errno, open_bound,
-    raw_read, raw_write, send_all, TestResult, MAJOR, MAX_MSG, MINOR_PERMISSIONS,
+    raw_read, raw_write, send_all, TestResult, MAJOR_NUM, MAX_MESSAGE_LEN, MINOR_PERMISSIONS,
 };
 
 fn c_path(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
-/// Creates `path` as char `MAJOR:minor`, owned by root, with exactly `mode`.
+/// Creates `path` as char `MAJOR_NUM:minor`, owned by root, with exactly `mode`.
 fn make_node(path: &Path, minor: u32, mode: u32) -> TestResult {
     let _ = std::fs::remove_file(path);
     let c = c_path(path)?;
@@ -29,7 +29,7 @@ fn make_node(path: &Path, minor: u32, mode: u32) -> TestResult {
         libc::mknod(
             c.as_ptr(),
             libc::S_IFCHR | mode,
-            libc::makedev(MAJOR, minor),
+            libc::makedev(MAJOR_NUM, minor),
         )
     };
     ensure!(
@@ -128,7 +128,7 @@ pub fn permissions_unprivileged() -> TestResult {
             if let Err(e) = bind(fd, ch) {
                 report(8, e);
             }
-            let mut buf = [0u8; MAX_MSG];
+            let mut buf = [0u8; MAX_MESSAGE_LEN];
             let n = match raw_read(fd, buf.as_mut_ptr(), buf.len()) {
                 Ok(n) => n,
                 Err(e) => report(9, e),

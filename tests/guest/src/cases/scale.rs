@@ -15,8 +15,8 @@ use crate::options::count_arg;
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
-    open_minor_bound, raw_fd, Context, TestResult, CHANNELS_PER_SLOT, MAX_MSG, MINORS_LARGE_SCALE,
-    MINOR_MANY_CHANNELS, MINOR_SPARSE_IDS,
+    open_minor_bound, raw_fd, Context, TestResult, DEFAULT_MAX_CHANNELS, MAX_MESSAGE_LEN,
+    MINORS_LARGE_SCALE, MINOR_MANY_CHANNELS, MINOR_SPARSE_IDS,
 };
 
 fn message(id: u32) -> [u8; 4] {
@@ -26,7 +26,7 @@ fn message(id: u32) -> [u8; 4] {
 /// Binds and writes channels `1..=2^20` on a dedicated minor, then spot-checks reads (every
 /// 4099th channel plus the first and last) and that the next id is still empty.
 pub fn million_channels() -> TestResult {
-    let count = u32::try_from(CHANNELS_PER_SLOT).map_err(|e| e.to_string())?;
+    let count = u32::try_from(DEFAULT_MAX_CHANNELS).map_err(|e| e.to_string())?;
     let slot = open_minor_bound(MINOR_MANY_CHANNELS, 1)?;
     for id in 1..=count {
         slot.set_channel(id).ctx(&format!("bind channel {id}"))?;
@@ -106,7 +106,7 @@ fn fill_range(minor: u32, ids: std::ops::RangeInclusive<u32>) -> TestResult {
     let slot = open_minor_bound(minor, *ids.start())?;
     let fd = raw_fd(&slot);
     for id in ids {
-        bind_write(fd, id, &channel_message(minor, id, MAX_MSG)).map_err(|(what, e)| {
+        bind_write(fd, id, &channel_message(minor, id, MAX_MESSAGE_LEN)).map_err(|(what, e)| {
             format!("minor {minor} channel {id}: {what}: {}", errno_name(e))
         })?;
     }
@@ -153,7 +153,7 @@ pub fn large_scale_two_slots() -> TestResult {
             slot.set_channel(id).ctx("bind")?;
             expect_message(
                 &slot,
-                &channel_message(minor, id, MAX_MSG),
+                &channel_message(minor, id, MAX_MESSAGE_LEN),
                 &format!("minor {minor} channel {id}"),
             )?;
         }

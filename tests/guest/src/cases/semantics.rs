@@ -13,7 +13,7 @@ use message_slot::Slot;
 use crate::util::{
     child_command, describe, errno_name, expect_errno, expect_message, fresh_channel, hex,
     last_errno, open_bound, open_minor_bound, raw_fd, raw_write, run, send_all, show, slot_path,
-    Context, TestResult, MAX_MSG,
+    Context, TestResult, MAX_MESSAGE_LEN, MINOR_LAST,
 };
 
 /// One-byte messages, including a lone NUL, round-trip exactly.
@@ -21,7 +21,7 @@ pub fn roundtrip_one_byte_nul() -> TestResult {
     let slot = open_minor_bound(1, fresh_channel())?;
     for byte in [0u8, 0xFF, b'\n', 0] {
         send_all(&slot, &[byte], "write 1 byte")?;
-        let mut buf = [0xEEu8; MAX_MSG];
+        let mut buf = [0xEEu8; MAX_MESSAGE_LEN];
         let n = slot.receive(&mut buf).ctx("read")?;
         ensure!(
             n == 1 && buf[0] == byte,
@@ -38,13 +38,13 @@ pub fn roundtrip_one_byte_nul() -> TestResult {
 /// A 128-byte message with NULs at the start, inside and at the end round-trips exactly.
 pub fn roundtrip_128_bytes_nuls() -> TestResult {
     let slot = open_minor_bound(1, fresh_channel())?;
-    let mut msg: Vec<u8> = (0..MAX_MSG)
+    let mut msg: Vec<u8> = (0..MAX_MESSAGE_LEN)
         .map(|i| if i % 3 == 0 { 0 } else { (i as u8) ^ 0x5A })
         .collect();
-    msg[MAX_MSG - 1] = 0;
+    msg[MAX_MESSAGE_LEN - 1] = 0;
     send_all(&slot, &msg, "write 128 bytes")?;
     expect_message(&slot, &msg, "read 128 bytes")?;
-    let all_nul = [0u8; MAX_MSG];
+    let all_nul = [0u8; MAX_MESSAGE_LEN];
     send_all(&slot, &all_nul, "write 128 NULs")?;
     expect_message(&slot, &all_nul, "read 128 NULs")
 }
@@ -52,7 +52,7 @@ pub fn roundtrip_128_bytes_nuls() -> TestResult {
 /// Every length 1..=128 is accepted, reported and returned exactly.
 pub fn roundtrip_every_length() -> TestResult {
     let slot = open_minor_bound(1, fresh_channel())?;
-    for len in 1..=MAX_MSG {
+    for len in 1..=MAX_MESSAGE_LEN {
         let msg: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
         send_all(&slot, &msg, &format!("write {len} bytes"))?;
         expect_message(&slot, &msg, &format!("read {len} bytes"))?;
@@ -77,9 +77,9 @@ pub fn read_does_not_consume() -> TestResult {
 /// (the rest of the reader's buffer is left untouched).
 pub fn overwrite_shorter_exact() -> TestResult {
     let slot = open_minor_bound(1, fresh_channel())?;
-    send_all(&slot, &[0xEEu8; MAX_MSG], "write 128 bytes")?;
+    send_all(&slot, &[0xEEu8; MAX_MESSAGE_LEN], "write 128 bytes")?;
     send_all(&slot, b"abc", "overwrite with 3 bytes")?;
-    let mut buf = [0x77u8; MAX_MSG];
+    let mut buf = [0x77u8; MAX_MESSAGE_LEN];
     let n = slot.receive(&mut buf).ctx("read")?;
     ensure!(
         n == 3 && &buf[..3] == b"abc",
@@ -220,7 +220,7 @@ pub fn minors_isolated() -> TestResult {
 /// Minor 255 (the last one) works and is independent of minor 0.
 pub fn minor_255() -> TestResult {
     let ch = fresh_channel();
-    let top = open_minor_bound(255, ch)?;
+    let top = open_minor_bound(MINOR_LAST, ch)?;
     expect_errno(top.receive_message(), EAGAIN, "minor 255 before any write")?;
     send_all(&top, b"minor 255", "write minor 255")?;
     let zero = open_minor_bound(0, ch)?;
@@ -228,7 +228,7 @@ pub fn minor_255() -> TestResult {
     send_all(&zero, b"minor 0", "write minor 0")?;
     expect_message(&top, b"minor 255", "minor 255 after minor 0 was written")?;
     expect_message(
-        &open_minor_bound(255, ch)?,
+        &open_minor_bound(MINOR_LAST, ch)?,
         b"minor 255",
         "new fd on minor 255",
     )
@@ -247,7 +247,7 @@ pub fn rdonly_wronly_fds() -> TestResult {
 
     let wo = Slot::open_write_only(&path).ctx("open O_WRONLY")?;
     wo.set_channel(ch).ctx("bind the O_WRONLY fd")?;
-    let mut buf = [0u8; MAX_MSG];
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
     expect_errno(wo.receive(&mut buf), EBADF, "read via O_WRONLY")?;
     expect_message(&ro, b"original", "message after the rejected writes")?;
     send_all(&wo, b"via O_WRONLY", "write via O_WRONLY")?;

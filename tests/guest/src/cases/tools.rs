@@ -11,12 +11,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use message_slot::statistic_names;
+use message_slot::Statistic;
 
 use super::nodes::stats;
 use crate::util::{
     describe, expect_message, fresh_channel, open_bound, open_minor_bound, run, scaled, send_all,
-    show, slot_path, spawn, Context, TestResult, MAX_MSG,
+    show, slot_path, spawn, Context, TestResult, MAX_MESSAGE_LEN,
 };
 
 const SENDER: &str = "message_sender";
@@ -90,7 +90,7 @@ pub fn tools_reader_raw_bytes() -> TestResult {
         "message_reader printed {out:?}, expected the raw bytes {msg:?}"
     );
 
-    let long = "x".repeat(MAX_MSG - 3) + "end";
+    let long = "x".repeat(MAX_MESSAGE_LEN - 3) + "end";
     tool_ok(SENDER, &[dev.as_str(), &ch.to_string(), &long])?;
     let out = tool_ok(READER, &[dev.as_str(), &ch.to_string()])?;
     ensure!(
@@ -133,7 +133,7 @@ pub fn tools_sender_errors() -> TestResult {
     let ch = fresh_channel();
     let chs = ch.to_string();
     tool_ok(SENDER, &[dev.as_str(), &chs, "old message"])?;
-    let too_long = "y".repeat(MAX_MSG + 1);
+    let too_long = "y".repeat(MAX_MESSAGE_LEN + 1);
     let cases: [(&str, Vec<&str>); 8] = [
         ("a 129-byte message", vec![&dev, &chs, &too_long]),
         ("an empty message", vec![&dev, &chs, ""]),
@@ -312,7 +312,8 @@ pub fn tools_message_slot_stat() -> TestResult {
         .split('{')
         .find(|o| o.contains(&format!("\"slot\":{minor},")))
         .ok_or(format!("no slot {minor} in {text}"))?;
-    for (field, value) in statistic_names().iter().zip(values) {
+    for (statistic, value) in values.iter() {
+        let field = statistic.as_str();
         // Nothing touches the slot meanwhile, so every value matches.
         ensure!(
             object.contains(&format!("\"{field}\":{value}")),
@@ -332,9 +333,9 @@ pub fn tools_message_slot_stat() -> TestResult {
     let table = String::from_utf8_lossy(&out.stdout);
     let header = table.lines().next().unwrap_or_default();
     ensure!(
-        header
-            .split_whitespace()
-            .eq(["slot"].into_iter().chain(statistic_names())),
+        header.split_whitespace().eq(["slot"]
+            .into_iter()
+            .chain(Statistic::ALL.map(Statistic::as_str))),
         "header {header:?}"
     );
     let row: Vec<String> = table
@@ -344,10 +345,8 @@ pub fn tools_message_slot_stat() -> TestResult {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    ensure!(
-        row[1..] == values.map(|v| v.to_string()),
-        "row {row:?}, sysfs {values:?}"
-    );
+    let sysfs: Vec<String> = values.iter().map(|(_, value)| value.to_string()).collect();
+    ensure!(row[1..] == sysfs, "row {row:?}, sysfs {values:?}");
     println!(
         "  $ message_slot_stat\n{}",
         table

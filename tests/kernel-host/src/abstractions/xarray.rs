@@ -65,7 +65,7 @@ enum Slot<T> {
 
 /// The map.
 #[pin_data(PinnedDrop)]
-pub(crate) struct InsertOnlyMap<T: Owned> {
+pub(crate) struct InsertOnlyXArray<T: Owned> {
     slots: Mutex<BTreeMap<u32, Slot<T>>>,
     /// [`RESERVED`] of the thread that made the map.
     reserved: Arc<AtomicUsize>,
@@ -73,7 +73,7 @@ pub(crate) struct InsertOnlyMap<T: Owned> {
     _pinned: PhantomPinned,
 }
 
-impl<T: Owned> InsertOnlyMap<T> {
+impl<T: Owned> InsertOnlyXArray<T> {
     /// An empty map.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
@@ -139,7 +139,7 @@ impl<T: Owned> InsertOnlyMap<T> {
 }
 
 #[pinned_drop]
-impl<T: Owned> PinnedDrop for InsertOnlyMap<T> {
+impl<T: Owned> PinnedDrop for InsertOnlyXArray<T> {
     fn drop(self: Pin<&mut Self>) {
         let reserved = self
             .slots()
@@ -152,7 +152,7 @@ impl<T: Owned> PinnedDrop for InsertOnlyMap<T> {
 
 /// A reserved index, given back (`xa_release`) when dropped unused.
 pub(crate) struct Reservation<'a, T: Owned> {
-    map: &'a InsertOnlyMap<T>,
+    map: &'a InsertOnlyXArray<T>,
     index: u32,
 }
 
