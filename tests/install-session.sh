@@ -2,55 +2,108 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs in the guest after the suite (tests/guest-suite.sh, when tests/run adds it with
-# /install.tar, a `make install DESTDIR=... INSTALL_MODULES_LOAD=1` staged on the host): unpacks
-# the installed files into /, unloads the rig's module, loads the installed one by name
-# (modprobe through the staged modules.dep, /lib/modules/KVER/updates/) and runs the example
-# session of the README through the installed tools in /usr/local/bin on the nodes the module
-# announces (/dev/message_slot/N), then message_slot_stat. Prints PASS/FAIL lines
-# and the kernel's taint and module-signature messages (for the report on signed modules).
+# /install.tar): a system as an install leaves it, unpacked into / over the rig's initramfs.
+# On the rig's kernels /install.tar is a `make install DESTDIR=...` staged on the host, on
+# Debian's kernels what `apt install` of the packages left in the trixie tree (tests/deb-stock);
+# either way with depmod's files and Debian's kmod and systemd-tmpfiles (tests/guest-userland),
+# since busybox's modprobe reads no modules.alias. Unloads the rig's module, then, with no
+# modprobe of its own, shows that the module loads on first use (docs/autoload.md): the boot's
+# static nodes (kmod static-nodes, systemd-tmpfiles, as kmod-static-nodes.service and
+# systemd-tmpfiles-setup-dev run them) give /dev/message_slot/0 the udev rule's group and mode;
+# a member of the group message-slot opens a `mknod` node of major 235, which makes the kernel
+# run /sbin/modprobe char-major-235-MINOR (kmod) and load the installed module; after rmmod the
+# same member runs the example session of the README on the static node, whose first open
+# loads it again; then message_slot_stat. Prints PASS/FAIL lines, the kernel's lines of each
+# load, and its taint and module-signature messages (for the report on signed modules).
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1"; }
 verdict() { if [ "$2" = 0 ]; then pass "$1"; else fail "$1"; fi; }
+loaded() { [ -d /sys/module/message_slot ]; }
+# The kernel's line of the module's latest load (dmesg: the console shows warnings only).
+load_log() { dmesg | grep 'message_slot: registered' | tail -1 | sed 's/^/install: kernel log: /'; }
 
 tar -xf /install.tar -C /
-verdict "install: staged tree unpacks into the guest" $?
+verdict "install: the installed system unpacks into the guest" $?
 kver=$(uname -r)
-rmmod message_slot
+rmmod message_slot && ! loaded
 verdict "install: the rig's module unloads" $?
-modprobe message_slot
-verdict "install: modprobe message_slot loads /lib/modules/$kver/updates/message_slot.ko" \
-	"$([ -d /sys/module/message_slot ] && grep -q '^updates/message_slot.ko:' "/lib/modules/$kver/modules.dep" && echo 0 || echo 1)"
-echo "install: kernel taint $(cat /proc/sys/kernel/tainted); module signature messages:"
-dmesg | grep -iE 'module verification|signature|taint' | sed 's/^/install:   /'
-grep -qx message_slot /etc/modules-load.d/message-slot.conf
-verdict "install: modules-load.d entry names message_slot" $?
 
-PATH=/usr/local/bin:$PATH
+# The tools: make install's in /usr/local/bin, the package's in /usr/bin.
+bindir=/usr/local/bin
+[ -x $bindir/message_sender ] || bindir=/usr/bin
 installed=0
 for tool in message_sender message_reader message_slot_stat; do
-	[ "$(command -v $tool)" = /usr/local/bin/$tool ] || installed=1
+	[ -x $bindir/$tool ] || installed=1
 done
-verdict "install: message_sender, message_reader and message_slot_stat are the installed ones" $installed
-# The README's session on the nodes the module announces (devtmpfs; the guest has no udev).
-[ -c /dev/message_slot/0 ] && [ -c /dev/message_slot/1 ]
-verdict "install: the loaded module made /dev/message_slot/0 and 1" $?
-transcript=$(
-	message_sender /dev/message_slot/0 1 "Hello, Slot 1" && message_reader /dev/message_slot/0 1 && echo &&
-		message_sender /dev/message_slot/1 2 "Hello, Slot 2" && message_reader /dev/message_slot/1 2 && echo &&
-		message_reader /dev/message_slot/0 1 && echo &&
-		{ message_reader /dev/message_slot/0 2 2>/dev/null; echo "exit $?"; }
-)
+verdict "install: message_sender, message_reader and message_slot_stat are installed ($bindir)" $installed
+
+# The module and its aliases, as depmod listed them; the modprobe the kernel runs is kmod.
+modules=/lib/modules/$kver
+grep -q '^updates/\(dkms/\)\{0,1\}message_slot\.ko\(\.xz\)\{0,1\}:' $modules/modules.dep &&
+	[ "$(readlink /sbin/modprobe)" = kmod ] && /sbin/modprobe --version | grep -q '^kmod version'
+verdict "install: depmod lists $modules/updates/.../message_slot.ko; /sbin/modprobe, which the kernel's request_module runs, is Debian's kmod" $?
+aliases=$(/sbin/modinfo -F alias message_slot | sort | tr '\n' ' ')
+echo "install: modinfo -F alias message_slot: $aliases"
+[ "$aliases" = "char-major-235-* char-major-235-0 devname:message_slot/0 " ] &&
+	grep -qx 'message_slot message_slot/0 c235:0' $modules/modules.devname
+verdict "install: modinfo shows the aliases char-major-235-*, char-major-235-0 and devname:message_slot/0; modules.devname lists message_slot/0 as c235:0" $?
+
+# The group the udev rule and tmpfiles.d name (the package's postinst made it; after a staged
+# make install, as the README says: groupadd), and a member of it.
+grep -q '^message-slot:' /etc/group 2>/dev/null || echo 'message-slot:x:999:' >>/etc/group
+echo 'slotuser:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
+sed -i 's/^\(message-slot:[^:]*:[0-9]*:\)$/\1slotuser/' /etc/group
+member() { su -s /bin/sh slotuser -c "$1"; }
+member id | grep -q '(message-slot)'
+verdict "install: slotuser is a member of message-slot" $?
+
+# The boot: kmod-static-nodes.service's command, then systemd-tmpfiles-setup-dev's.
+/sbin/kmod static-nodes --format=tmpfiles --output=/run/tmpfiles.d/static-nodes.conf
+listed=$(grep message_slot /run/tmpfiles.d/static-nodes.conf)
+echo "install: kmod static-nodes --format=tmpfiles:"
+echo "$listed" | sed 's/^/install:   /'
+[ "$listed" = "$(printf '%s\n' 'd /dev/message_slot 0755 - - -' 'c! /dev/message_slot/0 0600 - - - 235:0')" ]
+verdict "install: kmod static-nodes lists /dev/message_slot (0755) and /dev/message_slot/0 (c 235:0, root's 0600 until tmpfiles.d's line)" $?
+/usr/bin/systemd-tmpfiles --prefix=/dev --create --boot
+node=$(stat -c '%F %t:%T %U %G %a' /dev/message_slot/0)
+echo "install: /dev/message_slot/0 after systemd-tmpfiles: $node"
+[ "$node" = "character special file eb:0 root message-slot 660" ] && ! loaded
+verdict "install: systemd-tmpfiles makes the static node /dev/message_slot/0 (c 235:0) root:message-slot 0660, the udev rule's, with the module not loaded" $?
+
+# First use through a node made with mknod (minor 7: no class device).
+mknod -m 0660 /dev/slot7 c 235 7 && chgrp message-slot /dev/slot7
+out=$(member "$bindir/message_sender /dev/slot7 1 'Hello, Slot 7' && $bindir/message_reader /dev/slot7 1")
+load_log
+[ "$out" = "Hello, Slot 7" ] && loaded
+verdict "install: a member's first open of a mknod node (c 235 7) loads the module (modprobe char-major-235-7: alias char-major-235-*); the message goes through" $?
+[ -c /dev/message_slot/1 ] && [ -c /dev/message_slot/3 ]
+verdict "install: the loaded module made /dev/message_slot/1 .. 3 (devtmpfs; the guest has no udev)" $?
+rmmod message_slot && ! loaded && [ -c /dev/message_slot/0 ]
+verdict "install: after rmmod the static node /dev/message_slot/0 stays (systemd-tmpfiles made it, not devtmpfs)" $?
+
+# The README's example session by the member, on the static node, whose first open loads the
+# module again, and a mknod node for slot 1 (the guest has no udev to give the class's node
+# /dev/message_slot/1 the group).
+mknod -m 0660 /dev/slot1 c 235 1 && chgrp message-slot /dev/slot1
+transcript=$(member "
+	$bindir/message_sender /dev/message_slot/0 1 'Hello, Slot 1' && $bindir/message_reader /dev/message_slot/0 1 && echo &&
+	$bindir/message_sender /dev/slot1 2 'Hello, Slot 2' && $bindir/message_reader /dev/slot1 2 && echo &&
+	$bindir/message_reader /dev/message_slot/0 1 && echo &&
+	{ $bindir/message_reader /dev/message_slot/0 2 2>/dev/null; echo \"exit \$?\"; }")
+load_log
 expected=$(printf 'Hello, Slot 1\nHello, Slot 2\nHello, Slot 1\nexit 1')
-[ "$transcript" = "$expected" ]
+[ "$transcript" = "$expected" ] && loaded
 status=$?
 [ $status = 0 ] || printf 'install: got:\n%s\n' "$transcript"
-verdict "install: the example session through the installed tools" $status
+verdict "install: the member's example session through the installed tools; the first open of /dev/message_slot/0 loads the module (modprobe char-major-235-0)" $status
+echo "install: kernel taint $(cat /proc/sys/kernel/tainted 2>/dev/null); module signature messages:"
+dmesg | grep -iE 'module verification|signature|taint' | sed 's/^/install:   /'
 # Slot 0 after the session: one channel, one write of 13 bytes, two reads (the failed read
 # of channel 2 is not counted).
-slot0=$(message_slot_stat --json | tr '}' '\n' | grep '"device":"/dev/message_slot/0"')
+slot0=$($bindir/message_slot_stat --json | tr '}' '\n' | grep '"device":"/dev/message_slot/0"')
 verdict "install: message_slot_stat reports the session on slot 0" "$(
 	for field in '"channels":1' '"bytes":13' '"writes":1' '"reads":2'; do
 		case $slot0 in *"$field"*) ;; *) echo 1; exit ;; esac
 	done
 	echo 0)"
-[ -n "$slot0" ] || echo "install: message_slot_stat --json: $(message_slot_stat --json)"
+[ -n "$slot0" ] || echo "install: message_slot_stat --json: $($bindir/message_slot_stat --json)"
