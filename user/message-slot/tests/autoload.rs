@@ -10,7 +10,9 @@ use std::path::Path;
 use message_slot::{CLASS_NAME, MAJOR_NUM};
 
 fn read(relative: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -38,7 +40,11 @@ fn module_aliases_derive_from_uapi() {
         .filter(|line| line.starts_with("alias:"))
         .collect();
     // One `module!` for 6.12, one for 7.x.
-    assert_eq!(aliases, [expected.as_str(); 2], "kernel/message_slot_main.rs");
+    assert_eq!(
+        aliases,
+        [expected.as_str(); 2],
+        "kernel/message_slot_main.rs"
+    );
 }
 
 #[test]
@@ -50,7 +56,10 @@ fn static_node_permissions_match_the_udev_rule() {
         .expect("the udev rule sets the nodes' mode");
     let static_option = format!("OPTIONS+=\"static_node={}\"", static_node());
     assert!(rule.contains(&static_option), "{rule}: no {static_option}");
-    let (group, mode) = (udev_value(rule, "GROUP").unwrap(), udev_value(rule, "MODE").unwrap());
+    let (group, mode) = (
+        udev_value(rule, "GROUP").unwrap(),
+        udev_value(rule, "MODE").unwrap(),
+    );
 
     let tmpfiles = read("packaging/tmpfiles.d/message-slot.conf");
     let lines: Vec<&str> = tmpfiles
@@ -58,5 +67,9 @@ fn static_node_permissions_match_the_udev_rule() {
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .collect();
     let expected = format!("z /dev/{} {mode} root {group} -", static_node());
-    assert_eq!(lines, [expected.as_str()], "packaging/tmpfiles.d/message-slot.conf");
+    assert_eq!(
+        lines,
+        [expected.as_str()],
+        "packaging/tmpfiles.d/message-slot.conf"
+    );
 }
