@@ -129,6 +129,11 @@ bench-trace: setup
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --target $(CARGO_TARGET) --locked -- -D warnings
+	@# Intra-doc links, the kernel files' too: the host-test crate compiles channel.rs and
+	@# channel_index.rs (cfg(test), as `cargo test` builds it).
+	cargo rustdoc --quiet -p message-slot-kernel-host-tests --lib --target $(CARGO_TARGET) --locked -- \
+	  --cfg test --document-private-items -D rustdoc::broken_intra_doc_links \
+	  -A rustdoc::private_intra_doc_links
 	rustfmt --check --edition 2021 kernel/message_slot_main.rs
 	@echo "module (W=1 CLIPPY=1) against $(if $(filter command line,$(origin KDIR)),$(KDIR),$(BUILD_VARIANT))"
 	@out=$$($(MAKE) -s module CLIPPY=1 2>&1); status=$$?; printf '%s\n' "$$out"; \

@@ -25,10 +25,10 @@
 //! | `uaccess.rs` | `copy_to_user()` from a raw source, `UserPtr` conversions | ours: `UserSliceWriter` copies from `&[u8]` only |
 //! | `xarray.rs`  | insert-only map with lock-free `xa_load`         | ours: upstream's `XArray` looks up under its lock only |
 //!
-//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs` and `seqlock.rs`: static inline
-//! functions and macros (`poll_wait()`, `wq_has_sleeper()`, `this_cpu_add()`,
-//! `write_seqlock()`), which Rust cannot call; upstream's `rust/helpers/` does the same for
-//! its own abstractions.
+//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs`, `sched.rs`, `seqlock.rs` and
+//! `xarray.rs`: static inline functions and macros (`poll_wait()`, `waitqueue_active()`,
+//! `this_cpu_add()`, `write_seqlock()`, `xa_release()`, `cond_resched()`), which Rust cannot
+//! call; upstream's `rust/helpers/` does the same for its own abstractions.
 
 pub(crate) mod alloc;
 pub(crate) mod chrdev;

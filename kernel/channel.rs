@@ -20,7 +20,7 @@
 
 use crate::abstractions::{
     error::emsgsize,
-    poll::WaitQueueHead,
+    poll::{PollEvents, WaitQueueHead},
     seqlock::SeqLock,
     uaccess::{copy_from_user, copy_to_user},
 };
@@ -28,7 +28,7 @@ use crate::uapi::MAX_MESSAGE_LEN;
 use core::{
     mem::MaybeUninit,
     ptr,
-    sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering},
 };
 use kernel::{
     alloc::Flags,
@@ -138,8 +138,12 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    /// A channel holding `message`, or no message yet.
-    pub(crate) fn new<'a>(message: Option<&'a MessageBytes<'_>>) -> impl PinInit<Self> + 'a {
+    /// A channel holding `message`, or no message yet, and `waiters` as its pollers' wait
+    /// queue (or none until it is first polled).
+    pub(crate) fn new<'a>(
+        message: Option<&'a MessageBytes<'_>>,
+        waiters: Option<Pin<KBox<WaitQueueHead>>>,
+    ) -> impl PinInit<Self> + 'a {
         let mut blocks = [const { [const { AtomicU64::new(0) }; BLOCK] }; BLOCKS];
         if let Some(message) = message {
             for (to, from) in blocks.iter_mut().zip(message.blocks) {
@@ -149,11 +153,18 @@ impl Channel {
             }
         }
         // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `blocks`; without one the
-        // length is 0. Nobody polls the channel yet.
+        // length is 0. `waiters` becomes null or a pinned, initialised head from
+        // `KBox::into_raw`, owned by the channel. (If the initialiser never runs, dropping it
+        // drops `waiters` with it.)
         pin_init!(Self {
             lock <- SeqLock::new(),
             len: AtomicU32::new(message.map_or(0, |message| message.len as u32)),
-            waiters: AtomicPtr::new(ptr::null_mut()),
+            waiters: AtomicPtr::new(waiters.map_or(ptr::null_mut(), |waiters| {
+                // SAFETY: The head is not moved out of its allocation: the channel only hands
+                // out shared references to it and frees it with `KBox::from_raw` (dropping it
+                // in place).
+                KBox::into_raw(unsafe { Pin::into_inner_unchecked(waiters) })
+            })),
             blocks,
         })
     }
@@ -227,13 +238,16 @@ impl Channel {
         }
     }
 
-    /// The wait queue of the channel's pollers, if it was ever polled. Call after publishing
-    /// a message: a full barrier orders the publication before the check, so either this
-    /// finds the queue a poller installed or that poller finds the new message.
+    /// Wakes the channel's pollers with `events`, if any are waiting. Call after publishing a
+    /// message: a full barrier orders the publication before the check for a queue and for
+    /// waiters on it, so either this finds a poller that registered or that poller finds the
+    /// new message. Without a queue or waiters, one barrier and two loads.
     #[inline]
-    pub(crate) fn poll_queue_after_write(&self) -> Option<&WaitQueueHead> {
-        fence(Ordering::SeqCst);
-        self.queue()
+    pub(crate) fn wake_pollers(&self, events: PollEvents) {
+        // SAFETY: `waiters` is null or a pinned, initialised head owned by the channel (type
+        // invariant), published with the channel or by a release compare-and-swap, and freed
+        // only when the channel is dropped, which cannot happen while `self` is borrowed.
+        unsafe { WaitQueueHead::wake_up_poll_published(&self.waiters, events) };
     }
 
     #[inline]
@@ -245,9 +259,9 @@ impl Channel {
     }
 
     /// Copies the message to the `capacity` bytes at user address `destination`; returns its
-    /// length and its [`Channel::sequence`]. Never returns a torn message; allocates nothing,
-    /// writes no memory of the channel (unless writers keep overlapping, then it takes the
-    /// writers' lock once).
+    /// length and its number ([`Channel::current`]). Never returns a torn message; allocates
+    /// nothing, writes no memory of the channel (unless writers keep overlapping, then it
+    /// takes the writers' lock once).
     ///
     /// Errors: `EWOULDBLOCK` if there is no message yet, `ENOSPC` if `capacity` is smaller
     /// than the message (nothing is copied), `EFAULT` if `destination` cannot be written (some

@@ -117,8 +117,10 @@ impl<T: 'static> KeyedMap<T> {
 
     /// Prepares the insertion of the value `init` initialises under `key`: allocates the
     /// entry and, if the key's bucket is empty, reserves it (allocating the XArray's nodes),
-    /// all with `flags` (`ENOMEM`). Call it before taking any lock that serialises inserts:
-    /// [`KeyedMap::insert`] allocates nothing.
+    /// all with `flags` (`ENOMEM`, leaving nothing allocated). Call it before taking any lock
+    /// that serialises inserts: [`KeyedMap::insert`] allocates nothing. A prepared entry
+    /// dropped without being inserted frees the entry and gives its bucket's reservation
+    /// back.
     pub(crate) fn prepare(
         &self,
         key: u32,
@@ -145,8 +147,11 @@ impl<T: 'static> KeyedMap<T> {
     /// returns the value under the key afterwards and whether it is the one inserted now.
     /// Allocates nothing.
     ///
-    /// Errors: `ENOMEM` only if the XArray fails to fill a reserved bucket, which allocates
-    /// nothing.
+    /// Errors: `ENOMEM` if the key's bucket was reserved and another prepared entry with that
+    /// bucket gave the reservation back meanwhile (dropped without being inserted while the
+    /// bucket was still empty). A caller that drops a prepared entry unused only when the key
+    /// is present (so its bucket holds an entry) or when no insert can succeed any more never
+    /// sees it.
     pub(crate) fn insert<'a>(&'a self, prepared: PreparedEntry<'a, T>) -> Result<(&'a T, bool)> {
         match prepared.place {
             Place::Chain(head) => Ok(self.append(head, prepared.entry)),
@@ -199,7 +204,8 @@ impl<T: 'static> KeyedMap<T> {
     }
 }
 
-/// An entry ready to be inserted by [`KeyedMap::insert`], and where it goes.
+/// An entry ready to be inserted by [`KeyedMap::insert`], and where it goes. Dropped unused,
+/// it frees the entry and gives back its bucket's reservation.
 pub(crate) struct PreparedEntry<'a, T: 'static> {
     entry: Pin<KBox<Entry<T>>>,
     place: Place<'a, T>,
@@ -209,7 +215,7 @@ pub(crate) struct PreparedEntry<'a, T: 'static> {
 /// its bucket, reserved.
 enum Place<'a, T: 'static> {
     Chain(&'a Entry<T>),
-    Bucket(Reservation),
+    Bucket(Reservation<'a, Pin<KBox<Entry<T>>>>),
 }
 
 /// A shared [`KeyedMap`] with a lock-free memo of one of its entries.

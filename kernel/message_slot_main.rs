@@ -27,7 +27,7 @@ mod uapi;
 
 use abstractions::{
     chrdev::Registration,
-    class::{AttributeGroups, Class, U64Attribute},
+    class::{AttributeGroup, AttributeGroups, AttributePointers, Class, U64Attribute},
     param::uint_param,
 };
 use core::sync::atomic::Ordering;
@@ -91,14 +91,16 @@ uint_param!(
 /// `/dev/message_slot/`, never `/dev/slotN`).
 const DEFAULT_NODES: u32 = 4;
 
-/// The sysfs attributes of every class device: a slot's statistics.
+/// The sysfs attributes of every class device: a slot's statistics, and the tables sysfs
+/// reads them through (built at compile time, never written).
 static STATISTIC_ATTRIBUTES: [U64Attribute<MessageSlotDevice>; STATISTICS.len()] =
     U64Attribute::list(Statistic::ALL, STATISTICS);
-static STATISTIC_GROUPS: AttributeGroups<
-    MessageSlotDevice,
-    { STATISTICS.len() },
-    { STATISTICS.len() + 1 },
-> = AttributeGroups::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_POINTERS: AttributePointers<MessageSlotDevice, { STATISTICS.len() + 1 }> =
+    AttributePointers::new(&STATISTIC_ATTRIBUTES);
+static STATISTIC_GROUP: AttributeGroup<MessageSlotDevice> =
+    AttributeGroup::new(&STATISTIC_POINTERS);
+static STATISTIC_GROUPS: AttributeGroups<MessageSlotDevice> =
+    AttributeGroups::new(&STATISTIC_GROUP);
 
 const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
 

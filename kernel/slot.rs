@@ -4,16 +4,16 @@
 //!
 //! A [`Slot`] owns its channels in an insert-only index (lock-free lookups); a channel is
 //! created by the first write to it (or the first poll of it, without a message) and lives as
-//! long as the slot. An [`OpenSlot`] (one open
-//! file) holds its channel id and remembers the channel itself, so that reads and writes on a
-//! bound file take no lock and skip the index. Safe Rust only: the unsafe code lives in the
-//! data structures (`message`, `channel_index`) and the kernel wrappers (`abstractions`).
+//! long as the slot. An [`OpenSlot`] (one open file) holds its channel id and remembers the
+//! channel itself, so that reads and writes on a bound file take no lock and skip the index.
+//! Safe Rust only: the unsafe code lives in the data structures (`channel`, `channel_index`)
+//! and the kernel wrappers (`abstractions`).
 #![forbid(unsafe_code)]
 
 use crate::abstractions::{
     alloc::__GFP_RETRY_MAYFAIL,
     percpu::PerCpuCounters,
-    poll::{PollEvents, PollTable},
+    poll::{PollEvents, PollTable, WaitQueueHead},
 };
 use crate::channel::{Channel, MessageBuffer, MessageBytes};
 use crate::channel_index::{KeyedMap, LookupMemo};
@@ -97,9 +97,19 @@ impl Slot {
     /// The slot's statistics now (each value read on its own: a snapshot while the slot is
     /// in use, exact when it is idle).
     pub(crate) fn stats(&self) -> SlotStats {
+        // Each write adds its length less the replaced one's on its own CPU, after the
+        // replacement, and the sum reads the CPUs one by one: while writes run, it may see a
+        // replacement's subtraction without the addition of the write it replaced (the true
+        // total is then the sum plus a pending addition). Such a sum is below zero as a
+        // signed value; it shows as 0, never as a wrapped `u64`.
+        let bytes = self.counters.sum::<BYTES>();
         SlotStats {
             channels: self.created.load(Ordering::Relaxed),
-            bytes: self.counters.sum::<BYTES>(),
+            bytes: if i64::try_from(bytes).is_ok() {
+                bytes
+            } else {
+                0
+            },
             writes: self.counters.sum::<WRITES>(),
             reads: self.counters.sum::<READS>(),
             open_files: self.open_files.load(Ordering::Relaxed),
@@ -115,33 +125,55 @@ impl Slot {
     }
 
     /// Channel `id`, which a lookup just found missing, created now holding `message` (or no
-    /// message) unless another file created it meanwhile; and whether it was created now.
+    /// message), with its pollers' wait queue if `polled`, unless another file created it
+    /// meanwhile; and whether it was created now.
     ///
-    /// Errors (nothing changes): `ENOMEM` if the channel cannot be allocated, `ENOSPC` if it
-    /// does not exist and a new channel would exceed `max_channels`. Everything is allocated
-    /// before `creating` is taken.
+    /// Errors, in order (nothing changes, nothing stays allocated): `ENOSPC` if the channel
+    /// does not exist and a new channel would exceed `max_channels` (checked before anything
+    /// is allocated, and again under `creating`), `ENOMEM` if the channel (or its queue)
+    /// cannot be allocated. Everything is allocated before `creating` is taken.
     fn get_or_create(
         &self,
         id: ChannelId,
         message: Option<&MessageBytes<'_>>,
+        polled: bool,
     ) -> Result<(&Channel, bool)> {
-        let prepared = self
-            .channels
-            .prepare(id.get(), Channel::new(message), user_memory())?;
+        // The acquire pairs with the release below: a full slot's last channel is in the index
+        // by the time the count shows it, so the lookup finds a channel created meanwhile.
+        if self.created.load(Ordering::Acquire) >= self.max_channels {
+            return self
+                .channels
+                .get(id.get())
+                .map(|c| (c, false))
+                .ok_or(ENOSPC);
+        }
+        let waiters = if polled {
+            Some(KBox::pin_init(WaitQueueHead::new(), user_memory())?)
+        } else {
+            None
+        };
+        let prepared =
+            self.channels
+                .prepare(id.get(), Channel::new(message, waiters), user_memory())?;
         let _creating = self.creating.lock();
         if let Some(channel) = self.channels.get(id.get()) {
+            // `prepared` is dropped unused: its bucket holds an entry (this one's key is
+            // there), so giving back its reservation, if it had one, changes nothing.
             return Ok((channel, false));
         }
         let created = self.created.load(Ordering::Relaxed);
         if created >= self.max_channels {
+            // `prepared` is dropped unused, giving back its reservation: the slot is full for
+            // good (channels are never removed), so no insert that shares it can succeed.
             return Err(ENOSPC);
         }
         let (channel, inserted) = self.channels.insert(prepared)?;
         if inserted {
             // INVARIANT: One more channel, inserted with `creating` held, within the limit
-            // (`created < max_channels`, so the addition cannot wrap).
+            // (`created < max_channels`, so the addition cannot wrap). The release publishes
+            // the insertion to the check above.
             self.created
-                .store(created.wrapping_add(1), Ordering::Relaxed);
+                .store(created.wrapping_add(1), Ordering::Release);
         }
         Ok((channel, inserted))
     }
@@ -194,7 +226,7 @@ pub(crate) struct OpenSlot {
 }
 
 /// What a file remembers of the last message it read: its channel and the message's number
-/// ([`Channel::sequence`]).
+/// ([`Channel::current`]).
 #[inline]
 fn seen(id: ChannelId, sequence: u32) -> u64 {
     (u64::from(id.get()) << 32) | u64::from(sequence)
@@ -249,18 +281,16 @@ impl OpenSlot {
         let message = MessageBytes::from_user(source, len, &mut buffer)?;
         let (channel, previous) = match self.channel(id) {
             Some(channel) => (channel, channel.replace(&message)),
-            None => match self.slot.get_or_create(id, Some(&message))? {
+            None => match self.slot.get_or_create(id, Some(&message), false)? {
                 (channel, true) => (channel, 0),
                 // Another file created it first: this write comes after that.
                 (channel, false) => (channel, channel.replace(&message)),
             },
         };
         self.slot.count_write(message.len(), previous);
-        // After the message is published (the full barrier in `poll_queue_after_write` pairs
-        // with the one after a poller's registration): wakes this channel's pollers only.
-        if let Some(queue) = channel.poll_queue_after_write() {
-            queue.wake_up_poll(READABLE);
-        }
+        // After the message is published (the full barrier there pairs with the one after a
+        // poller's registration): wakes this channel's pollers only.
+        channel.wake_pollers(READABLE);
         Ok(message.len())
     }
 
@@ -281,30 +311,37 @@ impl OpenSlot {
         Ok(len)
     }
 
-    /// The file's poll events; registers `table` on the bound channel's wait queue.
+    /// The file's poll events; registers `table`, if it waits, on the bound channel's wait
+    /// queue.
     ///
     /// Unbound: `EPOLLERR` (a read or write would fail with `EINVAL`; a later bind does not
     /// wake the poller). Bound: `EPOLLOUT | EPOLLWRNORM` (a write never waits), plus
     /// `EPOLLIN | EPOLLRDNORM` if the channel holds a message that this file has not read
     /// since it was bound. The first poll of a channel creates it if need be (without a
-    /// message) and its wait queue, charged to the caller; if either cannot be (`ENOMEM`, or
-    /// `max_channels` reached), `EPOLLERR`. The registration follows the channel bound now: an
-    /// epoll registration made before a re-bind still waits on the old channel's queue.
+    /// message); the first poll that waits on it creates its wait queue (allocated before the
+    /// channel when it creates both). Both are charged to the caller. If the channel or its
+    /// queue cannot be created (`max_channels` reached, `ENOMEM`), `EPOLLERR`, and nothing is
+    /// left allocated: a channel that does not exist still does not. The registration follows
+    /// the channel bound at the time of the call: an epoll registration made before a re-bind
+    /// still waits on the old channel's queue.
     pub(crate) fn poll<'a>(&'a self, mut table: PollTable<'a>) -> PollEvents {
         let Ok(id) = self.bound() else {
             return PollEvents::ERR;
         };
+        let waits = table.will_wait();
         let channel = match self.channel(id) {
             Some(channel) => channel,
-            None => match self.slot.get_or_create(id, None) {
+            None => match self.slot.get_or_create(id, None, waits) {
                 Ok((channel, _)) => channel,
                 Err(_) => return PollEvents::ERR,
             },
         };
-        let Ok(queue) = channel.poll_queue(user_memory()) else {
-            return PollEvents::ERR;
-        };
-        table.register_wait(queue);
+        if waits {
+            let Ok(queue) = channel.poll_queue(user_memory()) else {
+                return PollEvents::ERR;
+            };
+            table.register_wait(queue);
+        }
         // After registering (and the full barrier that follows it): a write that publishes its
         // message after this check finds the queue and wakes it.
         let unread = channel

@@ -8,7 +8,7 @@
 //! `kernel::device` wraps only existing devices; a class abstraction is not upstream yet).
 
 use super::chrdev::{device_number, minor_of};
-use core::{cell::UnsafeCell, ffi::CStr, ptr::NonNull};
+use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     error::from_err_ptr,
@@ -127,65 +127,107 @@ impl<T: U64Attributes> U64Attribute<T> {
     }
 }
 
-/// The `attribute_group` list (`class->dev_groups`) of `N` [`U64Attribute`]s: a single
-/// unnamed group. Lives in a `static` (sysfs keeps pointers to it), in writable memory (the
-/// kernel's types are not `const`).
+/// The attribute pointer table of a group of [`U64Attribute<T>`]s: one pointer to each, then
+/// a null (`N1` is the number of attributes plus one). Built at compile time into a `static`
+/// (sysfs keeps pointers to it), never written.
 ///
 /// # Invariants
 ///
-/// Once [`AttributeGroups::get`] has been called, `attrs` points to `N` attributes and a
-/// null, `group.attrs` to `attrs`, and `groups` to `group` and a null.
-pub(crate) struct AttributeGroups<T: U64Attributes, const N: usize, const N1: usize> {
-    attributes: &'static [U64Attribute<T>; N],
-    attrs: UnsafeCell<[*mut bindings::attribute; N1]>,
-    group: UnsafeCell<bindings::attribute_group>,
-    groups: UnsafeCell<[*const bindings::attribute_group; 2]>,
-    linked: core::sync::atomic::AtomicBool,
+/// The first `N1 - 1` pointers point to the `attr.attr` of `'static` [`U64Attribute<T>`]s,
+/// the last is null.
+pub(crate) struct AttributePointers<T: U64Attributes, const N1: usize> {
+    pointers: [*mut bindings::attribute; N1],
+    _attributes: PhantomData<T>,
 }
 
-// SAFETY: The cells are written once, by `get`, before the first registration reads them
-// (under `linked`), and only read afterwards.
-unsafe impl<T: U64Attributes, const N: usize, const N1: usize> Sync for AttributeGroups<T, N, N1> {}
+// SAFETY: Never written after it is built; it points to `'static` attributes, which are `Sync`.
+unsafe impl<T: U64Attributes, const N1: usize> Sync for AttributePointers<T, N1> {}
 
-impl<T: U64Attributes, const N: usize, const N1: usize> AttributeGroups<T, N, N1> {
-    /// The group list of `attributes` (`N1` is `N + 1`, checked at compile time).
-    pub(crate) const fn new(attributes: &'static [U64Attribute<T>; N]) -> Self {
+impl<T: U64Attributes, const N1: usize> AttributePointers<T, N1> {
+    /// The table of `attributes` (`N1` is `N + 1`, checked at compile time).
+    pub(crate) const fn new<const N: usize>(attributes: &'static [U64Attribute<T>; N]) -> Self {
         assert!(N1 == N + 1);
+        let mut pointers = [core::ptr::null_mut(); N1];
+        let mut index = 0;
+        while index < N {
+            pointers[index] = core::ptr::from_ref(&attributes[index].attr.attr).cast_mut();
+            index += 1;
+        }
+        // INVARIANT: A pointer to each attribute, then the null set above.
         Self {
-            attributes,
-            attrs: UnsafeCell::new([core::ptr::null_mut(); N1]),
-            // SAFETY: All-zero is a valid `attribute_group` (unnamed, no callbacks).
-            group: UnsafeCell::new(unsafe { core::mem::MaybeUninit::zeroed().assume_init() }),
-            groups: UnsafeCell::new([core::ptr::null(); 2]),
-            linked: core::sync::atomic::AtomicBool::new(false),
+            pointers,
+            _attributes: PhantomData,
+        }
+    }
+}
+
+/// An unnamed `attribute_group` of [`U64Attribute<T>`]s, built at compile time into a
+/// `static` from their [`AttributePointers`], never written.
+///
+/// # Invariants
+///
+/// `group.attrs` points to the pointers of a `'static` [`AttributePointers<T, _>`]; the rest
+/// of `group` is zero.
+pub(crate) struct AttributeGroup<T: U64Attributes> {
+    group: bindings::attribute_group,
+    _attributes: PhantomData<T>,
+}
+
+// SAFETY: Never written after it is built; it points to `'static`, `Sync` data.
+unsafe impl<T: U64Attributes> Sync for AttributeGroup<T> {}
+
+impl<T: U64Attributes> AttributeGroup<T> {
+    /// The group of the attributes of `pointers`.
+    pub(crate) const fn new<const N1: usize>(pointers: &'static AttributePointers<T, N1>) -> Self {
+        // SAFETY: All-zero is a valid `attribute_group` (unnamed, no callbacks).
+        let mut group: bindings::attribute_group =
+            unsafe { core::mem::MaybeUninit::zeroed().assume_init() };
+        let attrs = pointers.pointers.as_ptr().cast_mut();
+        #[cfg(kernel_6_12)]
+        {
+            group.attrs = attrs;
+        }
+        // 7.x: `attrs` shares a `__SYSFS_FUNCTION_ALTERNATIVE` with `attrs_const`.
+        #[cfg(not(kernel_6_12))]
+        {
+            group.__bindgen_anon_2.attrs = attrs;
+        }
+        // INVARIANT: `attrs` set to `pointers`', the rest zero.
+        Self {
+            group,
+            _attributes: PhantomData,
+        }
+    }
+}
+
+/// The `attribute_group` list (`class->dev_groups`) of a class whose devices' driver data
+/// is a `T`: one [`AttributeGroup<T>`] and a null. Built at compile time into a `static`,
+/// never written: complete before anything can read it.
+///
+/// # Invariants
+///
+/// `groups[0]` points to the group of a `'static` [`AttributeGroup<T>`], `groups[1]` is null.
+pub(crate) struct AttributeGroups<T: U64Attributes> {
+    groups: [*const bindings::attribute_group; 2],
+    _attributes: PhantomData<T>,
+}
+
+// SAFETY: Never written after it is built; it points to `'static`, `Sync` data.
+unsafe impl<T: U64Attributes> Sync for AttributeGroups<T> {}
+
+impl<T: U64Attributes> AttributeGroups<T> {
+    /// The list of `group`.
+    pub(crate) const fn new(group: &'static AttributeGroup<T>) -> Self {
+        // INVARIANT: `group`'s, then null.
+        Self {
+            groups: [core::ptr::from_ref(&group.group), core::ptr::null()],
+            _attributes: PhantomData,
         }
     }
 
-    /// The `const struct attribute_group **` to hand to the kernel; links the pointers on
-    /// the first call (module init, before any class uses them).
-    fn get(&'static self) -> *mut *const bindings::attribute_group {
-        if !self.linked.swap(true, core::sync::atomic::Ordering::AcqRel) {
-            // SAFETY: Only the first call writes, before any registration has seen the
-            // pointers (they are returned only below); the attributes are `'static`.
-            unsafe {
-                let attrs = &mut *self.attrs.get();
-                for (slot, attribute) in attrs.iter_mut().zip(self.attributes.iter()) {
-                    *slot = core::ptr::addr_of!(attribute.attr.attr).cast_mut();
-                }
-                #[cfg(kernel_6_12)]
-                {
-                    (*self.group.get()).attrs = attrs.as_mut_ptr();
-                }
-                // 7.x: `attrs` shares a `__SYSFS_FUNCTION_ALTERNATIVE` with `attrs_const`.
-                #[cfg(not(kernel_6_12))]
-                {
-                    (*self.group.get()).__bindgen_anon_2.attrs = attrs.as_mut_ptr();
-                }
-                (*self.groups.get())[0] = self.group.get();
-            }
-        }
-        // INVARIANT: Linked above (or by an earlier call).
-        self.groups.get().cast()
+    /// The `const struct attribute_group **` to hand to the kernel (which only reads it).
+    fn as_ptr(&'static self) -> *mut *const bindings::attribute_group {
+        self.groups.as_ptr().cast_mut()
     }
 }
 
@@ -238,10 +280,10 @@ unsafe extern "C" fn devnode(
 impl<T: U64Attributes> Class<T> {
     /// Creates class `name`, whose devices are minors of `major` and have the attributes
     /// `groups` and driver data `data` (kept alive by the class).
-    pub(crate) fn new<const N: usize, const N1: usize>(
+    pub(crate) fn new(
         name: &'static CStr,
         major: u32,
-        groups: &'static AttributeGroups<T, N, N1>,
+        groups: &'static AttributeGroups<T>,
         data: Arc<T>,
     ) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and `'static`.
@@ -252,7 +294,7 @@ impl<T: U64Attributes> Class<T> {
         // `U64Attribute<T>`), which is what `add` passes.
         unsafe {
             (*class.as_ptr()).devnode = Some(devnode);
-            (*class.as_ptr()).dev_groups = groups.get();
+            (*class.as_ptr()).dev_groups = groups.as_ptr();
         }
         // INVARIANT: Created above; the class holds `data`.
         Ok(Self {

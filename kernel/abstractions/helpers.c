@@ -3,11 +3,13 @@
  * C functions for kernel APIs that are static inline functions or macros (which Rust cannot
  * call) and that the target kernel's Rust helpers (rust/helpers/) lack: seqlocks (no Rust
  * abstraction upstream yet), poll wait queues (upstream's rust/helpers/poll.c and wait.c have
- * the same for kernel::sync::poll) and per-CPU counters.
+ * the same for kernel::sync::poll), per-CPU counters, xa_reserve()/xa_release() and
+ * cond_resched().
  */
 
 #include <linux/percpu.h>
 #include <linux/poll.h>
+#include <linux/sched.h>
 #include <linux/seqlock.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
@@ -15,8 +17,11 @@
 void message_slot_init_waitqueue_head(struct wait_queue_head *head);
 void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 			    struct poll_table_struct *table);
-void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events);
+bool message_slot_poll_does_not_wait(const struct poll_table_struct *table);
+void message_slot_wake_up_poll_published(struct wait_queue_head *const *queue,
+					 __poll_t events);
 int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp);
+void message_slot_xa_release(struct xarray *xa, unsigned long index);
 void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void *entry);
 void message_slot_seqlock_init(seqlock_t *lock);
 unsigned int message_slot_read_seqbegin(const seqlock_t *lock);
@@ -31,11 +36,18 @@ void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 de
 			      unsigned int second, u64 delta2);
 u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index);
 void message_slot_percpu_free(u64 __percpu *counters);
+void message_slot_cond_resched(void);
 
 
 int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp)
 {
 	return xa_reserve(xa, index, gfp);
+}
+
+/* Gives back a reservation that was not filled (a no-op if index holds a real entry). */
+void message_slot_xa_release(struct xarray *xa, unsigned long index)
+{
+	xa_release(xa, index);
 }
 
 /*
@@ -101,7 +113,8 @@ void message_slot_init_waitqueue_head(struct wait_queue_head *head)
 }
 
 /*
- * poll_wait(), then a full barrier that pairs with the one in wq_has_sleeper() below: the
+ * poll_wait(), then a full barrier that pairs with the one in
+ * message_slot_wake_up_poll_published() below: the
  * caller checks its condition after it, so a waker either sees the new entry or the poller
  * sees the waker's change. poll_wait() itself ends with that barrier only since "poll_wait:
  * add mb() to fix theoretical race between waitqueue_active() and .poll()" (early 2025;
@@ -114,14 +127,27 @@ void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 	smp_mb();
 }
 
-/*
- * Wakes the interruptible waiters of head with events as the key, if there are any: without
- * waiters this costs a full barrier (ordering the caller's earlier stores before the check,
- * paired with poll_wait()'s) and a load.
- */
-void message_slot_wake_up_poll(struct wait_queue_head *head, __poll_t events)
+/* poll_does_not_wait() (6.12's bindings see poll_table_struct as opaque). */
+bool message_slot_poll_does_not_wait(const struct poll_table_struct *table)
 {
-	if (wq_has_sleeper(head))
+	return poll_does_not_wait(table);
+}
+
+/*
+ * After the caller published a change: a full barrier (ordering the caller's earlier stores
+ * before the loads below, paired with the one after poll_wait() above), then the wait queue
+ * head *queue points to, if any (published with a release by the caller), and a wake-up of
+ * its interruptible waiters with events as the key if it has any: wq_has_sleeper() on a
+ * head loaded after its barrier. Without waiters this costs one barrier and two loads.
+ */
+void message_slot_wake_up_poll_published(struct wait_queue_head *const *queue,
+					 __poll_t events)
+{
+	struct wait_queue_head *head;
+
+	smp_mb();
+	head = smp_load_acquire(queue);
+	if (head && waitqueue_active(head))
 		wake_up_interruptible_poll(head, events);
 }
 
@@ -158,4 +184,10 @@ u64 message_slot_percpu_sum(u64 __percpu *counters, unsigned int index)
 void message_slot_percpu_free(u64 __percpu *counters)
 {
 	free_percpu(counters);
+}
+
+/* cond_resched() is a macro (a static call under PREEMPT_DYNAMIC, nothing on PREEMPT_RT). */
+void message_slot_cond_resched(void)
+{
+	cond_resched();
 }

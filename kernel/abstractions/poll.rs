@@ -8,10 +8,10 @@
 //! waiters that outlive it (`__wake_up_pollfree` plus `synchronize_rcu`); [`WaitQueueHead`]
 //! instead relies on the caller's guarantee, stated at [`PollTable::register_wait`], that a
 //! queue a file is polled on lives as long as the file. The C side (`poll_wait()`,
-//! `init_waitqueue_head()`, `wq_has_sleeper()` and `wake_up_interruptible_poll()` are static
+//! `init_waitqueue_head()`, `waitqueue_active()` and `wake_up_interruptible_poll()` are static
 //! inline functions or macros) is in `helpers.c`.
 
-use core::marker::PhantomData;
+use core::{marker::PhantomData, sync::atomic::AtomicPtr};
 use kernel::{bindings, ffi::c_void, prelude::*, types::Opaque};
 
 extern "C" {
@@ -25,7 +25,11 @@ extern "C" {
         head: *mut bindings::wait_queue_head,
         table: *mut c_void,
     );
-    fn message_slot_wake_up_poll(head: *mut bindings::wait_queue_head, events: u32);
+    fn message_slot_poll_does_not_wait(table: *const c_void) -> bool;
+    fn message_slot_wake_up_poll_published(
+        queue: *const *mut bindings::wait_queue_head,
+        events: u32,
+    );
 }
 
 /// A set of poll events (C's `__poll_t`), as a file's `poll` operation returns them.
@@ -72,7 +76,7 @@ pub(crate) struct WaitQueueHead {
 // own spinlock.
 unsafe impl Send for WaitQueueHead {}
 // SAFETY: As above; every operation on a shared head takes its spinlock (or, for the lockless
-// `wq_has_sleeper` check, is documented by the kernel as safe against concurrent updates).
+// `waitqueue_active` check, is documented by the kernel as safe against concurrent updates).
 unsafe impl Sync for WaitQueueHead {}
 
 impl WaitQueueHead {
@@ -85,20 +89,32 @@ impl WaitQueueHead {
         })
     }
 
-    /// Wakes the interruptible waiters with `events` as the wake-up key
-    /// (`wake_up_interruptible_poll()`), but only after checking, with a full memory barrier
-    /// (`wq_has_sleeper()`), that there are any: without waiters this costs a barrier and a
-    /// load.
+    /// After the caller published a change: wakes the interruptible waiters of the head
+    /// `queue` points to, if it points to one that has any, with `events` as the wake-up key.
+    /// One C function does all of it in the kernel's memory model: a full barrier (ordering
+    /// the caller's earlier stores before the loads, paired with the one after `poll_wait()`
+    /// in [`PollTable::register_wait`]), the load of the pointer, `waitqueue_active()` and
+    /// `wake_up_interruptible_poll()`. Without waiters (or without a head) this costs that
+    /// barrier and two loads: either the waker finds a poller that registered before the
+    /// change, or that poller sees the change after registering.
     ///
-    /// The barrier pairs with the one after `poll_wait()` ([`PollTable::register_wait`]): a
-    /// change made before this call is seen by a poller whose registration this call misses.
+    /// Upstream has no counterpart (its `PollCondVar::notify_all` wakes unconditionally).
+    ///
+    /// # Safety
+    ///
+    /// `queue` holds null or a pointer to an initialised [`WaitQueueHead`], published with a
+    /// release store (or stronger), that stays alive for the duration of the call.
     #[inline]
-    pub(crate) fn wake_up_poll(&self, events: PollEvents) {
-        // `Opaque<T>` has the layout of `T`; a plain cast (unlike `Opaque::get`, which the
-        // compiler leaves out of line) keeps the write path free of one more call.
-        let head = core::ptr::from_ref(&self.inner).cast_mut().cast();
-        // SAFETY: `head` is the initialised head of `inner` (type invariant).
-        unsafe { message_slot_wake_up_poll(head, events.bits()) };
+    pub(crate) unsafe fn wake_up_poll_published(
+        queue: &AtomicPtr<WaitQueueHead>,
+        events: PollEvents,
+    ) {
+        // `AtomicPtr<T>` has the layout of `*mut T`, and `WaitQueueHead` (through `Opaque`)
+        // that of `wait_queue_head`.
+        let queue = queue.as_ptr().cast::<*mut bindings::wait_queue_head>();
+        // SAFETY: `queue` is valid for reads; what it points to, if anything, is a live,
+        // initialised head (the caller's guarantee); the C side loads it atomically.
+        unsafe { message_slot_wake_up_poll_published(queue, events.bits()) };
     }
 }
 
@@ -138,10 +154,22 @@ impl<'a> PollTable<'a> {
         }
     }
 
+    /// Whether the caller may wait (C's `!poll_does_not_wait()`): a poll table that registers
+    /// on queues. `poll` with a zero timeout, `select`'s and `poll`'s passes after an event
+    /// was found, and epoll's re-checks of ready files (a level-triggered file on every
+    /// `epoll_wait`) pass none; [`PollTable::register_wait`] does nothing then.
+    #[inline]
+    pub(crate) fn will_wait(&self) -> bool {
+        // SAFETY: `table` is null or the poll table of the current `poll` call (type
+        // invariant), valid for reads during it.
+        !unsafe { message_slot_poll_does_not_wait(self.table.cast()) }
+    }
+
     /// Registers the caller on `head` (`poll_wait()`), so that a wake-up of `head` makes the
     /// poll, select or epoll call re-evaluate the file's events. Followed by a full memory
     /// barrier (`helpers.c` issues it: `poll_wait()` has it only in newer 6.12.y releases),
-    /// paired with [`WaitQueueHead::wake_up_poll`]: check the condition after registering.
+    /// paired with [`WaitQueueHead::wake_up_poll_published`]: check the condition after
+    /// registering.
     #[inline]
     pub(crate) fn register_wait(&mut self, head: &'a WaitQueueHead) {
         // SAFETY: `file` and `table` are those of the current `poll` call (type invariant) and

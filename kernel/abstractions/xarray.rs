@@ -3,11 +3,12 @@
 //! An insert-only map from `u32` indices to owned values, on the kernel's XArray.
 //!
 //! Stands in for upstream's `kernel::xarray::XArray` (not in 6.12), restricted to what an
-//! insert-only map needs: `xa_load`, `xa_reserve`, a store into a reserved index, and
-//! teardown. Lookups are lock-free (`xa_load` runs under RCU internally); an insert first
-//! reserves its index (allocating the nodes, before the caller takes any lock of its own),
-//! then stores without allocating. Entries are only removed when the whole map is dropped,
-//! which is what makes handing out borrows for `&self` sound.
+//! insert-only map needs: `xa_load`, `xa_reserve`, a store into a reserved index,
+//! `xa_release` of a reservation that was not used, and teardown. Lookups are lock-free
+//! (`xa_load` runs under RCU internally); an insert first reserves its index (allocating the
+//! nodes, before the caller takes any lock of its own), then stores without allocating.
+//! Entries are only removed when the whole map is dropped, which is what makes handing out
+//! borrows for `&self` sound.
 
 use super::{alloc::raw_gfp, sched::cond_resched};
 use core::{marker::PhantomData, ptr};
@@ -32,6 +33,7 @@ extern "C" {
         index: c_ulong,
         gfp: bindings::gfp_t,
     ) -> i32;
+    fn message_slot_xa_release(xa: *mut bindings::xarray, index: c_ulong);
     fn message_slot_xa_fill_reserved(
         xa: *mut bindings::xarray,
         index: c_ulong,
@@ -103,35 +105,43 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
 
     /// Reserves `index` (`xa_reserve()`): allocates, with `flags`, the nodes an entry there
     /// needs, so that [`InsertOnlyMap::get_or_insert`] allocates nothing. Lookups still find
-    /// nothing at a reserved index; a reservation is never given back (the map only grows).
+    /// nothing at a reserved index. A reservation dropped unused is given back
+    /// (`xa_release()`): the index is empty again and the nodes it needed alone are freed.
     /// `ENOMEM` if the nodes cannot be allocated.
-    pub(crate) fn reserve(&self, index: u32, flags: Flags) -> Result<Reservation> {
+    ///
+    /// Reservations of the same index are one reservation: the first one given back gives it
+    /// back for all (a later [`InsertOnlyMap::get_or_insert`] with another of them fails
+    /// with `ENOMEM`), unless an entry was stored there meanwhile.
+    pub(crate) fn reserve(&self, index: u32, flags: Flags) -> Result<Reservation<'_, T>> {
         // SAFETY: `xa` is initialised (type invariant); `xa_reserve` takes its lock itself.
         to_result(unsafe {
             message_slot_xa_reserve(self.xa.get(), index as c_ulong, raw_gfp(flags))
         })?;
-        // INVARIANT: `index` is reserved: it holds a reserved entry or a real one from now on
-        // (nothing is ever erased).
-        Ok(Reservation { index })
+        // INVARIANT: `index` was reserved in `self` just now.
+        Ok(Reservation { map: self, index })
     }
 
     /// Stores `value` at the reserved index unless an entry is there; returns the entry at the
     /// index afterwards and, if `value` was not stored, `value` itself (so that the caller
-    /// drops it outside any lock). Allocates nothing.
+    /// drops it outside any lock). Allocates nothing. Uses up the reservation.
     ///
-    /// Errors: `ENOMEM` (giving `value` back) only if the XArray failed to replace the reserved
-    /// entry, which allocates nothing (the reservation did).
+    /// Errors: `ENOMEM` (giving `value` back) if the index is no longer reserved (another
+    /// reservation of it was given back, see [`InsertOnlyMap::reserve`]), as storing there
+    /// would need an allocation.
     pub(crate) fn get_or_insert(
         &self,
-        reservation: Reservation,
+        reservation: Reservation<'_, T>,
         value: T,
     ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
+        let index = reservation.index;
+        // Used up here: whatever the store does, the index is not ours to give back (it holds
+        // an entry, or nothing).
+        core::mem::forget(reservation);
         let entry = super::init::foreign_ptr(value.into_foreign());
-        // SAFETY: `xa` is initialised (type invariant) and `reservation.index` is reserved;
-        // the helper takes the lock itself.
-        let current = unsafe {
-            message_slot_xa_fill_reserved(self.xa.get(), reservation.index as c_ulong, entry)
-        };
+        // SAFETY: `xa` is initialised (type invariant); the helper takes the lock itself and
+        // stores only into a reserved index, which allocates nothing.
+        let current =
+            unsafe { message_slot_xa_fill_reserved(self.xa.get(), index as c_ulong, entry) };
         if current == entry {
             // SAFETY: `entry` is now owned by the map, which keeps it until `drop`.
             return Ok((unsafe { T::borrow(entry) }, None));
@@ -148,13 +158,24 @@ impl<T: ForeignOwnable> InsertOnlyMap<T> {
     }
 }
 
-/// A reserved index of an [`InsertOnlyMap`] (see [`InsertOnlyMap::reserve`]).
+/// A reservation of an index of an [`InsertOnlyMap`] (see [`InsertOnlyMap::reserve`]),
+/// given back when dropped unused.
 ///
 /// # Invariants
 ///
-/// `index` holds a reserved entry or a real one in the map that made the reservation.
-pub(crate) struct Reservation {
+/// `index` was reserved in `map` by `xa_reserve()`.
+pub(crate) struct Reservation<'a, T: ForeignOwnable> {
+    map: &'a InsertOnlyMap<T>,
     index: u32,
+}
+
+impl<T: ForeignOwnable> Drop for Reservation<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: `xa` is initialised (type invariant of the map, which outlives `self`);
+        // `xa_release` takes the lock itself and only empties the index if it still holds
+        // the reserved entry (never an entry of the map).
+        unsafe { message_slot_xa_release(self.map.xa.get(), self.index as c_ulong) };
+    }
 }
 
 #[pinned_drop]

@@ -58,6 +58,8 @@ pub const MINOR_FILE_CHURN: u32 = 210;
 pub const MINOR_MEMCG_OVERWRITE: u32 = 211;
 /// Minor whose new channels need the memory cgroup's reclaim.
 pub const MINOR_MEMCG_RECLAIM: u32 = 212;
+/// Minor filled to `max_channels` and written from a full memory cgroup.
+pub const MINOR_MEMCG_FULL_SLOT: u32 = 213;
 
 /// Attaches a description to any `Result` whose error is `Display`.
 pub trait Context<T> {

@@ -4,7 +4,10 @@
 //! bucket, duplicate inserts, racing inserts, what an allocation failure leaves, the lookup
 //! memo, and that dropping the map frees every entry.
 
-use crate::channel_index::{KeyedMap, LookupMemo};
+use crate::{
+    abstractions::xarray::reserved_indices,
+    channel_index::{KeyedMap, LookupMemo},
+};
 use kernel::{
     alloc::{fail_allocations, flags::GFP_KERNEL},
     bindings::set_random_u32,
@@ -202,9 +205,53 @@ fn a_failed_prepare_leaves_nothing() {
         0,
         "the failed preparations freed their values"
     );
+    assert_eq!(reserved_indices(), 0, "no reservation is left behind");
     // Nothing half-made stays behind: both keys insert normally afterwards.
     assert_eq!(insert(&map, 9, 3), (3, true));
     assert_eq!(insert(&map, 10, 4), (4, true));
+    assert_eq!(reserved_indices(), 0, "inserts use up their reservations");
+}
+
+#[test]
+fn a_prepared_entry_dropped_unused_gives_everything_back() {
+    let live = StdArc::new(AtomicUsize::new(0));
+    let map = map(0);
+    // With multiplier 1, a key from `BUCKETS` on is in bucket `key >> 12`.
+    let hashed = |bucket: u32| BUCKETS + ((bucket - 256) << 12);
+    insert(&map, hashed(300), 1);
+    // Empty buckets (a small key, a hashed one), and a key chained into a used bucket.
+    for key in [12, hashed(301), hashed(300) + 1] {
+        let prepared = map.prepare(key, Value::counted(key, &live), GFP_KERNEL);
+        assert!(prepared.is_ok());
+        drop(prepared);
+        assert!(map.get(key).is_none(), "key {key:#x}");
+        assert_eq!(live.load(Ordering::Relaxed), 0, "key {key:#x}: value freed");
+        assert_eq!(
+            reserved_indices(),
+            0,
+            "key {key:#x}: reservation given back"
+        );
+    }
+    // Two preparations of one empty bucket share its reservation: once the bucket holds an
+    // entry, dropping the other's changes nothing.
+    let first = map.prepare(hashed(302), Value::new(2), GFP_KERNEL).unwrap();
+    let second = map.prepare(hashed(302), Value::new(3), GFP_KERNEL).unwrap();
+    assert_eq!(map.insert(first).unwrap().0 .0, 2);
+    drop(second);
+    assert_eq!(map.get(hashed(302)).map(|found| found.0), Some(2));
+    // While it is still empty, dropping one gives the bucket back for both: the other's insert
+    // fails, leaving nothing (the documented case no serialised caller meets).
+    let first = map
+        .prepare(hashed(303), Value::counted(4, &live), GFP_KERNEL)
+        .unwrap();
+    let second = map
+        .prepare(hashed(303), Value::counted(5, &live), GFP_KERNEL)
+        .unwrap();
+    drop(first);
+    assert_eq!(map.insert(second).err(), Some(ENOMEM));
+    assert!(map.get(hashed(303)).is_none());
+    assert_eq!(live.load(Ordering::Relaxed), 0);
+    assert_eq!(reserved_indices(), 0);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use crate::{
     abstractions::{
-        poll::{is_live, WaitQueueHead},
+        poll::{is_live, take_last_wake, PollEvents, WaitQueueHead},
         seqlock::force_overlaps,
         uaccess::user_ptr,
     },
@@ -49,7 +49,7 @@ fn channel(message: Option<&[u8]>) -> Pin<Box<Channel>> {
         MessageBytes::from_user(user_ptr(message.as_ptr()), message.len(), &mut buffer)
             .expect("a valid message")
     });
-    Box::pin_init(Channel::new(bytes.as_ref()), GFP_KERNEL).expect("no allocation failure")
+    Box::pin_init(Channel::new(bytes.as_ref(), None), GFP_KERNEL).expect("no allocation failure")
 }
 
 /// Writes `message` to `channel` as a write(2) would; returns the replaced message's length.
@@ -204,31 +204,53 @@ fn a_reader_overtaken_by_writers_excludes_them_once() {
     assert_eq!(empty, Err(EAGAIN));
 }
 
+/// What [`Channel::wake_pollers`] found: the queue's address, or null for none.
+fn woken(channel: &Channel) -> *const WaitQueueHead {
+    take_last_wake();
+    channel.wake_pollers(PollEvents(1));
+    take_last_wake().expect("wake_pollers checked for a queue")
+}
+
 #[test]
 fn the_poll_queue_is_made_once_and_freed_with_the_channel() {
     let channel = channel(Some(b"x"));
-    assert!(
-        channel.poll_queue_after_write().is_none(),
-        "never polled: no queue"
-    );
+    assert!(woken(&channel).is_null(), "never polled: no queue");
     fail_allocations(0, 1);
     assert_eq!(channel.poll_queue(GFP_KERNEL).err(), Some(ENOMEM));
     assert!(
-        channel.poll_queue_after_write().is_none(),
+        woken(&channel).is_null(),
         "a failed allocation installs nothing"
     );
     let first: *const _ = channel.poll_queue(GFP_KERNEL).unwrap();
     let second: *const _ = channel.poll_queue(GFP_KERNEL).unwrap();
     assert_eq!(first, second);
-    assert_eq!(
-        channel
-            .poll_queue_after_write()
-            .map(|queue| queue as *const _),
-        Some(first)
-    );
+    assert_eq!(woken(&channel), first);
     assert!(is_live(first));
     drop(channel);
     assert!(!is_live(first), "the channel frees its queue");
+}
+
+#[test]
+fn a_queue_given_at_creation_is_the_channels_and_freed_with_it() {
+    let queue = Box::pin_init(WaitQueueHead::new(), GFP_KERNEL).unwrap();
+    let given: *const WaitQueueHead = &*queue;
+    let channel = Box::pin_init(Channel::new(None, Some(queue)), GFP_KERNEL).unwrap();
+    assert_eq!(woken(&channel), given, "created with its queue");
+    let polled: *const _ = channel.poll_queue(GFP_KERNEL).unwrap();
+    assert_eq!(polled, given, "the first poll allocates no other");
+    drop(channel);
+    assert!(!is_live(given), "the channel frees the queue it was given");
+}
+
+#[test]
+fn a_channel_that_is_never_made_frees_the_queue_it_was_given() {
+    let queue = Box::pin_init(WaitQueueHead::new(), GFP_KERNEL).unwrap();
+    let given: *const WaitQueueHead = &*queue;
+    fail_allocations(0, 1);
+    let channel = Box::pin_init(Channel::new(None, Some(queue)), GFP_KERNEL);
+    fail_allocations(0, 0);
+    assert_eq!(channel.err(), Some(ENOMEM));
+    assert!(!is_live(given), "the unused initialiser frees the queue");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 
 //! `message_slot_stat`: the statistics of every slot that has a class device, read from
 //! sysfs (`/sys/class/message_slot/message_slotN/{channels,bytes,writes,reads,open_files,
-//! max_channels}`, world-readable).
+//! max_channels}`: mode 0440, readable by root and, through the udev rule, the device nodes'
+//! group).
 
 use std::fmt::Write as _;
 use std::fs;

@@ -15,6 +15,11 @@
 //!   frees comes back after an RCU grace period, so a write that fails with ENOMEM is repeated
 //!   for up to a second (a write that reclaimed nothing keeps failing).
 //!
+//! - `memcg_full_slot_enospc_first`: a slot at `max_channels` (the module loaded with
+//!   `max_channels=1`) and the child in a cgroup with `memory.max` 0: a write to a new channel
+//!   fails with ENOSPC (the slot is full), not ENOMEM (the cgroup is too), as the documented
+//!   order says, and the one channel can still be overwritten.
+//!
 //! The child makes raw system calls only: no heap allocation after the fork, and no write to
 //! memory it has not written before it joined the cgroup (at the limit, with nothing
 //! reclaimable, such a page fault would invoke the OOM killer). It pauses at a checkpoint where
@@ -31,12 +36,12 @@ use libc::{EAGAIN, ENOENT, ENOMEM};
 use message_slot::Slot;
 use message_slot_test_support::sys::SharedMemory;
 
-use crate::module_loading::module_ready;
+use crate::module_loading::{load_module, module_ready, unload_module};
 use crate::options::missing;
 use crate::util::{
     bind, ensure_node, errno_name, expect_errno, fresh_channel, last_errno, mount_if_needed,
     raw_fd, raw_write, read_file, scaled, show, write_file, Context, TestResult, MAX_MSG,
-    MINOR_MEMCG_ENOMEM, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
+    MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
 
 /// `memory.max` of every test cgroup: 8 MiB.
@@ -495,6 +500,74 @@ const ROUNDS: u32 = 10;
 /// The `k`-th of `n` overwritten channels among `created` (spread over all of them).
 fn overwritten(k: u64, n: u64, created: u64) -> u64 {
     k * created / n
+}
+
+/// Writes the child makes to new channels of the full slot.
+const FULL_SLOT_WRITES: u32 = 1_000;
+
+/// A slot at `max_channels` (1) and a child in a cgroup that can charge nothing
+/// (`memory.max` 0): each of 1,000 writes to a new channel fails with ENOSPC, before any
+/// allocation could fail with ENOMEM; the slot's one channel is overwritten (no allocation),
+/// and nobody is OOM-killed. Before issue 27 the write allocated first: ENOMEM.
+pub fn memcg_full_slot_enospc_first() -> TestResult {
+    unload_module()?;
+    load_module(&["max_channels=1"])?;
+    let result = memcg_full_slot();
+    unload_module()?;
+    load_module(&[])?;
+    result
+}
+
+fn memcg_full_slot() -> TestResult {
+    let Some(test) = MemcgTest::set_up("full_slot", MINOR_MEMCG_FULL_SLOT)? else {
+        return missing(NO_MEMCG);
+    };
+    write_file(&test.memcg.file("memory.max"), "0")?;
+    let (shared, fd, base) = (&*test.shared, test.fd(), test.base);
+    put(fd, base, &message(test.minor, base, 0))
+        .map_err(|(step, e)| format!("the one channel: {} {}", stop_name(step), errno_name(e)))?;
+    let minor = test.minor;
+    let status = test.run_child(
+        |sh| {
+            for i in 1..=FULL_SLOT_WRITES {
+                let id = base + i;
+                match put(fd, id, &message(minor, id, 0)) {
+                    Err((STOP_WRITE, libc::ENOSPC)) => {
+                        sh.filled.fetch_add(1, SeqCst);
+                    }
+                    Err(failure) => count_failure(sh, u64::from(i), failure),
+                    Ok(()) => count_failure(sh, u64::from(i), (STOP_NO_LIMIT, 0)),
+                }
+            }
+            if let Err((step, e)) = put(fd, base, &message(minor, base, 1)) {
+                sh.stop.store(step, SeqCst);
+                sh.stop_errno.store(e, SeqCst);
+            }
+        },
+        || Ok(()),
+    )?;
+    test.check_child(status)?;
+    let refused = shared.filled.load(SeqCst);
+    eprintln!(
+        "  (memcg at memory.max 0, slot at max_channels: {refused} of {FULL_SLOT_WRITES} new          channels refused with ENOSPC)"
+    );
+    ensure!(
+        shared.failures.load(SeqCst) == 0,
+        "{} of {FULL_SLOT_WRITES} writes to a new channel of a full slot in a full cgroup did          not fail with ENOSPC: {}",
+        shared.failures.load(SeqCst),
+        first_failure(shared)
+    );
+    let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
+    ensure!(
+        stop == 0,
+        "overwriting the slot's one channel in the full cgroup: {} failed with {}",
+        stop_name(stop),
+        errno_name(e)
+    );
+    let check = Slot::open(&test.path).ctx("open")?;
+    test.expect_channel(&check, 0, 1, "the overwritten")?;
+    check.set_channel(base + 1).ctx("bind")?;
+    expect_errno(check.receive_message(), EAGAIN, "a refused channel")
 }
 
 /// A process in an 8 MiB memory cgroup creates channels until a write fails with ENOMEM,

@@ -92,6 +92,7 @@ pub fn all() -> Vec<Test> {
         poll::rmmod_refused_while_polling = 90,
         nodes::class_device_nodes,
         nodes::slot_statistics,
+        nodes::bytes_statistic_never_wraps = 60,
         tools::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 300,
@@ -105,6 +106,8 @@ pub fn all() -> Vec<Test> {
         scale::large_scale_two_slots = 2400,
         module::max_channels_param = 60,
         module::max_channels_last_place_race = 600,
+        module::max_channels_refusals_leave_nothing = 600,
+        memcg::memcg_full_slot_enospc_first = 300,
         nodes::nodes_param = 240,
     ]
 }

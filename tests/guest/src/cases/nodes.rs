@@ -6,13 +6,17 @@
 //! and open files (`message_slot_stat`, which prints them, is tested with the other tools in
 //! `tools.rs`).
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::module_loading::{load_module, unload_module};
 use crate::util::{
     expect_message, fresh_channel, open, open_bound, send_all, slot_path, Context, TestResult,
-    MAJOR,
+    MAJOR, MAX_MSG,
 };
 
 use message_slot::{statistic_names, STATISTICS};
@@ -182,4 +186,94 @@ pub fn nodes_param() -> TestResult {
     }
     load_module(&[])?;
     result
+}
+
+/// Pins the calling thread to `cpu` (best effort: with one CPU the test still runs).
+fn pin_to(cpu: usize) {
+    // SAFETY: `cpu_set_t` is plain data; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` (0 or 1) is within the set.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is valid for the call.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+}
+
+/// The `bytes` statistic never shows a wrapped value: one channel's message is replaced for
+/// 3 s by 128-byte writes on CPU 0 and 1-byte writes on CPU 1 (each write counts its length
+/// less the replaced one's on its own CPU, and a sum walks the CPUs one by one), while it is
+/// read over and over. Every reading must stay within what the slot can hold then (its
+/// other channels' bytes, read before, plus this channel's message and the two writers'
+/// uncounted replacements). Before issue 27 a reading could be about 2^64.
+pub fn bytes_statistic_never_wraps() -> TestResult {
+    let minor = 1;
+    let path = slot_path(minor)?;
+    let index = statistic_names()
+        .iter()
+        .position(|n| *n == "bytes")
+        .ok_or("no statistic bytes")?;
+    let others = stats(minor)?[index];
+    let bound = others + (3 * MAX_MSG) as u64;
+    let ch = fresh_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = [(0, MAX_MSG), (1, 1)]
+        .into_iter()
+        .map(|(cpu, len)| {
+            let (slot, stop) = (open_bound(&path, ch), stop.clone());
+            thread::spawn(move || -> Result<u64, String> {
+                let slot = slot?;
+                pin_to(cpu);
+                let msg = vec![b'a' + cpu as u8; len];
+                let mut writes = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    send_all(&slot, &msg, "replace the message")?;
+                    writes += 1;
+                }
+                Ok(writes)
+            })
+        })
+        .collect();
+    let file = std::fs::File::open(format!("{CLASS}/message_slot{minor}/bytes"))
+        .ctx("open the bytes statistic")?;
+    let (mut reads, mut highest, mut over) = (0u64, 0u64, Vec::new());
+    let mut text = [0u8; 32];
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        let n = file.read_at(&mut text, 0).ctx("read the bytes statistic")?;
+        let value: u64 = std::str::from_utf8(&text[..n])
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| format!("bytes statistic {:?}", String::from_utf8_lossy(&text[..n])))?;
+        reads += 1;
+        highest = highest.max(value);
+        if value > bound && over.len() < 5 {
+            over.push(value);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut writes = Vec::new();
+    for writer in writers {
+        writes.push(writer.join().map_err(|_| "a writer panicked")??);
+    }
+    println!(
+        "  bytes statistic: {reads} readings during {} + {} writes, highest {highest} (bound          {bound})",
+        writes[0], writes[1]
+    );
+    ensure!(
+        over.is_empty(),
+        "the bytes statistic showed {over:?} (bound {bound}) while two CPUs replaced a message"
+    );
+    ensure!(
+        writes.iter().all(|&w| w > 0),
+        "a writer never wrote: {writes:?}"
+    );
+    let settled = stats(minor)?[index];
+    let last = open_bound(&path, ch)?
+        .receive_message()
+        .ctx("read the channel")?;
+    ensure!(
+        settled == others + last.len() as u64,
+        "bytes {settled} once the writers stopped, expected {others} + {}",
+        last.len()
+    );
+    Ok(())
 }

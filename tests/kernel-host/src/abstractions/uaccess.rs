@@ -4,12 +4,12 @@
 //! (see `kernel::uaccess`).
 //!
 //! The kernel's `copy_to_user` reads a source that writers may be changing (a seqlock reader
-//! retries then); here that read is done with atomic loads, so it is no data race on the host
-//! either.
+//! retries then); here that read is done with atomic loads of the words the writers store,
+//! so it is no data race on the host either (and no mixed-size atomic access).
 
 use core::{
     mem::MaybeUninit,
-    sync::atomic::{AtomicU8, Ordering},
+    sync::atomic::{AtomicU64, Ordering},
 };
 use kernel::{error::Result, uaccess::UserPtr};
 
@@ -41,18 +41,22 @@ pub(crate) fn copy_from_user(destination: &mut [MaybeUninit<u8>], source: UserPt
 ///
 /// # Safety
 ///
-/// `source` is valid for reads of `len` bytes, written concurrently only by atomic stores;
-/// `destination`, if accessible, is a host buffer of `len` bytes that nothing else accesses.
+/// `source` is aligned to 8 bytes and valid for reads of `len` rounded up to a multiple of 8
+/// bytes, written concurrently only by atomic stores of whole aligned `u64` words (as a
+/// channel's message words are); `destination`, if accessible, is a host buffer of `len` bytes
+/// that nothing else accesses.
 pub(crate) unsafe fn copy_to_user(destination: UserPtr, source: *const u8, len: usize) -> Result {
     destination.accessible(len)?;
     let destination = destination.as_mut_ptr().cast::<u8>();
-    for offset in 0..len {
-        // SAFETY: Both are valid for `len` bytes (the caller's guarantee); the source is read
-        // atomically because writers may store into it.
-        unsafe {
-            let byte = (*source.add(offset).cast::<AtomicU8>()).load(Ordering::Relaxed);
-            destination.add(offset).write(byte);
-        }
+    let words = source.cast::<AtomicU64>();
+    for (index, offset) in (0..len).step_by(8).enumerate() {
+        // SAFETY: The word is aligned and within the source (the caller's guarantee); it is
+        // loaded with the size and atomicity of the writers' stores.
+        let word = unsafe { (*words.add(index)).load(Ordering::Relaxed) }.to_ne_bytes();
+        let count = (len - offset).min(8);
+        // SAFETY: `destination` is valid for `len` bytes (the caller's guarantee) and
+        // `offset + count <= len`.
+        unsafe { core::ptr::copy_nonoverlapping(word.as_ptr(), destination.add(offset), count) };
     }
     Ok(())
 }

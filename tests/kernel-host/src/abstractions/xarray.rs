@@ -2,14 +2,31 @@
 
 //! `abstractions::xarray`: the insert-only map as a `BTreeMap` under a mutex, with the
 //! module's reserve-then-fill protocol (a reservation is an allocation, which tests can make
-//! fail).
+//! fail; reservations of one index are one, given back by the first dropped unused), and a
+//! count of the reserved indices for tests to check that none is left behind.
 
 use core::{marker::PhantomPinned, pin::Pin};
 use kernel::{
     alloc::{allocation_allowed, Flags},
     prelude::*,
 };
-use std::{collections::BTreeMap, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+};
+
+thread_local! {
+    /// The reserved (not yet filled, not given back) indices of the maps made on this thread.
+    static RESERVED: Arc<AtomicUsize> = Arc::new(AtomicUsize::new(0));
+}
+
+/// The indices reserved and neither filled nor given back, in all maps made on this thread.
+pub(crate) fn reserved_indices() -> usize {
+    RESERVED.with(|reserved| reserved.load(Ordering::SeqCst))
+}
 
 /// A heap-owned value the map can hand out borrows of (`ForeignOwnable`, for what the channel
 /// index stores).
@@ -47,9 +64,11 @@ enum Slot<T> {
 }
 
 /// The map.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct InsertOnlyMap<T: Owned> {
     slots: Mutex<BTreeMap<u32, Slot<T>>>,
+    /// [`RESERVED`] of the thread that made the map.
+    reserved: Arc<AtomicUsize>,
     #[pin]
     _pinned: PhantomPinned,
 }
@@ -59,6 +78,7 @@ impl<T: Owned> InsertOnlyMap<T> {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             slots: Mutex::new(BTreeMap::new()),
+            reserved: RESERVED.with(Arc::clone),
             _pinned: PhantomPinned,
         })
     }
@@ -79,25 +99,34 @@ impl<T: Owned> InsertOnlyMap<T> {
     }
 
     /// Reserves `index`: `ENOMEM` if an allocation was made to fail.
-    pub(crate) fn reserve(&self, index: u32, _flags: Flags) -> Result<Reservation> {
+    pub(crate) fn reserve(&self, index: u32, _flags: Flags) -> Result<Reservation<'_, T>> {
         allocation_allowed()?;
-        self.slots().entry(index).or_insert(Slot::Reserved);
-        Ok(Reservation { index })
+        self.slots().entry(index).or_insert_with(|| {
+            self.reserved.fetch_add(1, Ordering::SeqCst);
+            Slot::Reserved
+        });
+        Ok(Reservation { map: self, index })
     }
 
     /// Stores `value` at the reserved index unless a value is there; returns the value there
-    /// afterwards and `value` if it was not stored.
+    /// afterwards and `value` if it was not stored. `ENOMEM` if the index is no longer
+    /// reserved (another reservation of it was given back).
     pub(crate) fn get_or_insert(
         &self,
-        reservation: Reservation,
+        reservation: Reservation<'_, T>,
         value: T,
     ) -> Result<(T::Borrowed<'_>, Option<T>), (Error, T)> {
+        let index = reservation.index;
+        core::mem::forget(reservation);
         let mut slots = self.slots();
-        let slot = slots.entry(reservation.index).or_insert(Slot::Reserved);
+        let Some(slot) = slots.get_mut(&index) else {
+            return Err((ENOMEM, value));
+        };
         let unstored = match slot {
             Slot::Present(_) => Some(value),
             Slot::Reserved => {
                 *slot = Slot::Present(value);
+                self.reserved.fetch_sub(1, Ordering::SeqCst);
                 None
             }
         };
@@ -109,7 +138,30 @@ impl<T: Owned> InsertOnlyMap<T> {
     }
 }
 
-/// A reserved index.
-pub(crate) struct Reservation {
+#[pinned_drop]
+impl<T: Owned> PinnedDrop for InsertOnlyMap<T> {
+    fn drop(self: Pin<&mut Self>) {
+        let reserved = self
+            .slots()
+            .values()
+            .filter(|slot| matches!(slot, Slot::Reserved))
+            .count();
+        self.reserved.fetch_sub(reserved, Ordering::SeqCst);
+    }
+}
+
+/// A reserved index, given back (`xa_release`) when dropped unused.
+pub(crate) struct Reservation<'a, T: Owned> {
+    map: &'a InsertOnlyMap<T>,
     index: u32,
+}
+
+impl<T: Owned> Drop for Reservation<'_, T> {
+    fn drop(&mut self) {
+        let mut slots = self.map.slots();
+        if let Some(Slot::Reserved) = slots.get(&self.index) {
+            slots.remove(&self.index);
+            self.map.reserved.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
