@@ -65,9 +65,9 @@ echo "$listed" | sed 's/^/install:   /'
 [ "$listed" = "$(printf '%s\n' 'd /dev/message_slot 0755 - - -' 'c! /dev/message_slot/0 0600 - - - 235:0')" ]
 verdict "install: kmod static-nodes lists /dev/message_slot (0755) and /dev/message_slot/0 (c 235:0, root's 0600 until tmpfiles.d's line)" $?
 /usr/bin/systemd-tmpfiles --prefix=/dev --create --boot
-node=$(stat -c '%F %t:%T %U %G %a' /dev/message_slot/0)
+node=$(stat -c '%F %t:%T %u %G %a' /dev/message_slot/0)
 echo "install: /dev/message_slot/0 after systemd-tmpfiles: $node"
-[ "$node" = "character special file eb:0 root message-slot 660" ] && ! loaded
+[ "$node" = "character special file eb:0 0 message-slot 660" ] && ! loaded
 verdict "install: systemd-tmpfiles makes the static node /dev/message_slot/0 (c 235:0) root:message-slot 0660, the udev rule's, with the module not loaded" $?
 
 # First use through a node made with mknod (minor 7: no class device).
