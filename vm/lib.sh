@@ -49,7 +49,7 @@
 #   test      what `make test KERNEL=VARIANT` (and `make test-all`) runs on it: suite (every
 #             host check, the DKMS build on stock-*, the whole guest suite, the install
 #             session and the kernel log scan) or smoke (the host checks, the DKMS build, and
-#             in the guest the install session: modprobe, the example session, rmmod)
+#             in the guest the install session: first-use load, the example session, rmmod)
 #   ci        what .ci/run runs on it within its time budget (suite or smoke, as above, or
 #             none: verified with `make test KERNEL=VARIANT`, not in CI)
 #
