@@ -127,10 +127,13 @@ void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 	smp_mb();
 }
 
-/* poll_does_not_wait() (6.12's bindings see poll_table_struct as opaque). */
+/*
+ * Whether poll_wait() with table registers nothing: 6.12's poll_does_not_wait(), which 7.x
+ * dropped (poll_wait() makes the same test); 6.12's bindings see poll_table_struct as opaque.
+ */
 bool message_slot_poll_does_not_wait(const struct poll_table_struct *table)
 {
-	return poll_does_not_wait(table);
+	return !table || !table->_qproc;
 }
 
 /*

@@ -154,8 +154,8 @@ impl<'a> PollTable<'a> {
         }
     }
 
-    /// Whether the caller may wait (C's `!poll_does_not_wait()`): a poll table that registers
-    /// on queues. `poll` with a zero timeout, `select`'s and `poll`'s passes after an event
+    /// Whether the caller may wait (6.12's `!poll_does_not_wait()`, the test `poll_wait()`
+    /// makes): a poll table that registers on queues. `poll` with a zero timeout, `select`'s and `poll`'s passes after an event
     /// was found, and epoll's re-checks of ready files (a level-triggered file on every
     /// `epoll_wait`) pass none; [`PollTable::register_wait`] does nothing then.
     #[inline]

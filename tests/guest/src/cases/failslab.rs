@@ -2,20 +2,25 @@
 
 //! Allocation failure: with failslab failing every slab allocation of the writing thread,
 //! writes that create a channel fail with `ENOMEM` and leave nothing behind, while overwrites
-//! of existing channels (which allocate nothing) succeed. Needs failslab and its debugfs
-//! knobs: skipped without them, failed on the debug kernel ([`crate::options::missing`]).
+//! of existing channels (which allocate nothing) succeed; a poll whose channel or wait queue
+//! cannot be allocated reports `POLLERR` and leaves no channel behind (`fail-nth` fails each
+//! of its allocations in turn); and [`slab_allocations_during`] tells other tests whether a
+//! call allocated at all. Needs failslab and its debugfs knobs: skipped without them, failed
+//! on the debug kernel ([`crate::options::missing`]).
 
 use std::path::{Path, PathBuf};
 
 use libc::{EAGAIN, ENOMEM};
 use message_slot::Slot;
 
+use super::nodes::stats;
+use super::poll::poll_fd;
 use crate::module_loading::module_ready;
 use crate::options::missing;
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
-    fresh_channel, last_errno, mount_if_needed, open_bound, raw_fd, raw_read, send_all, write_file,
-    Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
+    fresh_channel, last_errno, mount_if_needed, open, open_bound, raw_fd, raw_read, read_file,
+    send_all, slot_path, write_file, Context, TestResult, MAX_MSG, MINOR_FAILSLAB,
 };
 
 /// Restores failslab to "never fail" when dropped.
@@ -26,6 +31,106 @@ impl Drop for FailslabOff {
         let _ = std::fs::write(self.0.join("probability"), "0");
         let _ = std::fs::write(self.0.join("times"), "1");
     }
+}
+
+/// The failslab knobs, set so that a task's own slab allocations can be made to fail (any
+/// GFP flags, any cache) while nothing fails by chance; `None` without failslab. Restored to
+/// "never fail" when the guard is dropped.
+fn failslab_for_this_task() -> Result<Option<FailslabOff>, String> {
+    mount_if_needed("debugfs", "/sys/kernel/debug", "/sys/kernel/debug/failslab");
+    let dir = PathBuf::from("/sys/kernel/debug/failslab");
+    if !dir.join("probability").exists() || !Path::new("/proc/thread-self/fail-nth").exists() {
+        return Ok(None);
+    }
+    let off = FailslabOff(dir.clone());
+    for (file, value) in [
+        ("probability", "0"),
+        ("interval", "1"),
+        ("times", "-1"),
+        ("space", "0"),
+        ("verbose", "0"),
+        ("task-filter", "N"),
+        ("ignore-gfp-wait", "N"),
+    ] {
+        write_file(&dir.join(file), value)?;
+    }
+    if dir.join("cache-filter").exists() {
+        write_file(&dir.join("cache-filter"), "N")?;
+    }
+    Ok(Some(off))
+}
+
+/// `/proc/thread-self/fail-nth`: the calling thread's next `n`-th fault-injectable call
+/// fails (0: none); reading it back gives 0 once that call has failed.
+fn fail_nth(n: u32) -> TestResult {
+    write_file(Path::new("/proc/thread-self/fail-nth"), &n.to_string())
+}
+
+/// Whether `call` made a slab allocation on this thread: `Some(true)` if it did (the first
+/// one was made to fail), `Some(false)` if not, `None` if the kernel has no failslab (the
+/// caller then cannot tell, and says so).
+pub(super) fn slab_allocations_during<T>(
+    call: impl FnOnce() -> T,
+) -> Result<Option<(bool, T)>, String> {
+    let Some(_failslab) = failslab_for_this_task()? else {
+        return Ok(None);
+    };
+    fail_nth(1)?;
+    let result = call();
+    let left = read_file(Path::new("/proc/thread-self/fail-nth"))?;
+    fail_nth(0)?;
+    Ok(Some((left.trim() == "0", result)))
+}
+
+/// A waiting poll of a channel that does not exist, with each of its slab allocations made
+/// to fail in turn (`fail-nth` 1, 2, ...) until one poll allocates all it needs: a poll whose
+/// allocation failed reports `POLLERR` and leaves the slot's channel count as it was (the
+/// wait queue is allocated before the channel); the poll that allocated everything created
+/// the channel (readable only once written). Before issue 27 a failed queue allocation came
+/// after the channel's creation: `POLLERR`, and one more channel.
+pub fn failslab_poll_error_leaves_nothing() -> TestResult {
+    module_ready()?;
+    let Some(_failslab) = failslab_for_this_task()? else {
+        return missing("failslab and fail-nth (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)");
+    };
+    let minor = 3;
+    let channels = message_slot::statistic_names()
+        .iter()
+        .position(|n| *n == "channels")
+        .ok_or("no statistic channels")?;
+    let file = open(&slot_path(minor)?)?;
+    let fd = raw_fd(&file);
+    for nth in 1..=8 {
+        let id = fresh_channel();
+        file.set_channel(id).ctx("bind")?;
+        let before = stats(minor)?[channels];
+        fail_nth(nth)?;
+        let events = poll_fd(fd, 10_000);
+        let left = read_file(Path::new("/proc/thread-self/fail-nth"));
+        fail_nth(0)?;
+        let (events, left) = (events?, left?);
+        let after = stats(minor)?[channels];
+        if left.trim() != "0" {
+            // The poll made fewer than `nth` allocations: all succeeded.
+            ensure!(
+                events == libc::POLLOUT | libc::POLLWRNORM && after == before + 1,
+                "a poll whose allocations all succeeded: events {events:#x}, channels {before} \
+                 -> {after} (expected POLLOUT | POLLWRNORM, one more channel)"
+            );
+            ensure!(nth > 1, "a poll of a new channel allocated nothing");
+            eprintln!(
+                "  (poll of a new channel: {} allocations, each failed in turn)",
+                nth - 1
+            );
+            return Ok(());
+        }
+        ensure!(
+            events == libc::POLLERR && after == before,
+            "the poll's allocation #{nth} failed: events {events:#x}, channels {before} -> \
+             {after} (expected POLLERR and no new channel)"
+        );
+    }
+    Err("a poll of a new channel made more than 8 allocations".into())
 }
 
 /// What the fault-injected thread saw.

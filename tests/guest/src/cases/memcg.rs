@@ -549,11 +549,11 @@ fn memcg_full_slot() -> TestResult {
     test.check_child(status)?;
     let refused = shared.filled.load(SeqCst);
     eprintln!(
-        "  (memcg at memory.max 0, slot at max_channels: {refused} of {FULL_SLOT_WRITES} new          channels refused with ENOSPC)"
+        "  (memcg at memory.max 0, slot at max_channels: {refused} of {FULL_SLOT_WRITES} new channels refused with ENOSPC)"
     );
     ensure!(
         shared.failures.load(SeqCst) == 0,
-        "{} of {FULL_SLOT_WRITES} writes to a new channel of a full slot in a full cgroup did          not fail with ENOSPC: {}",
+        "{} of {FULL_SLOT_WRITES} writes to a new channel of a full slot in a full cgroup did not fail with ENOSPC: {}",
         shared.failures.load(SeqCst),
         first_failure(shared)
     );

@@ -98,6 +98,7 @@ pub fn all() -> Vec<Test> {
         module::reload_wipes_messages = 300,
         permissions::permissions_unprivileged,
         failslab::failslab_enomem = 120,
+        failslab::failslab_poll_error_leaves_nothing = 60,
         memcg::memcg_enomem_not_oom = 960,
         memcg::memcg_overwrite_at_limit = 960,
         memcg::memcg_reclaim_makes_room = 960,

@@ -3,7 +3,7 @@
 //! Module lifetime: `rmmod` is refused while a slot is open, and unloading then reloading
 //! the module empties every slot. These run last because the reload wipes all messages.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use libc::{EAGAIN, ENOSPC};
 use message_slot::Slot;
 
+use super::failslab::slab_allocations_during;
 use super::nodes::stats;
 use super::poll::poll_fd;
 use crate::module_loading::{load_module, try_unload_module, unload_module, MODULE_NAME};
@@ -194,20 +195,44 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
         }
         let id = spread(WRITES + POLLS);
         bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
-        let reported = epoll_level_triggered(fd, POLLS)?;
+        let reported = epoll_level_triggered(&file, POLLS)?;
         ensure!(
             reported == POLLS,
-            "level-triggered epoll on new channel {id:#x}: EPOLLERR in {reported} of {POLLS}              waits"
+            "level-triggered epoll on new channel {id:#x}: EPOLLERR in {reported} of {POLLS} waits"
         );
+        // Where failslab tells: neither a refused write nor a refused poll allocates (at all:
+        // allocating and freeing again would leave no trace in the slab counts).
+        let id = spread(WRITES + POLLS + 1);
+        bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
+        let refusals = slab_allocations_during(|| {
+            (
+                raw_write(fd, b"x".as_ptr(), 1),
+                poll_fd(fd, 10_000),
+                epoll_level_triggered(&file, 1),
+            )
+        })?;
+        if let Some((allocated, (write, poll, epoll))) = refusals {
+            ensure!(
+                matches!(
+                    (&write, &poll, &epoll),
+                    (Err(libc::ENOSPC), Ok(libc::POLLERR), Ok(1))
+                ),
+                "refusals under fail-nth: write {write:?}, poll {poll:?}, epoll {epoll:?}"
+            );
+            ensure!(
+                !allocated,
+                "a refused write, poll or epoll_wait at max_channels allocated slab memory"
+            );
+        }
         drop(file);
         let (slab_after, _) = slab_kib_settled(slab_before.0)?;
         println!(
-            "  refusals at max_channels: {refused} writes, {POLLS} polls, {POLLS} epoll_waits;              Slab {} -> {slab_after} KiB",
+            "  refusals at max_channels: {refused} writes, {POLLS} polls, {POLLS} epoll_waits; Slab {} -> {slab_after} KiB",
             slab_before.0
         );
         ensure!(
             slab_after <= slab_before.0 + SLAB_TOLERANCE_KIB,
-            "Slab grew from {} to {slab_after} KiB over {WRITES} refused writes and {} refused              polls: a refused call left memory behind ({})",
+            "Slab grew from {} to {slab_after} KiB over {WRITES} refused writes and {} refused polls: a refused call left memory behind ({})",
             slab_before.0,
             2 * POLLS,
             slab_growth(&caches_before, &slabinfo())
@@ -237,10 +262,10 @@ fn statistic_index(name: &str) -> Result<usize, String> {
         .ok_or(format!("no statistic {name}"))
 }
 
-/// Waits `waits` times with a level-triggered epoll (each wait at most 10 s) on `fd`;
-/// returns in how many waits `fd` was reported with exactly `EPOLLERR` (and `EPOLLOUT`,
-/// which epoll adds for an error).
-fn epoll_level_triggered(fd: RawFd, waits: u32) -> Result<u32, String> {
+/// Waits `waits` times with a level-triggered epoll (each wait at most 10 s) on `file`;
+/// returns in how many waits it was reported with exactly `EPOLLERR`.
+fn epoll_level_triggered(file: &Slot, waits: u32) -> Result<u32, String> {
+    let fd = raw_fd(file);
     // SAFETY: Plain system call.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     ensure!(epoll >= 0, "epoll_create1: {}", errno_name(last_errno()));
