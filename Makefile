@@ -4,20 +4,19 @@
 #                          message_slot_stat) with their manual pages (build/man: the tools' pages
 #                          generated from their clap definitions, and message_slot.4)
 #   make KDIR=...          the module against another Rust-enabled kernel build tree
-#   make KERNEL=stock-7.3  the module against Debian's stock 7.3.4 kernel (in the trixie toolchain);
-#                          likewise any stock-* kernel of vm/lib.sh's table (stock-7.2,
-#                          stock-7.3-rt, stock-7.3-cloud)
+#   make KERNEL=VARIANT    the module against another kernel of the rig's table (vm/kernels):
+#                          stock-* are Debian's (built in the trixie toolchain;
+#                          `vm/lib.sh table` lists them)
 #   make demo              set up the VM rig and run the example session in the guest
 #   make test              set up the VM rig and run every test (host and guest) on KERNEL
-#                          (default base, the rig's 6.12 kernel; stock-7.3: Debian's unmodified
-#                          7.3.4 kernel, with the module built by DKMS; debug: as test-debug;
-#                          every kernel of vm/lib.sh's table, the smoke run on those the table
-#                          says)
+#                          (default: the table's first row; on stock-* the module built by
+#                          DKMS; debug: as test-debug; the smoke run on the kernels the
+#                          table's `test` column says)
 #   make test SMOKE=1      the smoke run on KERNEL (host checks, DKMS build; in the guest: load,
 #                          example session through the installed tools, unload)
 #   make test-debug        the same on the debug kernel (KASAN, lockdep, kmemleak, failslab),
 #                          plus the fuzzer and a kmemleak scan
-#   make test-all          test on every kernel of vm/lib.sh's table (base, debug and Debian's)
+#   make test-all          test on every kernel of the table, in its order
 #   make bench             benchmarks against the kernel's own IPC, in the guest (on KERNEL)
 #   make bench-trace       kernel code per exchange of each benchmark case, counted from TCG's
 #                          execution log (repeatable, unlike timings)
@@ -46,10 +45,10 @@
 #                          tools` built here, then checked with lintian: build/deb/*.deb
 #                          (packaging/build-deb)
 #
-# KERNEL names a kernel of the rig (the table in vm/lib.sh): base and debug are 6.12 kernels
-# vm/build-kernel builds (LLVM, rustc-web); stock-* are Debian's unmodified kernels (stock-7.3:
-# 7.3.4+deb13-amd64), whose module build trees vm/prepare-stock-kernel prepares and whose
-# toolchain (gcc-14, rustc 1.85.1) runs in the trixie tree of vm/setup-trixie. A fresh machine
+# KERNEL names a kernel of the rig (the table in vm/kernels): the rig's own (base, debug)
+# vm/build-kernel builds (LLVM, rustc-web); stock-* are Debian's unmodified kernels, whose
+# module build trees vm/prepare-stock-kernel prepares and whose toolchain (trixie's gcc-14 and
+# rustc) runs in the trixie tree of vm/setup-trixie. A fresh machine
 # needs `make setup` first (`make demo` and `make test` do it). KDIR=DIR builds against any
 # other tree with the toolchain on PATH (LLVM=1 when the tree was built with clang); pass
 # RUSTC=, BINDGEN=, CC= as that tree needs.
@@ -58,11 +57,13 @@ SHELL := /bin/bash
 # The package's name and version, for DKMS and `make install`: the version is the workspace's.
 PACKAGE_NAME := message-slot
 PACKAGE_VERSION := $(shell vm/lib.sh package-version)
+# The kernel series the module is tested on (vm/kernels), for Kbuild's message on any other.
+TESTED_SERIES := $(shell vm/lib.sh series | sort -V | paste -sd,)
 # The installed tools (each a binary of user/tools, built into build/tools).
 TOOLS := message_sender message_reader message_slot_stat
 CARGO_TARGET := x86_64-unknown-linux-gnu
 CARGO_OUT := target/$(CARGO_TARGET)/release
-# The default kernel is vm/lib.sh's (the first of its table).
+# The default kernel is the first row of vm/kernels.
 KERNEL ?= $(shell vm/lib.sh default-variant)
 BUILD_VARIANT ?= $(KERNEL)
 # CLIPPY=1 builds the module with clippy-driver (rust-web-clippy for base and debug, trixie's
@@ -90,7 +91,7 @@ module:
 	@$(if $(CLIPPY),rm -rf $(MODULE_BUILD))
 	@mkdir -p $(MODULE_BUILD)/kernel $(MODULE_BUILD)/uapi
 	@cp -ru kernel/. $(MODULE_BUILD)/kernel/ && cp -ru uapi/. $(MODULE_BUILD)/uapi/
-	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel MESSAGE_SLOT_VERSION=$(PACKAGE_VERSION) W=1 modules'
+	@bash -c '$(TOOLCHAIN) M=$(CURDIR)/$(MODULE_BUILD)/kernel MESSAGE_SLOT_VERSION=$(PACKAGE_VERSION) MESSAGE_SLOT_TESTED=$(TESTED_SERIES) W=1 modules'
 	@cp $(MODULE_BUILD)/kernel/message_slot.ko $(MODULE_BUILD)/message_slot.ko
 
 # The tools, and their manual pages written by message-slot-man (user/man) from the same clap

@@ -10,7 +10,7 @@
 //! `Kbuild` from the target kernel's version) selects the 6.12 code, which can be deleted
 //! with 6.12 support. On 7.x:
 //!
-//! | file         | provides                                         | on 7.x (tested: 7.3)                          |
+//! | file         | provides                                         | on 7.x                                        |
 //! |--------------|--------------------------------------------------|-----------------------------------------------|
 //! | `alloc.rs`   | raw `gfp_t` of `Flags`, `__GFP_RETRY_MAYFAIL`    | ours: `Flags`' raw constructor is crate-private |
 //! | `chrdev.rs`  | fixed major, 256 minors, `file_operations`       | ours: `miscdevice` serves one misc minor      |

@@ -169,12 +169,17 @@ impl Channel {
         })
     }
 
-    /// Makes `message` the channel's message; returns the length of the message it replaced
-    /// (0 if there was none). Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on
-    /// another write of this channel, never on a reader.
+    /// Makes `message` the channel's message and then wakes the channel's pollers with
+    /// `events`, if any wait; returns the length of the message it replaced (0 if there was
+    /// none). Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of
+    /// this channel, never on a reader.
+    ///
+    /// The wake-up follows the unlock in the same call into C, after a full barrier: either it
+    /// finds a poller that registered before the message was published, or that poller finds
+    /// the message. Without a queue or waiters: that barrier and two loads.
     #[inline]
-    pub(crate) fn replace(&self, message: &MessageBytes<'_>) -> usize {
-        let _write = self.lock.write();
+    pub(crate) fn replace(&self, message: &MessageBytes<'_>, events: PollEvents) -> usize {
+        let write = self.lock.write();
         // INVARIANT: Under the write lock: the new length is in range, and the blocks it covers
         // hold the message (blocks beyond it are left as they are: never read).
         for (to, from) in self.blocks.iter().zip(message.blocks) {
@@ -192,6 +197,10 @@ impl Channel {
         }
         let previous = self.len.load(Ordering::Relaxed);
         self.len.store(message.len as u32, Ordering::Relaxed);
+        // SAFETY: `waiters` is null or a pinned, initialised head owned by the channel (type
+        // invariant), published with the channel or by a release compare-and-swap, and freed
+        // only when the channel is dropped, which cannot happen while `self` is borrowed.
+        unsafe { write.unlock_and_wake_up_poll(&self.waiters, events) };
         previous as usize
     }
 
@@ -236,18 +245,6 @@ impl Channel {
                 Ok(unsafe { &*existing })
             }
         }
-    }
-
-    /// Wakes the channel's pollers with `events`, if any are waiting. Call after publishing a
-    /// message: a full barrier orders the publication before the check for a queue and for
-    /// waiters on it, so either this finds a poller that registered or that poller finds the
-    /// new message. Without a queue or waiters, one barrier and two loads.
-    #[inline]
-    pub(crate) fn wake_pollers(&self, events: PollEvents) {
-        // SAFETY: `waiters` is null or a pinned, initialised head owned by the channel (type
-        // invariant), published with the channel or by a release compare-and-swap, and freed
-        // only when the channel is dropped, which cannot happen while `self` is borrowed.
-        unsafe { WaitQueueHead::wake_up_poll_published(&self.waiters, events) };
     }
 
     #[inline]

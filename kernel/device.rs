@@ -10,7 +10,7 @@ use crate::abstractions::{
     poll::{PollEvents, PollTable},
 };
 use crate::slot::{user_memory, ChannelId, OpenSlot, Slot};
-use crate::uapi::{Statistic, MSG_SLOT_CHANNEL, SLOT_MINORS};
+use crate::uapi::{Ioctl, Statistic, SLOT_MINORS};
 use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
@@ -95,14 +95,15 @@ impl CharDevice for MessageSlotDevice {
     }
 
     fn ioctl(file: OpenFileRef<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
-        // Upstream drivers answer an unknown command with `ENOTTY`; this device's documented
-        // contract (the original specification, which programs written against it test for)
-        // is `EINVAL` for any command other than `MSG_SLOT_CHANNEL`.
-        if cmd != MSG_SLOT_CHANNEL {
-            return Err(EINVAL);
+        // Upstream drivers answer an unknown command with `ENOTTY`; this device's contract
+        // (message_slot(4), which programs written against it test for) is `EINVAL`.
+        match Ioctl::from_cmd(cmd) {
+            Some(Ioctl::Channel) => {
+                file.bind(ChannelId::from_ioctl_arg(arg)?);
+                Ok(0)
+            }
+            None => Err(EINVAL),
         }
-        file.bind(ChannelId::from_ioctl_arg(arg)?);
-        Ok(0)
     }
 
     fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents {

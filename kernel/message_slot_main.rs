@@ -33,7 +33,8 @@ use abstractions::{
 use core::sync::atomic::Ordering;
 use device::MessageSlotDevice;
 use uapi::{
-    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
+    Statistic, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MSG_SLOT_CHANNEL,
+    SLOT_MINORS, STATISTICS,
 };
 
 // The aliases make the module load on first use, as distributions' fixed-major drivers do
@@ -85,12 +86,6 @@ uint_param!(
     "minors 0..N get a device in class message_slot: node /dev/message_slot/MINOR and statistics in /sys/class/message_slot/message_slotMINOR (default 4, at most 256, 0 for none)"
 );
 
-/// Minors that get class devices unless `nodes=` says otherwise: as many as the example's
-/// `/dev/slot0`..`/dev/slot3`, so that a fresh system finds them without `mknod` and can read
-/// their statistics; `mknod` nodes of any minor work as before (the class's nodes are under
-/// `/dev/message_slot/`, never `/dev/slotN`).
-const DEFAULT_NODES: u32 = 4;
-
 /// The sysfs attributes of every class device: a slot's statistics, and the tables sysfs
 /// reads them through (built at compile time, never written).
 static STATISTIC_ATTRIBUTES: [U64Attribute<MessageSlotDevice>; STATISTICS.len()] =
@@ -102,7 +97,14 @@ static STATISTIC_GROUP: AttributeGroup<MessageSlotDevice> =
 static STATISTIC_GROUPS: AttributeGroups<MessageSlotDevice> =
     AttributeGroups::new(&STATISTIC_GROUP);
 
-const _: () = assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
+// uapi's request encoders are the kernel's, in every direction.
+const _: () = {
+    assert!(MSG_SLOT_CHANNEL == kernel::ioctl::_IOW::<u32>(MAJOR_NUM, 0));
+    assert!(uapi::io(MAJOR_NUM, 1) == kernel::ioctl::_IO(MAJOR_NUM, 1));
+    assert!(uapi::ior(MAJOR_NUM, 2, 8) == kernel::ioctl::_IOR::<u64>(MAJOR_NUM, 2));
+    assert!(uapi::iow(MAJOR_NUM, 3, 2) == kernel::ioctl::_IOW::<u16>(MAJOR_NUM, 3));
+    assert!(uapi::iowr(MAJOR_NUM, 4, 4) == kernel::ioctl::_IOWR::<u32>(MAJOR_NUM, 4));
+};
 
 struct MessageSlotModule {
     // Dropped first: no file can be opened after it is (and none is open: each holds a

@@ -279,18 +279,19 @@ impl OpenSlot {
         let id = self.bound()?;
         let mut buffer = MessageBuffer::new();
         let message = MessageBytes::from_user(source, len, &mut buffer)?;
-        let (channel, previous) = match self.channel(id) {
-            Some(channel) => (channel, channel.replace(&message)),
+        // A replacement wakes the channel's pollers (only this channel's) once the message is
+        // published. A channel this write creates has none to wake: a poll of a channel that
+        // does not exist creates it, so this write would have found it; a poll after the
+        // insertion sees the message.
+        let previous = match self.channel(id) {
+            Some(channel) => channel.replace(&message, READABLE),
             None => match self.slot.get_or_create(id, Some(&message), false)? {
-                (channel, true) => (channel, 0),
+                (_, true) => 0,
                 // Another file created it first: this write comes after that.
-                (channel, false) => (channel, channel.replace(&message)),
+                (channel, false) => channel.replace(&message, READABLE),
             },
         };
         self.slot.count_write(message.len(), previous);
-        // After the message is published (the full barrier there pairs with the one after a
-        // poller's registration): wakes this channel's pollers only.
-        channel.wake_pollers(READABLE);
         Ok(message.len())
     }
 

@@ -14,10 +14,11 @@
 # (kmod static-nodes, systemd-tmpfiles, as kmod-static-nodes.service and
 # systemd-tmpfiles-setup-dev run them); a member of the group message-slot opens a `mknod` node
 # of major 235, which makes the kernel run /sbin/modprobe char-major-235-MINOR (kmod) and load
-# the installed module; after rmmod the same member runs the example session of the README on
-# the static node, whose first open loads it again; then message_slot_stat. The module stays
-# loaded (tests/guest-suite.sh goes on with it). Prints PASS/FAIL lines, the kernel's lines of each
-# load, and its taint and module-signature messages (for the report on signed modules).
+# the installed module; after rmmod the same member runs the example session
+# (vm/demo-session.sh's) on the static node, whose first open loads it again; then
+# message_slot_stat. The module stays loaded (tests/guest-suite.sh goes on with it). Prints
+# PASS/FAIL lines, the kernel's line of each load, and its taint and module-signature messages
+# (for the report on signed modules).
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1"; }
 verdict() { if [ "$2" = 0 ]; then pass "$1"; else fail "$1"; fi; }
@@ -52,7 +53,7 @@ echo "install: modinfo -F alias message_slot: $aliases"
 verdict "install: modinfo shows the aliases char-major-235-*, char-major-235-0 and devname:message_slot/0; modules.devname lists message_slot/0 as c235:0" $?
 
 # The group the udev rule and tmpfiles.d name (the package's postinst made it; after a staged
-# make install, as the README says: groupadd), and a member of it.
+# make install, as docs/install.md says: groupadd), and a member of it.
 grep -q '^message-slot:' /etc/group 2>/dev/null || echo 'message-slot:x:999:' >>/etc/group
 echo 'slotuser:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
 sed -i 's/^\(message-slot:[^:]*:[0-9]*:\)$/\1slotuser/' /etc/group
@@ -117,7 +118,7 @@ for line in 'blacklist message_slot' 'install message_slot /bin/false'; do
 	verdict "install: with '$line' in /etc/modprobe.d/ opening the static node loads nothing" $?
 done
 
-# The README's example session by the member, on the static node, whose first open loads the
+# The example session (vm/demo-session.sh's) by the member, on the static node, whose first open loads the
 # module again, and a mknod node for slot 1 (the guest has no udev to give the class's node
 # /dev/message_slot/1 the group).
 mknod -m 0660 /dev/slot1 c 235 1 && chgrp message-slot /dev/slot1

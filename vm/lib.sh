@@ -6,65 +6,45 @@
 #
 #   . vm/lib.sh
 #
-# It holds what the scripts share: the table of the kernels the rig builds and tests (every
-# script takes a kernel's release, flavor and source package from it, so that the next Debian
-# kernel is one entry here), how a kernel is made ready (its build tree, its image) and how a
-# module is built against it, the rig's toolchain, the cache under $MSG_SLOT_CACHE (default
-# /var/cache/message-slot: its entries, keys, locks and markers), the host's Debian mirror,
-# the `N passed, M failed, K skipped` summary line and the scripts' --help (their header
-# comment). It defines functions only and sets no shell options. Also runnable, for the
-# Makefile and for people:
+# It holds what the scripts share: the table of the kernels the rig builds and tests, read
+# from vm/kernels (every script takes a kernel's release, flavor and source package from it,
+# so that the next Debian kernel is one row there), how a kernel is made ready (its build
+# tree, its image) and how a module is built against it, the rig's toolchain, the cache under
+# $MSG_SLOT_CACHE (default /var/cache/message-slot: its entries, keys, locks and markers), the
+# host's Debian mirror, the `N passed, M failed, K skipped` summary line and the scripts'
+# --help (their header comment). It defines functions only and sets no shell options. Also
+# runnable, for the Makefile and for people:
 #
 #   vm/lib.sh variants [suite|smoke]   the rig's kernel variants (those whose `make test` runs
 #                                      the whole suite, or the smoke run)
 #   vm/lib.sh stock-variants           the Debian kernels (stock-*)
-#   vm/lib.sh field VARIANT FIELD      one field of a variant's row (FIELD as below)
+#   vm/lib.sh field VARIANT FIELD      one field of a variant's row (FIELD: a column of
+#                                      vm/kernels)
 #   vm/lib.sh verified-releases        the releases of the Debian kernels verified here
+#   vm/lib.sh series                   the kernel series (X.Y) of the table, each once
 #   vm/lib.sh table                    the table itself
+#   vm/lib.sh kernels-markdown         the table as docs/kernels.md shows it
 #   vm/lib.sh default-variant          the kernel used when none is named (the first row)
+#   vm/lib.sh default-stock-variant    the Debian kernel used when none is named (the first
+#                                      stock-* row)
 #   vm/lib.sh package-version          the package's version (Cargo.toml's workspace version)
 #   vm/lib.sh kdir VARIANT             the kernel's module build tree (built or prepared if
 #                                      missing)
 #   vm/lib.sh kmake VARIANT MAKE_ARG...  make -C KDIR with the kernel's toolchain (rustc-web
-#                                      and LLVM for the rig's kernels; for stock-*, gcc-14 and
-#                                      rustc 1.85.1 in the trixie tree: the repository and
-#                                      the cache are visible there, nothing else)
+#                                      and LLVM for the rig's kernels; for stock-*, the
+#                                      toolchain Debian built them with, in the trixie tree:
+#                                      the repository and the cache are visible there,
+#                                      nothing else)
 #   vm/lib.sh debian-mirror            the Debian mirror of the host's APT sources
 #
 # MSG_SLOT_CACHE_NO_BUILD=1 makes every script fail (status 3) instead of making a missing
 # cache entry: it shows whether a run would build a kernel, prepare a tree or make the trixie
 # tree, and which.
 
-# The kernels, one per row (columns separated by blanks; `#` starts a comment):
-#
-#   variant   the name `KERNEL=`/`--kernel` take. base and debug are built by the rig
-#             (vm/build-kernel: linux-source-6.12, tinyconfig + vm/config/VARIANT.config);
-#             stock-* are Debian's unmodified kernels from trixie-backports (the image from
-#             linux-binary-RELEASE, the module built by DKMS against the headers and the Rust
-#             metadata message-slot-prepare-kernel makes from the source package).
-#   release   the kernel release (uname -r; Debian's ABI name); for the rig's kernels the
-#             source series (the exact release is the source package's version)
-#   flavor    generic, rt (PREEMPT_RT) or cloud; the rig's kernels: rig or rig-debug
-#   source    the Debian source package the kernel (or its Rust metadata) is built from
-#   test      what `make test KERNEL=VARIANT` (and `make test-all`) runs on it: suite (every
-#             host check, the DKMS build on stock-*, the whole guest suite, the install
-#             session and the kernel log scan) or smoke (the host checks, the DKMS build, and
-#             in the guest the install session: first-use load, the example session, rmmod)
-#   ci        what .ci/run runs on it within its time budget (suite or smoke, as above, or
-#             none: verified with `make test KERNEL=VARIANT`, not in CI)
-#
-# make test-all and .ci/run go through the kernels in the table's order.
-#
-# variant          release                  flavor     source             test   ci
+# rig_kernel_table: the rows of vm/kernels (the table of kernels; its header says what each
+# column holds), without comments and blank lines.
 rig_kernel_table() {
-	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' <<'TABLE'
-base               6.12                     rig        linux-source-6.12  suite  suite
-stock-7.3          7.3.4+deb13-amd64        generic    linux-source-7.3   suite  smoke
-stock-7.3-rt       7.3.4+deb13-rt-amd64     rt         linux-source-7.3   suite  suite
-stock-7.2          7.2.12+deb13-amd64       generic    linux-source-7.2   suite  none
-stock-7.3-cloud    7.3.4+deb13-cloud-amd64  cloud      linux-source-7.3   smoke  none
-debug              6.12                     rig-debug  linux-source-6.12  suite  suite
-TABLE
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$(rig_top)/vm/kernels"
 }
 
 # The column number of FIELD.
@@ -123,6 +103,26 @@ rig_check_variant() {
 # rig_default_variant: the kernel a script uses when none is named (the table's first row).
 rig_default_variant() {
 	rig_kernel_variants | head -1
+}
+
+# rig_default_stock_variant: the Debian kernel a script uses when none is named (the table's
+# first stock-* row).
+rig_default_stock_variant() {
+	rig_stock_variants | head -1
+}
+
+# rig_kernel_series: the kernel series (X.Y of the release) of the table's kernels, each once,
+# in the table's order (the Makefile passes them to Kbuild's message).
+rig_kernel_series() {
+	rig_kernel_table | awk '{ split($2, v, "."); s = v[1] "." v[2]; if (!seen[s]++) print s }'
+}
+
+# rig_kernels_markdown: the table as a Markdown table (docs/kernels.md holds it between its
+# markers; tests/run checks that it is this output).
+rig_kernels_markdown() {
+	echo '| `KERNEL=` | release | flavor | source package | `make test` runs | CI runs |'
+	echo '|---|---|---|---|---|---|'
+	rig_kernel_table | awk '{ printf "| `%s` | `%s` | %s | `%s` | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
 }
 
 # The repository's top directory.
@@ -355,13 +355,16 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	stock-variants) rig_stock_variants ;;
 	field) (($# == 3)) || { echo "usage: vm/lib.sh field VARIANT FIELD" >&2; exit 2; }; rig_kernel_field "$2" "$3" ;;
 	verified-releases) rig_verified_releases ;;
+	series) rig_kernel_series ;;
 	table) rig_kernel_table ;;
+	kernels-markdown) rig_kernels_markdown ;;
 	default-variant) rig_default_variant ;;
+	default-stock-variant) rig_default_stock_variant ;;
 	package-version) rig_package_version ;;
 	kdir) (($# == 2)) || { echo "usage: vm/lib.sh kdir VARIANT" >&2; exit 2; }; rig_kernel_tree "$2" ;;
 	kmake) (($# >= 2)) || { echo "usage: vm/lib.sh kmake VARIANT MAKE_ARG..." >&2; exit 2; }; shift; rig_kmake "$@" ;;
 	debian-mirror) rig_debian_mirror ;;
 	-h | --help) rig_usage "$0" ;;
-	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | table | default-variant | package-version | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
+	*) echo "usage: vm/lib.sh variants [suite|smoke] | stock-variants | field VARIANT FIELD | verified-releases | series | table | kernels-markdown | default-variant | default-stock-variant | package-version | kdir VARIANT | kmake VARIANT MAKE_ARG... | debian-mirror (see --help)" >&2; exit 2 ;;
 	esac
 fi

@@ -73,9 +73,9 @@ impl Timer {
     ///
     /// Under TCG a case's speed depends on where its kernel objects and user buffers happen
     /// to lie: QEMU's software TLB is direct-mapped, so two pages of an exchange that share
-    /// an index evict each other on every exchange. In one boot, one of sixteen setups of the
-    /// slot case ran at 2.4x the floor and the others at 1.19-1.23x; with a single setup per
-    /// run, whole runs came out biased by one case's placement. Every setup is kept until the
+    /// an index evict each other on every exchange, and an unlucky setup runs far slower than
+    /// the others (docs/results.md, 2026-11-27); with a single setup per run, whole runs came
+    /// out biased by one case's placement. Every setup is kept until the
     /// end, so that each repetition gets new objects and buffers rather than the freed ones
     /// back, and the median is taken over placements.
     pub fn run_fresh<'a>(&self, cases: &[(&str, Setup<'a>)]) -> Result<Vec<Sample>, String> {

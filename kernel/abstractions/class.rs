@@ -4,7 +4,7 @@
 //! read-only numeric sysfs attributes of the class's devices.
 //!
 //! Stands in for C's `class_create()`, `device_create()` and `DEVICE_ATTR_RO()`: the `kernel`
-//! crate has no class or sysfs-attribute abstraction (6.12 and 7.3 alike: upstream's
+//! crate has no class or sysfs-attribute abstraction (on every kernel of vm/kernels: upstream's
 //! `kernel::device` wraps only existing devices; a class abstraction is not upstream yet).
 
 use super::chrdev::{device_number, minor_of};

@@ -18,8 +18,6 @@ void message_slot_init_waitqueue_head(struct wait_queue_head *head);
 void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 			    struct poll_table_struct *table);
 bool message_slot_poll_does_not_wait(const struct poll_table_struct *table);
-void message_slot_wake_up_poll_published(struct wait_queue_head *const *queue,
-					 __poll_t events);
 int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp);
 void message_slot_xa_release(struct xarray *xa, unsigned long index);
 void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void *entry);
@@ -28,6 +26,9 @@ unsigned int message_slot_read_seqbegin(const seqlock_t *lock);
 bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start);
 void message_slot_write_seqlock(seqlock_t *lock);
 void message_slot_write_sequnlock(seqlock_t *lock);
+void message_slot_write_sequnlock_wake_up_poll(seqlock_t *lock,
+					       struct wait_queue_head *const *queue,
+					       __poll_t events);
 void message_slot_read_seqlock_excl(seqlock_t *lock);
 void message_slot_read_sequnlock_excl(seqlock_t *lock);
 u64 __percpu *message_slot_percpu_alloc(unsigned int count, gfp_t gfp);
@@ -96,6 +97,28 @@ void message_slot_write_sequnlock(seqlock_t *lock)
 	write_sequnlock(lock);
 }
 
+/*
+ * write_sequnlock(), then a wake-up of the pollers of what was written, in one call (the
+ * write path's only call after its stores): a full barrier (ordering the write's stores
+ * before the loads below; paired with the one after poll_wait() in message_slot_poll_wait()),
+ * the wait queue head *queue points to, if any (published with a release by the caller),
+ * and, if it has waiters, wake_up_interruptible_poll() with events as the key. That is
+ * wq_has_sleeper() on a head loaded after its barrier: without waiters, one barrier and two
+ * loads.
+ */
+void message_slot_write_sequnlock_wake_up_poll(seqlock_t *lock,
+					       struct wait_queue_head *const *queue,
+					       __poll_t events)
+{
+	struct wait_queue_head *head;
+
+	write_sequnlock(lock);
+	smp_mb();
+	head = smp_load_acquire(queue);
+	if (head && waitqueue_active(head))
+		wake_up_interruptible_poll(head, events);
+}
+
 void message_slot_read_seqlock_excl(seqlock_t *lock)
 {
 	read_seqlock_excl(lock);
@@ -114,7 +137,7 @@ void message_slot_init_waitqueue_head(struct wait_queue_head *head)
 
 /*
  * poll_wait(), then a full barrier that pairs with the one in
- * message_slot_wake_up_poll_published() below: the
+ * message_slot_write_sequnlock_wake_up_poll() above: the
  * caller checks its condition after it, so a waker either sees the new entry or the poller
  * sees the waker's change. poll_wait() itself ends with that barrier only since "poll_wait:
  * add mb() to fix theoretical race between waitqueue_active() and .poll()" (early 2025;
@@ -134,24 +157,6 @@ void message_slot_poll_wait(struct file *file, struct wait_queue_head *head,
 bool message_slot_poll_does_not_wait(const struct poll_table_struct *table)
 {
 	return !table || !table->_qproc;
-}
-
-/*
- * After the caller published a change: a full barrier (ordering the caller's earlier stores
- * before the loads below, paired with the one after poll_wait() above), then the wait queue
- * head *queue points to, if any (published with a release by the caller), and a wake-up of
- * its interruptible waiters with events as the key if it has any: wq_has_sleeper() on a
- * head loaded after its barrier. Without waiters this costs one barrier and two loads.
- */
-void message_slot_wake_up_poll_published(struct wait_queue_head *const *queue,
-					 __poll_t events)
-{
-	struct wait_queue_head *head;
-
-	smp_mb();
-	head = smp_load_acquire(queue);
-	if (head && waitqueue_active(head))
-		wake_up_interruptible_poll(head, events);
 }
 
 /* count zeroed per-CPU u64s (alloc_percpu() is a macro). */

@@ -5,7 +5,10 @@
 //!
 //! Stands in for C's `alloc_percpu()`, `this_cpu_add()` and `per_cpu_ptr()`, which the
 //! `kernel` crate does not wrap in 6.12 (a `kernel::percpu` abstraction is not upstream yet).
-//! The C side (macros and static inline functions) is in `helpers.c`.
+//! The C side (macros and static inline functions) is in `helpers.c`, but for
+//! `this_cpu_add()` on x86-64 SMP kernels: that is the single instruction `add %reg,
+//! %gs:(ptr)` (`arch/x86/include/asm/percpu.h`), written here as inline assembly, so an
+//! update costs that instruction instead of a call into C (every read and write counts).
 
 use core::ptr::NonNull;
 use kernel::{alloc::Flags, prelude::*};
@@ -13,7 +16,9 @@ use kernel::{alloc::Flags, prelude::*};
 extern "C" {
     // `abstractions/helpers.c`.
     fn message_slot_percpu_alloc(count: u32, gfp: kernel::bindings::gfp_t) -> *mut u64;
+    #[cfg(not(all(CONFIG_X86_64, CONFIG_SMP)))]
     fn message_slot_percpu_add(counters: *mut u64, index: u32, delta: u64);
+    #[cfg(not(all(CONFIG_X86_64, CONFIG_SMP)))]
     fn message_slot_percpu_add2(
         counters: *mut u64,
         first: u32,
@@ -62,16 +67,30 @@ impl<const N: usize> PerCpuCounters<N> {
     #[inline]
     pub(crate) fn add<const I: usize>(&self, delta: u64) {
         let () = Index::<I, N>::VALID;
+        #[cfg(all(CONFIG_X86_64, CONFIG_SMP))]
         // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and `I < N`.
-        unsafe { message_slot_percpu_add(self.counters.as_ptr(), I as u32, delta) };
+        unsafe {
+            this_cpu_add(self.counters.as_ptr().wrapping_add(I), delta)
+        };
+        #[cfg(not(all(CONFIG_X86_64, CONFIG_SMP)))]
+        // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and `I < N`.
+        unsafe {
+            message_slot_percpu_add(self.counters.as_ptr(), I as u32, delta)
+        };
     }
 
     /// Adds `delta` to counter `I` and `delta2` to counter `J` (both `< N`, checked at compile
-    /// time): [`Self::add`] twice in one call.
+    /// time): [`Self::add`] twice (in one call into C where that is what it costs).
     #[inline]
     pub(crate) fn add_both<const I: usize, const J: usize>(&self, delta: u64, delta2: u64) {
         let () = Index::<I, N>::VALID;
         let () = Index::<J, N>::VALID;
+        #[cfg(all(CONFIG_X86_64, CONFIG_SMP))]
+        {
+            self.add::<I>(delta);
+            self.add::<J>(delta2);
+        }
+        #[cfg(not(all(CONFIG_X86_64, CONFIG_SMP)))]
         // SAFETY: `counters` is a live per-CPU array of `N` `u64`s (type invariant) and both
         // indices are below `N`.
         unsafe {
@@ -85,6 +104,31 @@ impl<const N: usize> PerCpuCounters<N> {
         // SAFETY: As in `add`.
         unsafe { message_slot_percpu_sum(self.counters.as_ptr(), I as u32) }
     }
+}
+
+/// `this_cpu_add(*counter, delta)` on x86-64 SMP kernels: the running CPU's copy of the
+/// per-CPU `u64` `counter` is at `counter` in the `%gs` segment, and one `add` instruction
+/// updates it, which neither preemption nor an interrupt can split (what
+/// `percpu_add_op()` emits for an 8-byte `this_cpu_add()`).
+///
+/// # Safety
+///
+/// `counter` is a per-CPU pointer (from the per-CPU allocator) to a live `u64`.
+#[cfg(all(CONFIG_X86_64, CONFIG_SMP))]
+#[inline(always)]
+unsafe fn this_cpu_add(counter: *mut u64, delta: u64) {
+    // SAFETY: `%gs:counter` is this CPU's copy of a live per-CPU `u64` (the caller's
+    // guarantee), which only this CPU's `this_cpu_*` operations write: the `add` is a
+    // read-modify-write of memory nothing else writes meanwhile. It touches no stack and may
+    // change the flags (the default: flags are not preserved).
+    unsafe {
+        core::arch::asm!(
+            "add qword ptr gs:[{counter}], {delta}",
+            counter = in(reg) counter,
+            delta = in(reg) delta,
+            options(nostack),
+        )
+    };
 }
 
 /// Counter index `I` of `N` counters: naming [`Index::VALID`] fails to compile unless `I < N`.

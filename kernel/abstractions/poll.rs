@@ -7,11 +7,11 @@
 //! Rust binder), which 6.12 lacks. Upstream's `PollCondVar` makes its `Drop` safe against
 //! waiters that outlive it (`__wake_up_pollfree` plus `synchronize_rcu`); [`WaitQueueHead`]
 //! instead relies on the caller's guarantee, stated at [`PollTable::register_wait`], that a
-//! queue a file is polled on lives as long as the file. The C side (`poll_wait()`,
-//! `init_waitqueue_head()`, `waitqueue_active()` and `wake_up_interruptible_poll()` are static
-//! inline functions or macros) is in `helpers.c`.
+//! queue a file is polled on lives as long as the file. The C side (`poll_wait()` and
+//! `init_waitqueue_head()` are static inline functions or macros) is in `helpers.c`; waking a
+//! queue after a write is part of ending the write ([`super::seqlock`]).
 
-use core::{marker::PhantomData, sync::atomic::AtomicPtr};
+use core::marker::PhantomData;
 use kernel::{bindings, ffi::c_void, prelude::*, types::Opaque};
 
 extern "C" {
@@ -26,10 +26,6 @@ extern "C" {
         table: *mut c_void,
     );
     fn message_slot_poll_does_not_wait(table: *const c_void) -> bool;
-    fn message_slot_wake_up_poll_published(
-        queue: *const *mut bindings::wait_queue_head,
-        events: u32,
-    );
 }
 
 /// A set of poll events (C's `__poll_t`), as a file's `poll` operation returns them.
@@ -88,34 +84,6 @@ impl WaitQueueHead {
             inner <- Opaque::ffi_init(|head| unsafe { message_slot_init_waitqueue_head(head) }),
         })
     }
-
-    /// After the caller published a change: wakes the interruptible waiters of the head
-    /// `queue` points to, if it points to one that has any, with `events` as the wake-up key.
-    /// One C function does all of it in the kernel's memory model: a full barrier (ordering
-    /// the caller's earlier stores before the loads, paired with the one after `poll_wait()`
-    /// in [`PollTable::register_wait`]), the load of the pointer, `waitqueue_active()` and
-    /// `wake_up_interruptible_poll()`. Without waiters (or without a head) this costs that
-    /// barrier and two loads: either the waker finds a poller that registered before the
-    /// change, or that poller sees the change after registering.
-    ///
-    /// Upstream has no counterpart (its `PollCondVar::notify_all` wakes unconditionally).
-    ///
-    /// # Safety
-    ///
-    /// `queue` holds null or a pointer to an initialised [`WaitQueueHead`], published with a
-    /// release store (or stronger), that stays alive for the duration of the call.
-    #[inline]
-    pub(crate) unsafe fn wake_up_poll_published(
-        queue: &AtomicPtr<WaitQueueHead>,
-        events: PollEvents,
-    ) {
-        // `AtomicPtr<T>` has the layout of `*mut T`, and `WaitQueueHead` (through `Opaque`)
-        // that of `wait_queue_head`.
-        let queue = queue.as_ptr().cast::<*mut bindings::wait_queue_head>();
-        // SAFETY: `queue` is valid for reads; what it points to, if anything, is a live,
-        // initialised head (the caller's guarantee); the C side loads it atomically.
-        unsafe { message_slot_wake_up_poll_published(queue, events.bits()) };
-    }
 }
 
 /// The poll table of one call of a file's `poll` operation, and the file it is for.
@@ -168,8 +136,10 @@ impl<'a> PollTable<'a> {
     /// Registers the caller on `head` (`poll_wait()`), so that a wake-up of `head` makes the
     /// poll, select or epoll call re-evaluate the file's events. Followed by a full memory
     /// barrier (`helpers.c` issues it: `poll_wait()` has it only in newer 6.12.y releases),
-    /// paired with [`WaitQueueHead::wake_up_poll_published`]: check the condition after
-    /// registering.
+    /// paired with the one of [`SeqLockWriteGuard::unlock_and_wake_up_poll`]: check the
+    /// condition after registering.
+    ///
+    /// [`SeqLockWriteGuard::unlock_and_wake_up_poll`]: super::seqlock::SeqLockWriteGuard::unlock_and_wake_up_poll
     #[inline]
     pub(crate) fn register_wait(&mut self, head: &'a WaitQueueHead) {
         // SAFETY: `file` and `table` are those of the current `poll` call (type invariant) and

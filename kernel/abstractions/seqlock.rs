@@ -3,14 +3,15 @@
 //! Sequential locks: C's `seqlock_t`, a spinlock that serialises writers plus a sequence
 //! counter that lets readers run without writing shared memory and detect a concurrent write.
 //!
-//! Stands in for a `kernel::sync` seqlock abstraction, which upstream does not have yet (6.12
-//! and 7.3 alike). It is the kernel's own type, not a hand-rolled one, so it keeps the kernel's
+//! Stands in for a `kernel::sync` seqlock abstraction, which upstream does not have yet (on
+//! every kernel of vm/kernels). It is the kernel's own type, not a hand-rolled one, so it keeps the kernel's
 //! rules: with `CONFIG_PREEMPT_RT` the writer's spinlock is a sleeping lock, and a reader that
 //! finds a write in progress takes and releases that lock (boosting the writer) instead of
 //! spinning on a preempted writer. The C side (macros and static inline functions) is in
 //! `helpers.c`. The protected data is the caller's: this type only orders accesses to it.
 
-use core::marker::PhantomData;
+use super::poll::{PollEvents, WaitQueueHead};
+use core::{marker::PhantomData, sync::atomic::AtomicPtr};
 use kernel::{bindings, prelude::*, types::Opaque};
 
 extern "C" {
@@ -20,6 +21,11 @@ extern "C" {
     fn message_slot_read_seqretry(lock: *const bindings::seqlock_t, start: u32) -> bool;
     fn message_slot_write_seqlock(lock: *mut bindings::seqlock_t);
     fn message_slot_write_sequnlock(lock: *mut bindings::seqlock_t);
+    fn message_slot_write_sequnlock_wake_up_poll(
+        lock: *mut bindings::seqlock_t,
+        queue: *const *mut bindings::wait_queue_head,
+        events: u32,
+    );
     fn message_slot_read_seqlock_excl(lock: *mut bindings::seqlock_t);
     fn message_slot_read_sequnlock_excl(lock: *mut bindings::seqlock_t);
 }
@@ -95,6 +101,44 @@ type NotSend = PhantomData<*mut ()>;
 ///
 /// This thread holds the lock through `write_seqlock`.
 pub(crate) struct SeqLockWriteGuard<'a>(&'a SeqLock, NotSend);
+
+impl SeqLockWriteGuard<'_> {
+    /// Ends the write section (`write_sequnlock`), then wakes the interruptible waiters of the
+    /// head `queue` points to, if it points to one that has any, with `events` as the wake-up
+    /// key: the write path's wake-up of its pollers, in the same call into C as the unlock.
+    /// That C function orders it all in the kernel's memory model: a full barrier after the
+    /// unlock (ordering the write before the loads, paired with the one after `poll_wait()`
+    /// in [`super::poll::PollTable::register_wait`]), the load of the pointer,
+    /// `waitqueue_active()` and `wake_up_interruptible_poll()`. Without waiters (or without a
+    /// head) this costs that barrier and two loads: either the waker finds a poller that
+    /// registered before the write, or that poller sees the write after registering.
+    ///
+    /// Upstream has no counterpart (no seqlock abstraction; `PollCondVar::notify_all` wakes
+    /// unconditionally). One call instead of an unlock and a wake-up check: the write path's
+    /// cost is its calls into C.
+    ///
+    /// # Safety
+    ///
+    /// `queue` holds null or a pointer to an initialised [`WaitQueueHead`], published with a
+    /// release store (or stronger), that stays alive for the duration of the call.
+    #[inline]
+    pub(crate) unsafe fn unlock_and_wake_up_poll(
+        self,
+        queue: &AtomicPtr<WaitQueueHead>,
+        events: PollEvents,
+    ) {
+        let lock = self.0.inner.get();
+        // The unlock is below: the guard must not unlock again.
+        core::mem::forget(self);
+        // `AtomicPtr<T>` has the layout of `*mut T`, and `WaitQueueHead` (through `Opaque`)
+        // that of `wait_queue_head`.
+        let queue = queue.as_ptr().cast::<*mut bindings::wait_queue_head>();
+        // SAFETY: This thread holds the lock through `write_seqlock` (type invariant), which
+        // the call releases; `queue` is valid for reads and what it points to, if anything, is
+        // a live, initialised head (the caller's guarantee); the C side loads it atomically.
+        unsafe { message_slot_write_sequnlock_wake_up_poll(lock, queue, events.bits()) };
+    }
+}
 
 impl Drop for SeqLockWriteGuard<'_> {
     #[inline]

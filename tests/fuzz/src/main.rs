@@ -28,9 +28,8 @@ use message_slot_test_support::sys::{char_node, errno_name};
 use shared::{Shared, KINDS, MINORS, OUTCOMES, POOL};
 use worker::{Config, Worker};
 
-/// Default operation count: over 10^6 for the debug run; at the measured ~5,300 ops/s of
-/// the debug kernel under TCG (2 vCPUs, 3 x 3 workers) about 4 minutes, ~110,000 ops/s (10 s)
-/// on the base kernel.
+/// Default operation count: over 10^6 for the debug run, which takes minutes on the debug
+/// kernel under TCG (docs/results.md has its rate) and seconds on the base kernel.
 const DEFAULT_OPS: u64 = 1_200_000;
 
 struct Args {

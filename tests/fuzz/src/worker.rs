@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use message_slot::Slot;
+use message_slot::{Slot, MAJOR_NUM};
 use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX};
+use message_slot_test_support::requests;
 use message_slot_test_support::sys::{
     close, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, CHANNEL_CMD as CMD,
 };
@@ -136,6 +137,8 @@ pub struct Worker {
     last_seen: HashMap<(u8, u8, u32), u32>,
     pages: GuardPages,
     buf: Vec<u8>,
+    /// The requests the device does not have (`requests::unknown_requests`).
+    unknown_requests: Vec<(String, u32)>,
 }
 
 impl Worker {
@@ -154,6 +157,7 @@ impl Worker {
             last_seen: HashMap::new(),
             pages: GuardPages::new().expect("guard pages"),
             buf: vec![0u8; 512],
+            unknown_requests: requests::unknown_requests(),
         }
     }
 
@@ -281,18 +285,20 @@ impl Worker {
                 [1u64 << 32, 0xFF << 32, 1 << 63, u64::MAX << 32][self.rng.below(4) as usize];
             (CMD, high | low, None)
         } else {
-            let wrong = [
-                CMD + 1,
-                CMD ^ (3 << 30),                     // _IOR instead of _IOW
-                CMD & !(3 << 30),                    // _IO
-                CMD | (3 << 30),                     // _IOWR
-                (CMD & !(0x3FFF << 16)) | (8 << 16), // _IOW with an 8-byte size
-                CMD + 0x100,                         // another ioctl type (236)
-                0,
-                // Random commands of type 235 (never one of the VFS's generic ioctls).
-                (self.rng.next_u64() as u32 & 0xFFFF_00FF) | 0xEB00,
-            ][self.rng.below(8) as usize];
-            let cmd = if wrong == CMD { CMD + 2 } else { wrong };
+            // A request the device does not have: one of the neighbours of its ioctls
+            // (requests::unknown_requests), or a random one of this device's type.
+            let unknown = &self.unknown_requests;
+            let pick = self.rng.below(unknown.len() as u64 + 1) as usize;
+            let cmd = match unknown.get(pick) {
+                Some(&(_, cmd)) => cmd,
+                None => loop {
+                    // Random commands of type 235 (never one of the VFS's generic ioctls).
+                    let cmd = (self.rng.next_u64() as u32 & 0xFFFF_00FF) | (MAJOR_NUM << 8);
+                    if !requests::is_known(cmd) {
+                        break cmd;
+                    }
+                },
+            };
             let arg = u64::from(self.cfg.pool[self.rng.below(RUN_IDS as u64) as usize]);
             (cmd, arg, None)
         };

@@ -61,7 +61,7 @@ fn write_at(channel: &Channel, source: UserPtr, len: usize) -> Result<usize> {
     let mut buffer = MessageBuffer::new();
     let bytes = MessageBytes::from_user(source, len, &mut buffer)?;
     assert_eq!(bytes.len(), len);
-    Ok(channel.replace(&bytes))
+    Ok(channel.replace(&bytes, PollEvents(1)))
 }
 
 /// Reads the channel into a buffer of `capacity` bytes (filled with 0xAA first); returns the
@@ -204,11 +204,12 @@ fn a_reader_overtaken_by_writers_excludes_them_once() {
     assert_eq!(empty, Err(EAGAIN));
 }
 
-/// What [`Channel::wake_pollers`] found: the queue's address, or null for none.
+/// What the wake-up of a write ([`Channel::replace`]) found: the queue's address, or null
+/// for none.
 fn woken(channel: &Channel) -> *const WaitQueueHead {
     take_last_wake();
-    channel.wake_pollers(PollEvents(1));
-    take_last_wake().expect("wake_pollers checked for a queue")
+    write(channel, b"wake").unwrap();
+    take_last_wake().expect("the write checked for a queue")
 }
 
 #[test]

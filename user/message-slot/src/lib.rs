@@ -40,9 +40,15 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 mod uapi;
 
 pub use uapi::{
-    CHANNELS_PER_SLOT, CLASS_NAME, MAJOR_NUM, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, SLOT_MINORS,
-    STATISTICS,
+    Ioctl, CHANNELS_PER_SLOT, CLASS_NAME, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
+    MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
 };
+
+/// The Linux ioctl request encoders (`_IO`, `_IOR`, `_IOW`, `_IOWR`, `_IOC`), as the device's
+/// requests are encoded: for requests the device has ([`Ioctl`]) and for those it refuses.
+pub mod ioctl_encoding {
+    pub use crate::uapi::{io, ioc, ior, iow, iowr, IOC_NONE, IOC_READ, IOC_WRITE};
+}
 
 /// The sysfs directory of the slots' class devices: `/sys/class/` and [`CLASS_NAME`].
 pub fn sysfs_class_dir() -> PathBuf {
@@ -230,7 +236,10 @@ impl Slot {
 
     /// Binds this open file to `channel` (`ioctl(fd, MSG_SLOT_CHANNEL, channel)`).
     ///
-    /// The device rejects channel 0 with [`ErrorKind::InvalidArgument`].
+    /// # Errors
+    ///
+    /// The device's, as message_slot(4) gives them for `ioctl`:
+    /// - `EINVAL` ([`ErrorKind::InvalidArgument`]): `channel` is 0.
     pub fn set_channel(&self, channel: u32) -> Result<()> {
         // SAFETY: MSG_SLOT_CHANNEL takes an integer by value and reads no memory; any `u32`
         // is a valid argument (the device itself rejects 0).
@@ -243,6 +252,17 @@ impl Slot {
     /// Replaces the bound channel's message with `msg` (1 to [`MAX_MESSAGE_LEN`] bytes).
     ///
     /// Returns the number of bytes written.
+    ///
+    /// # Errors
+    ///
+    /// The device's, as message_slot(4) gives them for `write` (a slice is always a valid
+    /// address, so never `EFAULT`); a failed send leaves the channel's message as it was:
+    /// - `EINVAL` ([`ErrorKind::InvalidArgument`]): the file is bound to no channel;
+    /// - `EMSGSIZE` ([`ErrorKind::MessageSize`]): `msg` is empty or longer than
+    ///   [`MAX_MESSAGE_LEN`];
+    /// - `ENOSPC` ([`ErrorKind::SlotFull`]): the channel is new and the slot already holds
+    ///   `max_channels` channels;
+    /// - `ENOMEM` ([`ErrorKind::Other`]): the channel is new and there is no memory for it.
     pub fn send(&self, msg: &[u8]) -> Result<usize> {
         rustix::io::write(&self.fd, msg).map_err(|e| Error::new(Operation::Send, e.raw_os_error()))
     }
@@ -250,6 +270,14 @@ impl Slot {
     /// Copies the bound channel's last message into `buf` without consuming it.
     ///
     /// Returns the message length.
+    ///
+    /// # Errors
+    ///
+    /// The device's, as message_slot(4) gives them for `read` (a slice is always a valid
+    /// address, so never `EFAULT`):
+    /// - `EINVAL` ([`ErrorKind::InvalidArgument`]): the file is bound to no channel;
+    /// - `EWOULDBLOCK` ([`ErrorKind::NoMessage`]): the channel holds no message;
+    /// - `ENOSPC` ([`ErrorKind::BufferTooSmall`]): `buf` is shorter than the message.
     pub fn receive(&self, buf: &mut [u8]) -> Result<usize> {
         rustix::io::read(&self.fd, buf)
             .map_err(|e| Error::new(Operation::Receive, e.raw_os_error()))
@@ -359,6 +387,41 @@ mod tests {
             rustix::ioctl::opcode::write::<u32>(MAJOR_NUM as u8, 0)
         );
         assert_eq!(MSG_SLOT_CHANNEL, 0x4004_eb00);
+    }
+
+    #[test]
+    fn ioctl_encoders_match_rustix_in_every_direction() {
+        use rustix::ioctl::opcode;
+        let ty = MAJOR_NUM as u8;
+        assert_eq!(ioctl_encoding::io(MAJOR_NUM, 1), opcode::none(ty, 1));
+        assert_eq!(
+            ioctl_encoding::ior(MAJOR_NUM, 2, 8),
+            opcode::read::<u64>(ty, 2)
+        );
+        assert_eq!(
+            ioctl_encoding::iow(MAJOR_NUM, 3, 2),
+            opcode::write::<u16>(ty, 3)
+        );
+        assert_eq!(
+            ioctl_encoding::iowr(MAJOR_NUM, 4, 4),
+            opcode::read_write::<u32>(ty, 4)
+        );
+    }
+
+    #[test]
+    fn every_ioctl_is_found_by_its_request_number() {
+        for ioctl in Ioctl::ALL {
+            assert_eq!(Ioctl::from_cmd(ioctl.cmd()), Some(ioctl));
+        }
+        let mut cmds: Vec<u32> = Ioctl::ALL.iter().map(|ioctl| ioctl.cmd()).collect();
+        cmds.sort_unstable();
+        cmds.dedup();
+        assert_eq!(
+            cmds.len(),
+            Ioctl::ALL.len(),
+            "two ioctls share a request number"
+        );
+        assert_eq!(Ioctl::from_cmd(0), None);
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub(super) fn slab_allocations_during<T>(
 /// to fail in turn (`fail-nth` 1, 2, ...) until one poll allocates all it needs: a poll whose
 /// allocation failed reports `POLLERR` and leaves the slot's channel count as it was (the
 /// wait queue is allocated before the channel); the poll that allocated everything created
-/// the channel (readable only once written). Before issue 27 a failed queue allocation came
-/// after the channel's creation: `POLLERR`, and one more channel.
+/// the channel (readable only once written). A module that allocates the queue after
+/// creating the channel reports `POLLERR` with one more channel.
 pub fn failslab_poll_error_leaves_nothing() -> TestResult {
     module_ready()?;
     let Some(_failslab) = failslab_for_this_task()? else {

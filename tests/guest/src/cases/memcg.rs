@@ -508,7 +508,7 @@ const FULL_SLOT_WRITES: u32 = 1_000;
 /// A slot at `max_channels` (1) and a child in a cgroup that can charge nothing
 /// (`memory.max` 0): each of 1,000 writes to a new channel fails with ENOSPC, before any
 /// allocation could fail with ENOMEM; the slot's one channel is overwritten (no allocation),
-/// and nobody is OOM-killed. Before issue 27 the write allocated first: ENOMEM.
+/// and nobody is OOM-killed. A module that allocates before checking the limit answers ENOMEM.
 pub fn memcg_full_slot_enospc_first() -> TestResult {
     unload_module()?;
     load_module(&["max_channels=1"])?;

@@ -204,10 +204,11 @@ fn pin_to(cpu: usize) {
 /// one by one), while a reader on CPU 0 reads it over and over. Every reading must stay
 /// within what the slot can hold then (its other channels' bytes, read before, plus this
 /// channel's message and the two writers' uncounted replacements), and once the writers stop
-/// it is exact. Before issue 27 a sum that caught a subtraction without the addition before
-/// it showed about 2^64. That needs a writer preempted between its replacement and its count
-/// (a preemptible kernel, such as the rt kernel) or a reader stalled between two CPUs' copies
-/// while both writers run (more CPUs than the rig's two): on base the old module passes.
+/// it is exact. A module that shows the raw sum shows about 2^64 when the sum catches a
+/// subtraction without the addition before it, which needs a writer preempted between its
+/// replacement and its count (a preemptible kernel, such as the rt kernel) or a reader
+/// stalled between two CPUs' copies while both writers run (more CPUs than the rig's two):
+/// on the base kernel (not preemptible, two CPUs) such a module still passes.
 pub fn bytes_statistic_never_wraps() -> TestResult {
     let minor = 1;
     let path = slot_path(minor)?;

@@ -1,15 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `abstractions::poll`: a wait queue head (nobody waits on the host) that records where the
-//! live heads are, so tests can see when one is freed, and the wake-up after a write, which
-//! records what it found.
+//! live heads are, so tests can see when one is freed, and what the wake-up after a write
+//! found (the seqlock stand-in's unlock records it here).
 
-use core::{
-    cell::Cell,
-    marker::PhantomPinned,
-    ptr,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use core::{cell::Cell, marker::PhantomPinned, ptr};
 use kernel::prelude::*;
 use std::{collections::HashSet, sync::Mutex};
 
@@ -18,13 +13,13 @@ use std::{collections::HashSet, sync::Mutex};
 pub(crate) struct PollEvents(pub(crate) u32);
 
 thread_local! {
-    /// The head the last [`WaitQueueHead::wake_up_poll_published`] on this thread found (null
-    /// for none), if one ran.
+    /// The head the last wake-up after a write on this thread found (null for none), if one
+    /// ran.
     static LAST_WAKE: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// What the last [`WaitQueueHead::wake_up_poll_published`] on this thread found: `Some(head)`
-/// (null: no queue), or `None` if none ran since the last call of this function.
+/// What the last wake-up after a write on this thread found: `Some(head)` (null: no queue),
+/// or `None` if none ran since the last call of this function.
 pub(crate) fn take_last_wake() -> Option<*const WaitQueueHead> {
     LAST_WAKE
         .with(|last| last.take())
@@ -63,17 +58,10 @@ impl WaitQueueHead {
     }
 }
 
-impl WaitQueueHead {
-    /// Records the head `queue` points to (which must be live) for [`take_last_wake`].
-    ///
-    /// # Safety
-    ///
-    /// `queue` holds null or a live head.
-    pub(crate) unsafe fn wake_up_poll_published(queue: &AtomicPtr<WaitQueueHead>, _: PollEvents) {
-        let head = queue.load(Ordering::Acquire);
-        assert!(head.is_null() || is_live(head), "woke a freed head");
-        LAST_WAKE.with(|last| last.set(Some(head as usize)));
-    }
+/// Records `head`, which must be null or live, as found by a wake-up on this thread.
+pub(crate) fn record_wake(head: *mut WaitQueueHead) {
+    assert!(head.is_null() || is_live(head), "woke a freed head");
+    LAST_WAKE.with(|last| last.set(Some(head as usize)));
 }
 
 #[pinned_drop]

@@ -7,11 +7,12 @@
 //! [`force_overlaps`] makes the next reads on this thread see an overlapping write, so tests
 //! reach a reader's fallback without a race.
 
+use super::poll::{record_wake, PollEvents, WaitQueueHead};
 use core::{
     cell::Cell,
     hint::spin_loop,
     marker::PhantomPinned,
-    sync::atomic::{fence, AtomicU32, Ordering},
+    sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::prelude::*;
 use std::sync::{Mutex, MutexGuard};
@@ -93,6 +94,24 @@ impl SeqLock {
 pub(crate) struct SeqLockWriteGuard<'a> {
     lock: &'a SeqLock,
     _writers: MutexGuard<'a, ()>,
+}
+
+impl SeqLockWriteGuard<'_> {
+    /// Ends the write section, then records what the wake-up of `queue`'s pollers found
+    /// ([`super::poll::take_last_wake`]).
+    ///
+    /// # Safety
+    ///
+    /// `queue` holds null or a live head.
+    pub(crate) unsafe fn unlock_and_wake_up_poll(
+        self,
+        queue: &AtomicPtr<WaitQueueHead>,
+        _events: PollEvents,
+    ) {
+        drop(self);
+        fence(Ordering::SeqCst);
+        record_wake(queue.load(Ordering::Acquire));
+    }
 }
 
 impl Drop for SeqLockWriteGuard<'_> {
