@@ -5,16 +5,10 @@
 //! `module!`, which takes no constants), the static node's tmpfiles.d line and the udev rule's
 //! `static_node`, whose group and mode must be those the udev rule gives the class's nodes.
 
-use std::path::Path;
+mod common;
 
+use common::read;
 use message_slot::{CLASS_NAME, MAJOR_NUM};
-
-fn read(relative: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The static node: the class's node of minor 0, relative to /dev.
 fn static_node() -> String {
