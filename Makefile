@@ -26,8 +26,12 @@
 #                          the module to /lib/modules/KVER/updates/ (then depmod), the tools to
 #                          PREFIX/bin, their pages, message_slot(4) and
 #                          message-slot-prepare-kernel(8) to PREFIX/share/man,
-#                          message_slot.h to PREFIX/include/linux/, the udev rule,
-#                          message-slot-prepare-kernel to PREFIX/sbin; INSTALL_MODULES_LOAD=1
+#                          message_slot.h to PREFIX/include/linux/, the udev rule, the
+#                          tmpfiles.d line of the static node /dev/message_slot/0 and
+#                          message-slot-static-nodes (PREFIX/lib/message-slot),
+#                          message-slot-prepare-kernel to PREFIX/sbin; on this system (no
+#                          DESTDIR) also the group message-slot and the static node (the module
+#                          then loads on first use: docs/autoload.md); INSTALL_MODULES_LOAD=1
 #                          adds /etc/modules-load.d/message-slot.conf. DESTDIR stages it all
 #                          (depmod -b DESTDIR). PREFIX defaults to /usr/local.
 #   make install-dkms      the same without the module: its source and dkms.conf go to
@@ -142,9 +146,11 @@ DESTDIR ?=
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/lib/message-slot
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 UDEV_RULES_DIR ?= /etc/udev/rules.d
+TMPFILES_DIR ?= /etc/tmpfiles.d
 MODULES_LOAD_DIR ?= /etc/modules-load.d
 DKMS_SOURCE_DIR ?= /usr/src/$(PACKAGE_NAME)-$(PACKAGE_VERSION)
 KERNEL_HOOKS_DIR ?= /etc/kernel
@@ -156,13 +162,17 @@ MAN_PAGES := $(addprefix build/man/,$(addsuffix .1,$(TOOLS)) message_slot.4 mess
 depmod = if [ -z "$(DESTDIR)" ]; then depmod -a $(1); else \
 	depmod -b "$(DESTDIR)" $(1) 2>&1 | { grep -v 'could not open modules\.\(order\|builtin\)' >&2 || true; }; \
 	[ $${PIPESTATUS[0]} = 0 ]; fi
+# On this system (no DESTDIR): the static node /dev/message_slot/0 now rather than at the next
+# boot, after an install (add) or a removal (remove), as the package's postinst and prerm do.
+static_nodes = if [ -z "$(DESTDIR)" ]; then packaging/message-slot-static-nodes $(1); fi
 
 install: install-common
 	@[ -f $(MODULE_KO) ] || { echo "make install: no $(MODULE_KO): run make first (with the same KDIR=/KERNEL=)" >&2; exit 1; }
 	@set -e; kver=$$(modinfo -F vermagic $(MODULE_KO) | cut -d' ' -f1); \
 	 install -D -m 0644 $(MODULE_KO) "$(DESTDIR)/lib/modules/$$kver/updates/message_slot.ko"; \
 	 $(call depmod,$$kver); \
-	 echo "installed message_slot.ko for $$kver in $(DESTDIR)/lib/modules/$$kver/updates/"
+	 echo "installed message_slot.ko for $$kver in $(DESTDIR)/lib/modules/$$kver/updates/"; \
+	 $(call static_nodes,add)
 
 install-dkms: install-common dkms-source
 	sed 's|@SBINDIR@|$(SBINDIR)|; s|@DKMS_SOURCE_DIR@|$(DKMS_SOURCE_DIR)|' packaging/kernel/header_postinst.d-message-slot >"$(DESTDIR)$(DKMS_SOURCE_DIR)/.hook"
@@ -181,6 +191,9 @@ install-common:
 	install -D -m 0755 packaging/message-slot-prepare-kernel "$(DESTDIR)$(SBINDIR)/message-slot-prepare-kernel"
 	install -D -m 0644 uapi/message_slot.h "$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h"
 	install -D -m 0644 packaging/udev/60-message-slot.rules "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules"
+	install -D -m 0644 packaging/tmpfiles.d/message-slot.conf "$(DESTDIR)$(TMPFILES_DIR)/message-slot.conf"
+	install -D -m 0755 packaging/message-slot-static-nodes "$(DESTDIR)$(LIBEXECDIR)/message-slot-static-nodes"
+	@if [ -z "$(DESTDIR)" ]; then getent group message-slot >/dev/null || groupadd --system message-slot; fi
 	$(if $(INSTALL_MODULES_LOAD),install -D -m 0644 packaging/modules-load.d/message-slot.conf "$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf")
 
 # The module's source as DKMS wants it: kernel/, uapi/, dkms-build, dkms.conf, and
@@ -203,12 +216,15 @@ uninstall:
 		$(addprefix "$(DESTDIR)$(MANDIR)"/man1/,$(addsuffix .1,$(TOOLS))) "$(DESTDIR)$(MANDIR)/man4/message_slot.4" \
 		"$(DESTDIR)$(MANDIR)/man8/message-slot-prepare-kernel.8" \
 		"$(DESTDIR)$(INCLUDEDIR)/linux/message_slot.h" "$(DESTDIR)$(UDEV_RULES_DIR)/60-message-slot.rules" \
+		"$(DESTDIR)$(TMPFILES_DIR)/message-slot.conf" "$(DESTDIR)$(LIBEXECDIR)/message-slot-static-nodes" \
 		"$(DESTDIR)$(MODULES_LOAD_DIR)/message-slot.conf" \
 		"$(DESTDIR)$(KERNEL_HOOKS_DIR)/header_postinst.d/50message-slot" "$(DESTDIR)$(KERNEL_HOOKS_DIR)/postrm.d/50message-slot"
 	rm -rf "$(DESTDIR)$(DKMS_SOURCE_DIR)"
+	rmdir "$(DESTDIR)$(LIBEXECDIR)" 2>/dev/null || true
 	@set -e; for ko in "$(DESTDIR)"/lib/modules/*/updates/message_slot.ko; do \
 		[ -f "$$ko" ] || continue; kver=$${ko#"$(DESTDIR)"/lib/modules/}; kver=$${kver%%/*}; \
-		rm -f "$$ko"; $(call depmod,$$kver); echo "removed $$ko"; done
+		rm -f "$$ko"; $(call depmod,$$kver); echo "removed $$ko"; done; \
+	 $(call static_nodes,remove)
 
 clean:
 	rm -rf build target message_slot.ko $(TOOLS)

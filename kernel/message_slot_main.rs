@@ -37,6 +37,17 @@ use uapi::{
     SLOT_MINORS, STATISTICS,
 };
 
+// The aliases make the module load on first use, as distributions' fixed-major drivers do
+// (fuse: `char-major-10-229`, `devname:fuse`):
+// - `char-major-235-*`: opening any node of major `MAJOR_NUM` (a `mknod` one too) while no
+//   driver has the major makes the kernel run `modprobe char-major-235-MINOR`;
+// - `devname:message_slot/0` with `char-major-235-0`: depmod writes the pair to
+//   `modules.devname`, and at boot `kmod static-nodes` (kmod-static-nodes.service, then
+//   systemd-tmpfiles) creates `/dev/message_slot/0` (`CLASS_NAME`, minor 0) before the module
+//   is loaded. depmod takes one devname per module (the first with a `char-major-MAJ-MIN`),
+//   so minors 1.. get their nodes when the module loads.
+// `module!` takes string literals only: user/message-slot/tests/derived.rs checks them
+// against `MAJOR_NUM` and `CLASS_NAME`.
 #[cfg(kernel_6_12)]
 module! {
     type: MessageSlotModule,
@@ -44,6 +55,7 @@ module! {
     author: "message-slot developers",
     description: "Message slot IPC character device",
     license: "GPL",
+    alias: ["char-major-235-*", "char-major-235-0", "devname:message_slot/0"],
 }
 
 // 7.x's `module!` takes a list of authors. Its `params` are not used: they are not shown in
@@ -55,6 +67,7 @@ module! {
     authors: ["message-slot developers"],
     description: "Message slot IPC character device",
     license: "GPL",
+    alias: ["char-major-235-*", "char-major-235-0", "devname:message_slot/0"],
 }
 
 // Declared here: a parameter's statics live in linker sections, which `#![forbid(unsafe_code)]`

@@ -18,12 +18,13 @@ packaging_checks_debian() {
 		tests/deb-stock --kernel "$variant" build/deb "$deb_out"
 	check "packages: apt install succeeded, its postinst created the system group message-slot" \
 		bash -c '[ "$(cat "$1/install.status")" = 0 ] && grep -q "^message-slot:x:[0-9]*:" "$1/group"' sh "$deb_out"
-	check "packages: the tools in /usr/bin, their pages and message_slot(4), the header, the udev rule, hooks and DKMS source installed" \
+	check "packages: the tools in /usr/bin, their pages and message_slot(4), the header, the udev rule, the tmpfiles.d line and message-slot-static-nodes, hooks and DKMS source installed" \
 		bash -c 'for f in /usr/bin/message_sender /usr/bin/message_reader /usr/bin/message_slot_stat \
 			/usr/share/man/man1/message_sender.1.gz /usr/share/man/man1/message_reader.1.gz \
 			/usr/share/man/man1/message_slot_stat.1.gz /usr/share/man/man4/message_slot.4.gz \
 			/usr/share/man/man8/message-slot-prepare-kernel.8.gz \
 			/usr/include/linux/message_slot.h /usr/lib/udev/rules.d/60-message-slot.rules \
+			/usr/lib/tmpfiles.d/message-slot.conf /usr/lib/message-slot/message-slot-static-nodes \
 			/usr/sbin/message-slot-prepare-kernel /usr/share/kernel/header_postinst.d/50message-slot \
 			/usr/share/kernel/postrm.d/50message-slot /usr/src/message-slot-$2/dkms.conf; do
 			grep -qx "$f" "$1/files" || { echo "not in the packages: $f"; exit 1; }; done
@@ -47,12 +48,14 @@ packaging_checks_debian() {
 	}
 	check "DKMS: the package's install put the module in /lib/modules/KVER/updates/ and dkms status says installed" \
 		dkms_installed "$deb_out/installed" "$deb_out/status"
+	check "DKMS: depmod lists the installed module's static node in modules.devname (its devname and char-major-235-0 aliases)" \
+		grep -qx 'message_slot message_slot/0 c235:0' "$deb_out/devname"
 	check "DKMS: the module is signed with the machine owner key (modinfo signer, sig_key)" \
 		bash -c '[ "$(modinfo -F signer "$1/message_slot.ko")" = "message-slot throwaway test key" ] &&
 			[ -n "$(modinfo -F sig_key "$1/message_slot.ko")" ]' sh "$deb_out"
 	check "DKMS: a kernel update's hooks (linux-run-hooks headers postinst: ours, then DKMS's autoinstall) rebuild and install it" \
 		hooks_rebuilt
-	check "packages: apt remove leaves no module, DKMS tree, hook, metadata link or file of theirs (the group stays; the linked tree is intact)" \
+	check "packages: apt remove leaves no module, alias in depmod's files, DKMS tree, hook, metadata link or file of theirs (the group stays; the linked tree is intact)" \
 		bash -c '[ "$(cat "$1/remove.status")" = 0 ] && [ -s "$1/remove-group" ] && [ -f "$1/kdir-intact" ] &&
 			{ [ ! -s "$1/remove-left" ] || { cat "$1/remove-left"; false; }; }' sh "$deb_out"
 	check "packages: apt purge removes the group too; dpkg forgets both packages" \
@@ -67,6 +70,7 @@ install_layout() { # MODULE
 	make -s install DESTDIR="$d" MODULE_KO="$1" INSTALL_MODULES_LOAD=1 >/dev/null || return 1
 	expected=$({
 		echo etc/modules-load.d/message-slot.conf
+		echo etc/tmpfiles.d/message-slot.conf
 		echo etc/udev/rules.d/60-message-slot.rules
 		echo "lib/modules/$kver/updates/message_slot.ko"
 		for tool in $(rig_tools); do
@@ -77,18 +81,21 @@ install_layout() { # MODULE
 		echo usr/local/share/man/man8/message-slot-prepare-kernel.8
 		echo usr/local/include/linux/message_slot.h
 		echo usr/local/sbin/message-slot-prepare-kernel
+		echo usr/local/lib/message-slot/message-slot-static-nodes
 	} | sort)
 	actual=$(cd "$d" && find . -type f ! -path "./lib/modules/$kver/modules.*" | sed 's|^\./||' | sort)
 	[ "$actual" = "$expected" ] || { diff <(echo "$expected") <(echo "$actual"); return 1; }
 	cmp "$1" "$d/lib/modules/$kver/updates/message_slot.ko" || return 1
 	cmp uapi/message_slot.h "$d/usr/local/include/linux/message_slot.h" || return 1
 	grep -q '^updates/message_slot.ko:' "$d/lib/modules/$kver/modules.dep" || return 1
+	grep -qx 'alias char-major-235-\* message_slot' "$d/lib/modules/$kver/modules.alias" || return 1
+	grep -qx 'message_slot message_slot/0 c235:0' "$d/lib/modules/$kver/modules.devname" || return 1
 	grep -qx message_slot "$d/etc/modules-load.d/message-slot.conf" || return 1
 	[ -x "$d/usr/local/bin/message_sender" ] && [ -x "$d/usr/local/sbin/message-slot-prepare-kernel" ] || return 1
 	make -s uninstall DESTDIR="$d" >/dev/null || return 1
 	actual=$(cd "$d" && find . -type f ! -path "./lib/modules/$kver/modules.*")
 	[ -z "$actual" ] || { echo "left after uninstall: $actual"; return 1; }
-	! grep -q message_slot "$d/lib/modules/$kver/modules.dep" || return 1
+	! grep -q message_slot "$d/lib/modules/$kver"/modules.{dep,alias,devname} || return 1
 	rm -rf "$d"
 }
 # make install-dkms: the DKMS source, with name and version from the Makefile (Cargo.toml).
@@ -169,7 +176,7 @@ dkms_build_warns() {
 # install` installs.
 #   packaging_checks_install MODULE
 packaging_checks_install() {
-	check "make install DESTDIR=... lays out module (depmod -b), tools, header, udev rule, modules-load.d; uninstall removes them" \
+	check "make install DESTDIR=... lays out module (depmod -b: its aliases in modules.alias, its static node in modules.devname), tools, header, udev rule, tmpfiles.d, message-slot-static-nodes, modules-load.d; uninstall removes them" \
 		install_layout "$1"
 	check "make install-dkms DESTDIR=... installs the DKMS source, dkms.conf (name, version from Cargo.toml) and kernel hooks; uninstall removes them" \
 		install_dkms_layout

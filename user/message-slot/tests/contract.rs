@@ -7,20 +7,14 @@
 //! the constants of `uapi/uapi.rs` (the ioctls, the message size, the statistics, the
 //! parameters' defaults and limits, also in the module's parameter descriptions).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::read;
 use message_slot::{
     Ioctl, Statistic, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAX_MESSAGE_LEN, SLOT_MINORS,
 };
-
-/// A file of the repository.
-fn read(path: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The man page's source.
 fn man_page() -> String {
