@@ -46,7 +46,7 @@ use uapi::{
 //   systemd-tmpfiles) creates `/dev/message_slot/0` (`CLASS_NAME`, minor 0) before the module
 //   is loaded. depmod takes one devname per module (the first with a `char-major-MAJ-MIN`),
 //   so minors 1.. get their nodes when the module loads.
-// `module!` takes string literals only: user/message-slot/tests/derived.rs checks them
+// `module!` takes string literals only: user/message-slot/tests/autoload.rs checks them
 // against `MAJOR_NUM` and `CLASS_NAME`.
 #[cfg(kernel_6_12)]
 module! {
