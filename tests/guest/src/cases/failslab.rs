@@ -122,6 +122,7 @@ pub(super) fn slab_allocations_during<T>(
 /// is allocated before the channel), one that reports `POLLOUT | POLLWRNORM` created the
 /// channel, and at least one of the failures made the poll report `POLLERR`. A module that
 /// allocates the queue after creating the channel reports `POLLERR` with one more channel.
+/// Then a poll that does not wait allocates nothing.
 pub fn failslab_poll_error_leaves_nothing() -> TestResult {
     module_ready()?;
     let Some(_failslab) = failslab_configured(false)? else {
@@ -169,13 +170,35 @@ pub fn failslab_poll_error_leaves_nothing() -> TestResult {
                 "  (poll of a new channel, the n-th allocation failed: {})",
                 outcomes.join(", ")
             );
-            return Ok(());
+            return poll_that_does_not_wait_allocates_nothing(&file, &fail_nth);
         }
     }
     Err(format!(
         "a poll of a new channel made more than 16 allocations: {}",
         outcomes.join(", ")
     ))
+}
+
+/// A poll that will not wait (zero timeout) of a channel that was written but never polled
+/// makes no allocation (its wait queue is made by the first poll that waits), and reports
+/// the message.
+fn poll_that_does_not_wait_allocates_nothing(file: &Slot, fail_nth: &FailNth) -> TestResult {
+    let id = fresh_channel();
+    file.set_channel(id).ctx("bind")?;
+    send_all(file, b"written, never polled", "write")?;
+    fail_nth.set(1)?;
+    let events = poll_fd(raw_fd(file), 0);
+    let allocated = fail_nth.fired()?;
+    let events = events?;
+    ensure!(
+        events == libc::POLLIN | libc::POLLRDNORM | libc::POLLOUT | libc::POLLWRNORM,
+        "a zero-timeout poll of a written channel: events {events:#x}"
+    );
+    ensure!(
+        !allocated,
+        "a zero-timeout poll (which does not wait) of a channel never polled allocated"
+    );
+    Ok(())
 }
 
 /// What the fault-injected thread saw.
