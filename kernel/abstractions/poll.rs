@@ -57,11 +57,13 @@ impl PollEvents {
     }
 }
 
-/// A wait queue head (C's `struct wait_queue_head`) that files can be polled on.
+/// A wait queue head (C's `struct wait_queue_head`, with its layout: a pointer to one is a
+/// pointer to the C head) that files can be polled on.
 ///
 /// # Invariants
 ///
 /// `inner` is initialised by `init_waitqueue_head()` and pinned.
+#[repr(transparent)]
 #[pin_data]
 pub(crate) struct WaitQueueHead {
     #[pin]
@@ -123,9 +125,10 @@ impl<'a> PollTable<'a> {
     }
 
     /// Whether the caller may wait (6.12's `!poll_does_not_wait()`, the test `poll_wait()`
-    /// makes): a poll table that registers on queues. `poll` with a zero timeout, `select`'s and `poll`'s passes after an event
-    /// was found, and epoll's re-checks of ready files (a level-triggered file on every
-    /// `epoll_wait`) pass none; [`PollTable::register_wait`] does nothing then.
+    /// makes): a poll table that registers on queues. `poll` with a zero timeout, `select`'s
+    /// and `poll`'s passes after an event was found, and epoll's re-checks of ready files (a
+    /// level-triggered file on every `epoll_wait`) pass none; [`PollTable::register_wait`]
+    /// does nothing then.
     #[inline]
     pub(crate) fn will_wait(&self) -> bool {
         // SAFETY: `table` is null or the poll table of the current `poll` call (type

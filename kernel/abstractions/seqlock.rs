@@ -4,10 +4,10 @@
 //! counter that lets readers run without writing shared memory and detect a concurrent write.
 //!
 //! Stands in for a `kernel::sync` seqlock abstraction, which upstream does not have yet (on
-//! every kernel of vm/kernels). It is the kernel's own type, not a hand-rolled one, so it keeps the kernel's
-//! rules: with `CONFIG_PREEMPT_RT` the writer's spinlock is a sleeping lock, and a reader that
-//! finds a write in progress takes and releases that lock (boosting the writer) instead of
-//! spinning on a preempted writer. The C side (macros and static inline functions) is in
+//! every kernel of vm/kernels). It is the kernel's own type, not a hand-rolled one, so it
+//! keeps the kernel's rules: with `CONFIG_PREEMPT_RT` the writer's spinlock is a sleeping
+//! lock, and a reader that finds a write in progress takes and releases that lock (boosting
+//! the writer) instead of spinning on a preempted writer. The C side (macros and static inline functions) is in
 //! `helpers.c`. The protected data is the caller's: this type only orders accesses to it.
 
 use super::poll::{PollEvents, WaitQueueHead};
@@ -130,8 +130,8 @@ impl SeqLockWriteGuard<'_> {
         let lock = self.0.inner.get();
         // The unlock is below: the guard must not unlock again.
         core::mem::forget(self);
-        // `AtomicPtr<T>` has the layout of `*mut T`, and `WaitQueueHead` (through `Opaque`)
-        // that of `wait_queue_head`.
+        // `AtomicPtr<T>` has the layout of `*mut T`, and `WaitQueueHead` (`repr(transparent)`
+        // over an `Opaque`) that of `wait_queue_head`.
         let queue = queue.as_ptr().cast::<*mut bindings::wait_queue_head>();
         // SAFETY: This thread holds the lock through `write_seqlock` (type invariant), which
         // the call releases; `queue` is valid for reads and what it points to, if anything, is
