@@ -159,12 +159,7 @@ impl Channel {
         pin_init!(Self {
             lock <- SeqLock::new(),
             len: AtomicU32::new(message.map_or(0, |message| message.len as u32)),
-            waiters: AtomicPtr::new(waiters.map_or(ptr::null_mut(), |waiters| {
-                // SAFETY: The head is not moved out of its allocation: the channel only hands
-                // out shared references to it and frees it with `KBox::from_raw` (dropping it
-                // in place).
-                KBox::into_raw(unsafe { Pin::into_inner_unchecked(waiters) })
-            })),
+            waiters: AtomicPtr::new(waiters.map_or(ptr::null_mut(), head_into_raw)),
             blocks,
         })
     }
@@ -221,11 +216,7 @@ impl Channel {
         if let Some(queue) = self.queue() {
             return Ok(queue);
         }
-        // The head is not moved out of its allocation: the channel only hands out shared
-        // references to it and frees it with `KBox::from_raw` (dropping it in place).
-        let created = KBox::pin_init(WaitQueueHead::new(), flags)?;
-        // SAFETY: The head stays where it is (see above).
-        let created = KBox::into_raw(unsafe { Pin::into_inner_unchecked(created) });
+        let created = head_into_raw(KBox::pin_init(WaitQueueHead::new(), flags)?);
         // INVARIANT: `waiters` goes from null to a pinned, initialised head, once.
         match self.waiters.compare_exchange(
             ptr::null_mut(),
@@ -322,6 +313,14 @@ impl Channel {
             .write_slice(message)?;
         Ok((len, sequence))
     }
+}
+
+/// The pinned wait queue head `head` as the raw pointer a channel owns it through (freed with
+/// `KBox::from_raw`).
+fn head_into_raw(head: Pin<KBox<WaitQueueHead>>) -> *mut WaitQueueHead {
+    // SAFETY: The head is not moved out of its allocation: a channel only hands out shared
+    // references to it and frees it with `KBox::from_raw` (dropping it in place).
+    KBox::into_raw(unsafe { Pin::into_inner_unchecked(head) })
 }
 
 #[pinned_drop]
