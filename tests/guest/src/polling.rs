@@ -87,15 +87,25 @@ impl Epoll {
     /// The descriptors reported ready within `timeout_ms`, sorted.
     pub(crate) fn wait(&self, timeout_ms: i32) -> Result<Vec<RawFd>, String> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        // SAFETY: `events` has room for 16 events.
-        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), 16, timeout_ms) };
-        ensure!(n >= 0, "epoll_wait: errno {}", last_errno());
-        let mut fds: Vec<RawFd> = events[..n as usize]
-            .iter()
-            .map(|e| e.u64 as RawFd)
-            .collect();
+        let n = self.wait_into(&mut events, timeout_ms)?;
+        let mut fds: Vec<RawFd> = events[..n].iter().map(|e| e.u64 as RawFd).collect();
         fds.sort();
         Ok(fds)
+    }
+
+    /// Waits at most `timeout_ms` for ready descriptors, filling `events` (each event's
+    /// `u64` is its descriptor, as [`Epoll::ctl`] registers it); returns how many. Allocates
+    /// nothing in user space.
+    pub(crate) fn wait_into(
+        &self,
+        events: &mut [libc::epoll_event],
+        timeout_ms: i32,
+    ) -> Result<usize, String> {
+        let room = i32::try_from(events.len()).unwrap_or(i32::MAX);
+        // SAFETY: `events` has room for `room` events.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), room, timeout_ms) };
+        ensure!(n >= 0, "epoll_wait: errno {}", last_errno());
+        Ok(n as usize)
     }
 }
 

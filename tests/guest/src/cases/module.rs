@@ -3,7 +3,6 @@
 //! Module lifetime: `rmmod` is refused while a slot is open, and unloading then reloading
 //! the module empties every slot. These run last because the reload wipes all messages.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -16,12 +15,12 @@ use super::failslab::slab_allocations_during;
 use super::nodes::stats;
 use crate::module_loading::{load_module, try_unload_module, unload_module, MODULE_NAME};
 use crate::options::debug_kernel;
-use crate::polling::poll_fd;
+use crate::polling::{poll_fd, Epoll};
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
-    bind, errno_name, expect_errno, expect_message, fresh_channel, last_errno, open, open_bound,
-    open_minor_bound, raw_fd, raw_write, scaled, send_all, show, slot_path, Context, TestResult,
-    MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS,
+    bind, errno_name, expect_errno, expect_message, fresh_channel, open, open_bound,
+    open_minor_bound, pin_to_cpu, raw_fd, raw_write, scaled, send_all, show, slot_path, Context,
+    TestResult, MINOR_FIXED_IDS, MINOR_LAST, MINOR_MANY_CHANNELS,
 };
 
 /// How long the last-place race waits for a racer's write.
@@ -195,7 +194,7 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
         }
         let id = spread(WRITES + POLLS);
         bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
-        let reported = LevelTriggeredEpoll::new(&file)?.wait_for_error(POLLS)?;
+        let reported = waits_reporting_error(&level_triggered_epoll(&file)?, POLLS)?;
         ensure!(
             reported == POLLS,
             "level-triggered epoll on new channel {id:#x}: EPOLLERR in {reported} of {POLLS} waits"
@@ -204,12 +203,12 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
         // allocating and freeing again would leave no trace in the slab counts).
         let id = spread(WRITES + POLLS + 1);
         bind(fd, id).map_err(|e| format!("bind {id:#x}: {}", errno_name(e)))?;
-        let epoll = LevelTriggeredEpoll::new(&file)?;
+        let epoll = level_triggered_epoll(&file)?;
         let refusals = slab_allocations_during(|| {
             (
                 raw_write(fd, b"x".as_ptr(), 1),
                 poll_fd(fd, 10_000),
-                epoll.wait_for_error(1),
+                waits_reporting_error(&epoll, 1),
             )
         })?;
         if let Some((allocated, (write, poll, epoll))) = refusals {
@@ -255,48 +254,29 @@ pub fn max_channels_refusals_leave_nothing() -> TestResult {
     result
 }
 
-/// A level-triggered epoll instance watching one file for `EPOLLIN | EPOLLOUT`.
-struct LevelTriggeredEpoll(OwnedFd);
+/// A level-triggered epoll instance watching `file` for `EPOLLIN | EPOLLOUT`.
+fn level_triggered_epoll(file: &Slot) -> Result<Epoll, String> {
+    let epoll = Epoll::new()?;
+    epoll.ctl(
+        libc::EPOLL_CTL_ADD,
+        raw_fd(file),
+        (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+    )?;
+    Ok(epoll)
+}
 
-impl LevelTriggeredEpoll {
-    fn new(file: &Slot) -> Result<Self, String> {
-        // SAFETY: Plain system call.
-        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        ensure!(epoll >= 0, "epoll_create1: {}", errno_name(last_errno()));
-        // SAFETY: `epoll` is a new descriptor, owned from now on.
-        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-            u64: 0,
-        };
-        // SAFETY: Valid descriptors and event.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                raw_fd(file),
-                &mut event,
-            )
-        };
-        ensure!(rc == 0, "epoll_ctl: {}", errno_name(last_errno()));
-        Ok(Self(epoll))
-    }
-
-    /// Waits `waits` times (each at most 10 s); returns in how many waits the file was
-    /// reported with exactly `EPOLLERR`.
-    fn wait_for_error(&self, waits: u32) -> Result<u32, String> {
-        let mut reported = 0;
-        for _ in 0..waits {
-            let mut ready = [libc::epoll_event { events: 0, u64: 0 }];
-            // SAFETY: `ready` has room for one event.
-            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), ready.as_mut_ptr(), 1, 10_000) };
-            ensure!(n >= 0, "epoll_wait: {}", errno_name(last_errno()));
-            if n == 1 && ready[0].events == libc::EPOLLERR as u32 {
-                reported += 1;
-            }
+/// Waits `waits` times on `epoll` (each at most 10 s); returns in how many waits its one file
+/// was reported with exactly `EPOLLERR`. Allocates nothing in user space.
+fn waits_reporting_error(epoll: &Epoll, waits: u32) -> Result<u32, String> {
+    let mut reported = 0;
+    for _ in 0..waits {
+        let mut ready = [libc::epoll_event { events: 0, u64: 0 }];
+        let n = epoll.wait_into(&mut ready, 10_000)?;
+        if n == 1 && ready[0].events == libc::EPOLLERR as u32 {
+            reported += 1;
         }
-        Ok(reported)
     }
+    Ok(reported)
 }
 
 /// What one racing write did: its result (or errno) and when it ran.
@@ -318,13 +298,9 @@ fn racer(
     done: mpsc::Sender<(Slot, RacedWrite)>,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
-        // SAFETY: `cpu_set_t` is plain data; all zeroes is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `cpu` (0 or 1) is within the set.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-        // SAFETY: `set` is valid for the call. Without the pinning (one CPU), the rounds still
-        // run, only with fewer overlapping writes.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+        // Without the pinning (one CPU), the rounds still run, only with fewer overlapping
+        // writes.
+        pin_to_cpu(cpu);
         let mut round = 0;
         while let Ok(file) = files.recv() {
             round += 1;
