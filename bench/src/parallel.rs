@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use message_slot_test_support::minors::MINOR_BENCH_PARALLEL;
+use message_slot_test_support::sys::pin_to_cpu;
 
 use crate::measure::{median, ratio, round, Timer};
 use crate::sys::{open, open_bound, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
@@ -56,16 +57,6 @@ impl Run {
     }
 }
 
-fn pin_to(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data and the CPU_* helpers stay inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        // Best effort: an unpinned thread only makes the numbers noisier.
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// One fresh descriptor per reader thread.
 fn open_readers(target: Target, threads: usize) -> Result<Vec<OwnedFd>, String> {
     (0..threads)
@@ -89,7 +80,7 @@ fn rep(timer: &Timer, fds: &[OwnedFd], cpus: usize) -> Result<f64, String> {
                 let (stop, start) = (&stop, &start);
                 let fd = fd.as_raw_fd();
                 s.spawn(move || -> Result<u64, String> {
-                    pin_to(i % cpus);
+                    pin_to_cpu(i % cpus);
                     let mut buf = [0u8; MAX_MESSAGE_LEN];
                     let mut ops = 0u64;
                     start.wait();

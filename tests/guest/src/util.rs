@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use message_slot::Slot;
 pub use message_slot_test_support::message_codec::show;
 pub use message_slot_test_support::sys::{
-    bind, errno_name, last_errno, raw_ioctl, raw_read, raw_write, GuardPages, MSG_SLOT_CHANNEL,
+    bind, errno_name, last_errno, pin_to_cpu, raw_ioctl, raw_read, raw_write, GuardPages,
+    MSG_SLOT_CHANNEL,
 };
 
 /// What every test returns: `Err` carries the failure reason. A test that cannot run on this

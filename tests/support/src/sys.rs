@@ -2,8 +2,8 @@
 
 //! Raw system calls that return the `errno`, for what the library's [`message_slot::Slot`]
 //! cannot express: bad pointers, any size, ids above `u32::MAX`, other ioctl commands, raw
-//! descriptors in forked children. Also guard pages, device nodes and memory shared with
-//! forked children.
+//! descriptors in forked children. Also guard pages, device nodes, memory shared with
+//! forked children and pinning a thread to a CPU.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -54,6 +54,18 @@ fn check(rc: isize) -> Result<usize, i32> {
 
 /// `write(2)` of `len` bytes from an arbitrary (possibly invalid) pointer.
 #[inline]
+/// Pins the calling thread to CPU `cpu`, best effort: on a machine without that CPU the
+/// thread stays where it may run (callers only get less overlap or noisier numbers).
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `cpu_set_t` is plain data (all zeroes is the empty set), `CPU_SET` stays inside
+    // it for any `cpu` below `CPU_SETSIZE` (it checks), and `set` is valid for the call.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 pub fn raw_write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32> {
     // SAFETY: the kernel only reads from `buf` and validates it (EFAULT); passing bad
     // pointers is the point of the callers.

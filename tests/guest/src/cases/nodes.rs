@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::module_loading::{load_module, unload_module};
 use crate::util::{
-    expect_message, fresh_channel, open, open_bound, send_all, slot_path, Context, TestResult,
-    MAJOR_NUM, MAX_MESSAGE_LEN,
+    expect_message, fresh_channel, open, open_bound, pin_to_cpu, send_all, slot_path, Context,
+    TestResult, MAJOR_NUM, MAX_MESSAGE_LEN,
 };
 
 use message_slot::{Statistic, Statistics, DEFAULT_MAX_CHANNELS};
@@ -210,16 +210,6 @@ pub fn nodes_param() -> TestResult {
     result
 }
 
-/// Pins the calling thread to `cpu` (best effort: with one CPU the test still runs).
-fn pin_to(cpu: usize) {
-    // SAFETY: `cpu_set_t` is plain data; all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` (0 or 1) is within the set.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is valid for the call.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-}
-
 /// The `bytes` statistic never shows a wrapped value: one channel's message is replaced for
 /// 3 s by 128-byte writes on CPU 0 and 1-byte writes on CPU 1 (each write counts its length
 /// less the replaced one's on its own CPU, after the replacement, and a sum walks the CPUs
@@ -244,7 +234,7 @@ pub fn bytes_statistic_never_wraps() -> TestResult {
             let (slot, stop) = (open_bound(&path, ch), stop.clone());
             thread::spawn(move || -> Result<u64, String> {
                 let slot = slot?;
-                pin_to(cpu);
+                pin_to_cpu(cpu);
                 let msg = vec![b'a' + cpu as u8; len];
                 let mut writes = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -260,7 +250,7 @@ pub fn bytes_statistic_never_wraps() -> TestResult {
     // The reader shares CPU 0 with the 128-byte writer: on a preemptible kernel it can preempt
     // that writer between its replacement and its count, as the 1-byte writer goes on.
     let reader = thread::spawn(move || -> Result<(u64, u64, Vec<u64>), String> {
-        pin_to(0);
+        pin_to_cpu(0);
         let (mut reads, mut highest, mut over) = (0u64, 0u64, Vec::new());
         let mut text = [0u8; 32];
         let end = Instant::now() + Duration::from_secs(3);
