@@ -5,6 +5,8 @@
 //!
 //! Dependency-free on purpose: it compiles both in the kernel crate and in user space.
 
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
 /// Character-device major number of every message slot.
 pub const MAJOR_NUM: u32 = 235;
 
@@ -102,6 +104,49 @@ pub const STATISTICS: [&core::ffi::CStr; Statistic::ALL.len()] = {
 /// `_IOW(MAJOR_NUM, 0, unsigned int)`: binds the open file to the channel id passed by value.
 pub const MSG_SLOT_CHANNEL: u32 = iow(MAJOR_NUM, 0, core::mem::size_of::<u32>() as u32);
 
+/// `_IO(MAJOR_NUM, 1)`: returns (as the ioctl's value) the byte offset of the bound channel's
+/// [`Record`] within a mapping of it, creating the channel (without a message) if it does not
+/// exist yet, as `mmap` does.
+pub const MSG_SLOT_RECORD_OFFSET: u32 = io(MAJOR_NUM, 1);
+
+/// Words of a record's message: [`MAX_MESSAGE_LEN`] bytes as native-endian `u64`s.
+pub const RECORD_WORDS: usize = MAX_MESSAGE_LEN / core::mem::size_of::<u64>();
+
+/// A channel's record: what a file bound to the channel maps read-only (`mmap` of one page at
+/// offset 0, `PROT_READ`, `MAP_SHARED`) and what the kernel updates in place on every write.
+///
+/// The kernel is its only writer, under the channel's writer lock: it makes `sequence` odd,
+/// stores all of `message` (the new message's bytes in memory order, then zeros to the end)
+/// and `length`, then makes `sequence` even again (the next even number: every write adds 2).
+/// A reader loads `sequence` (acquire), then `length` and the words it needs (each an atomic
+/// load, relaxed), then, after an acquire fence, `sequence` again: if both loads gave the
+/// same even value, what it loaded is one message, whole. `length` 0 means the channel has
+/// no message yet (a channel created by a poll, a mapping or [`MSG_SLOT_RECORD_OFFSET`]);
+/// once a message is stored it is never 0 again. A reader retries at most
+/// [`MAPPED_READ_ATTEMPTS`] times and then calls `read(2)`: the kernel's read takes the
+/// writer's lock instead of spinning, so a preempted writer never makes a reader spin.
+///
+/// A page holds records of one slot only, at offsets `0, RECORD_SIZE, 2 * RECORD_SIZE, ...`;
+/// the rest of the page, and records no channel uses yet, are zero.
+#[repr(C)]
+pub struct Record {
+    /// Even when stable; odd while the kernel writes the record; changes with every write.
+    pub sequence: AtomicU32,
+    /// The message's length in bytes (0: no message yet).
+    pub length: AtomicU32,
+    /// The message's bytes in memory order, then zeros.
+    pub message: [AtomicU64; RECORD_WORDS],
+}
+
+/// Bytes of a [`Record`]: a sequence, a length, [`MAX_MESSAGE_LEN`] bytes.
+pub const RECORD_SIZE: usize = core::mem::size_of::<Record>();
+const _: () = assert!(RECORD_SIZE == 8 + MAX_MESSAGE_LEN);
+const _: () = assert!(core::mem::align_of::<Record>() == 8);
+
+/// Attempts a mapped reader makes (each two loads of the sequence around the message's) before
+/// it gives up on the mapping for one `read(2)`.
+pub const MAPPED_READ_ATTEMPTS: u32 = 4;
+
 /// The device's ioctls: every request it answers (any other request fails with `EINVAL`).
 /// Adding one is a variant here, its arms in [`Ioctl::cmd`] and [`Ioctl::c_name`], its
 /// `#define` in `message_slot.h` (a test checks them against each other) and its arm in the
@@ -111,16 +156,19 @@ pub const MSG_SLOT_CHANNEL: u32 = iow(MAJOR_NUM, 0, core::mem::size_of::<u32>() 
 pub enum Ioctl {
     /// [`MSG_SLOT_CHANNEL`]: binds the open file to a channel.
     Channel,
+    /// [`MSG_SLOT_RECORD_OFFSET`]: where the bound channel's record is in a mapping of it.
+    RecordOffset,
 }
 
 impl Ioctl {
     /// Every ioctl of the device.
-    pub const ALL: [Self; 1] = [Self::Channel];
+    pub const ALL: [Self; 2] = [Self::Channel, Self::RecordOffset];
 
     /// Its request number.
     pub const fn cmd(self) -> u32 {
         match self {
             Self::Channel => MSG_SLOT_CHANNEL,
+            Self::RecordOffset => MSG_SLOT_RECORD_OFFSET,
         }
     }
 
@@ -128,6 +176,7 @@ impl Ioctl {
     pub const fn c_name(self) -> &'static str {
         match self {
             Self::Channel => "MSG_SLOT_CHANNEL",
+            Self::RecordOffset => "MSG_SLOT_RECORD_OFFSET",
         }
     }
 
