@@ -132,7 +132,7 @@ impl Channel {
 
     /// The offset of the channel's record in its page, in bytes.
     pub(crate) fn record_offset(&self) -> usize {
-        self.record.as_ptr().addr() % PAGE_SIZE
+        self.record.as_ptr() as usize % PAGE_SIZE
     }
 
     /// Makes `message` the channel's message and then wakes the channel's pollers with
