@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Host tests of the module's data structures: the channel (`kernel/channel.rs`: message
-//! storage under a seqlock, the pollers' queue) and the channel index
-//! (`kernel/channel_index.rs`: the insert-only keyed map and the lookup memo).
+//! Host tests of the module's data structures: the record (`kernel/record.rs`: a message as
+//! a channel's record holds it, and the sequence protocol it is written and read with), the
+//! record pages (`kernel/record_pages.rs`: the pages of a slot's records, given out in
+//! creation order), the channel (`kernel/channel.rs`: its record written under its writers'
+//! lock and read onto the stack, the pollers' queue) and the channel index
+//! (`kernel/channel_index.rs`: the insert-only keyed map with its context, and the lookup
+//! memo).
 //!
 //! The module's own files are compiled here unchanged (`#[path]`), against host stand-ins of
-//! what is below them: the `kernel` crate (`tests/kernel-host/kernel`) and the module's
-//! abstractions layer ([`abstractions`]: an XArray as a locked `BTreeMap`, the kernel's
-//! `seqlock_t` as the same protocol on atomics and a mutex, user copies from host memory).
-//! So these tests check the data structures' own logic: what is stored where, errors and
-//! what a failure leaves, chains of colliding keys, the memo, no torn read under concurrent
-//! writers (on the host's threads), and that everything is freed. What the kernel below does
-//! (its seqlock, XArray, `copy_to_user`, memory cgroups) is tested in the guest
-//! (`tests/guest`) on every rig kernel.
+//! what is below them: the `kernel` crate (`tests/kernel-host/kernel`: boxes and pages that
+//! are counted and whose allocation can fail, a `Mutex`) and the module's abstractions layer
+//! ([`abstractions`]: an XArray as a locked `BTreeMap`, the writers' `spinlock_t` as a host
+//! mutex, pages' addresses, user copies from host memory). So these tests check the data
+//! structures' own logic: what is stored where, errors and what a failure leaves, chains of
+//! colliding keys, the memo, the record's protocol and no torn read under concurrent writers
+//! (on the host's threads), and that everything is freed. What the kernel below does (its
+//! spinlock, XArray, pages, `copy_from_user`, memory cgroups) and what user space sees of a
+//! mapped record are tested in the guest (`tests/guest`) on every rig kernel.
 //!
 //! Why not KUnit: `#[kunit_tests]` exists from Linux 6.15 on (not in 6.12, our base and debug
 //! kernels) and none of the rig's kernels, nor Debian's, enables `CONFIG_KUNIT`; these run in
@@ -25,10 +30,16 @@ mod abstractions;
 mod channel;
 #[path = "../../../kernel/channel_index.rs"]
 mod channel_index;
-// The ABI module: the tests use its message limit only.
+#[path = "../../../kernel/record.rs"]
+mod record;
+#[path = "../../../kernel/record_pages.rs"]
+mod record_pages;
+// The ABI module: the tests use its message limit and record layout only.
 #[allow(dead_code)]
 #[path = "../../../uapi/uapi.rs"]
 mod uapi;
 
 mod channel_index_tests;
 mod channel_tests;
+mod record_pages_tests;
+mod record_tests;

@@ -1,8 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `kernel::bindings`: the one C function the data structures call directly.
+//! `kernel::bindings`: what the data structures name of C directly: the page size, `struct
+//! page` and `get_random_u32()`.
 
 use core::cell::Cell;
+
+/// `PAGE_SIZE` (x86-64's).
+pub const PAGE_SIZE: usize = 4096;
+
+/// `struct page`, opaque. On the host a page's `struct page *` is the address of its memory
+/// (see `kernel::page`).
+#[repr(C)]
+pub struct page {
+    _opaque: [u8; 0],
+}
 
 thread_local! {
     static NEXT_RANDOM: Cell<u32> = const { Cell::new(0x9e37_79b9) };

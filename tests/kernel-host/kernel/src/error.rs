@@ -2,6 +2,7 @@
 
 //! `kernel::error`: an errno and the codes the module uses.
 
+use crate::alloc::AllocError;
 use core::convert::Infallible;
 
 /// A negative errno.
@@ -12,7 +13,7 @@ impl Error {
     fn name(self) -> &'static str {
         match self {
             code::EFAULT => "EFAULT",
-            code::EAGAIN => "EAGAIN",
+            code::EINVAL => "EINVAL",
             code::ENOMEM => "ENOMEM",
             code::ENOSPC => "ENOSPC",
             code::EMSGSIZE => "EMSGSIZE",
@@ -33,6 +34,12 @@ impl From<Infallible> for Error {
     }
 }
 
+impl From<AllocError> for Error {
+    fn from(_: AllocError) -> Self {
+        code::ENOMEM
+    }
+}
+
 /// `Result` with [`Error`] by default.
 pub type Result<T = (), E = Error> = core::result::Result<T, E>;
 
@@ -42,8 +49,8 @@ pub mod code {
 
     /// Bad address.
     pub const EFAULT: Error = Error(-14);
-    /// Try again (`EWOULDBLOCK`).
-    pub const EAGAIN: Error = Error(-11);
+    /// Invalid argument.
+    pub const EINVAL: Error = Error(-22);
     /// Out of memory.
     pub const ENOMEM: Error = Error(-12);
     /// No space left.

@@ -2,7 +2,7 @@
 
 //! `abstractions::poll`: a wait queue head (nobody waits on the host) that records where the
 //! live heads are, so tests can see when one is freed, and what the wake-up after a write
-//! found (the seqlock stand-in's unlock records it here).
+//! found (the spinlock stand-in's unlock records it here).
 
 use core::{cell::Cell, marker::PhantomPinned, ptr};
 use kernel::prelude::*;
@@ -39,9 +39,11 @@ pub(crate) fn is_live(head: *const WaitQueueHead) -> bool {
     live(|live| live.contains(&(head as usize)))
 }
 
-/// A wait queue head.
+/// A wait queue head. Not zero-sized (as the kernel's is not): every head has an address of
+/// its own (boxes of a zero-sized type all have the same), which tells live heads apart.
 #[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueueHead {
+    _lock: u64,
     #[pin]
     _pinned: PhantomPinned,
 }
@@ -50,8 +52,10 @@ impl WaitQueueHead {
     /// An empty head.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(&this in Self {
+            _lock: 0,
             _pinned: {
-                live(|live| live.insert(this.as_ptr() as usize));
+                let head = this.as_ptr() as usize;
+                assert!(live(|live| live.insert(head)), "two live heads at one address");
                 PhantomPinned
             },
         })

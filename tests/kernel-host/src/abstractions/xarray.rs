@@ -29,7 +29,7 @@ pub(crate) fn reserved_indices() -> usize {
 }
 
 /// A heap-owned value the map can hand out borrows of (`ForeignOwnable`, for what the channel
-/// index stores).
+/// index and the record pages store).
 pub(crate) trait Owned {
     /// What a lookup returns.
     type Borrowed<'a>
@@ -44,7 +44,7 @@ pub(crate) trait Owned {
     unsafe fn borrow<'a>(&self) -> Self::Borrowed<'a>;
 }
 
-impl<T> Owned for Pin<Box<T>> {
+impl<T> Owned for Pin<KBox<T>> {
     type Borrowed<'a>
         = Pin<&'a T>
     where
@@ -54,6 +54,19 @@ impl<T> Owned for Pin<Box<T>> {
         // SAFETY: The box's contents stay where they are while it lives, which is for `'a`
         // (the caller's guarantee), and are pinned.
         unsafe { Pin::new_unchecked(&*core::ptr::from_ref::<T>(self)) }
+    }
+}
+
+impl<T> Owned for KBox<T> {
+    type Borrowed<'a>
+        = &'a T
+    where
+        T: 'a;
+
+    unsafe fn borrow<'a>(&self) -> &'a T {
+        // SAFETY: The box's contents stay where they are while it lives, which is for `'a`
+        // (the caller's guarantee).
+        unsafe { &*core::ptr::from_ref::<T>(self) }
     }
 }
 
