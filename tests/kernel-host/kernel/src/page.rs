@@ -54,8 +54,8 @@ fn layout() -> Layout {
 ///
 /// # Invariants
 ///
-/// `page` is the address of a live block allocated with [`layout`], owned by this value,
-/// registered in [`PAGES`].
+/// `page` is the address of a live block allocated with `layout()`, owned by this value,
+/// registered in `PAGES`.
 pub struct Page {
     page: NonNull<bindings::page>,
 }

@@ -86,12 +86,14 @@ impl SpinLock {
             let _ = locked.send(());
             let _ = resume.recv();
         }
-        SpinLockGuard(guard)
+        SpinLockGuard { _held: guard }
     }
 }
 
 /// A held [`SpinLock`] (not `Send`: released by the thread that took it).
-pub(crate) struct SpinLockGuard<'a>(MutexGuard<'a, ()>);
+pub(crate) struct SpinLockGuard<'a> {
+    _held: MutexGuard<'a, ()>,
+}
 
 impl SpinLockGuard<'_> {
     /// Releases the lock, then records what the wake-up of `queue`'s pollers found
