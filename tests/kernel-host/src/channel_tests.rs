@@ -17,7 +17,7 @@ use crate::{
     channel_index::HashedChainMap,
     record::Message,
     record_pages::{offset_in_page, RecordPages, RECORDS_PER_PAGE},
-    record_tests::{bad_address, pattern, record_bytes},
+    record_tests::{bad_address, bytes_of, pattern, record_bytes},
     uapi::MAX_MESSAGE_LEN,
 };
 use core::{pin::Pin, sync::atomic::Ordering};
@@ -94,9 +94,7 @@ fn write_at(channel: &Channel, source: UserPtr, len: usize) -> Result<usize> {
 
 /// Reads `channel`: the message's number and its bytes.
 fn read(channel: &Channel) -> (u32, Vec<u8>) {
-    let (number, message) = channel.read();
-    assert_eq!(message.bytes().len(), message.len());
-    (number, message.bytes().to_vec())
+    channel.read(|number, message| (number, bytes_of(message)))
 }
 
 /// Everything a write may change: the record's sequence, length and words.
@@ -270,6 +268,36 @@ fn a_read_that_meets_a_write_takes_the_lock_once_instead_of_spinning() {
     assert_eq!(locks_taken(), taken + 1, "the read took the writers' lock");
     assert_eq!((loaded, bytes), (number + 1, message));
     sequence.store(number, Ordering::Relaxed);
+}
+
+#[test]
+fn a_read_delivers_its_message_with_no_lock_held() {
+    let map = channels();
+    let channel = channel(&map, 1);
+    write(channel, b"first").unwrap();
+    // A write from the callback takes the channel's lock (the stand-in panics if the thread
+    // holds it already).
+    let replaced = channel.read(|_, message| {
+        assert_eq!(bytes_of(message), b"first");
+        write(channel, b"second").unwrap()
+    });
+    assert_eq!(replaced, 5);
+    // The same after the read met a write and took the lock.
+    let number = channel.current().unwrap();
+    let sequence = &channel.record().sequence;
+    sequence.store(number + 1, Ordering::Relaxed);
+    let taken = locks_taken();
+    let replaced = channel.read(|loaded, message| {
+        assert_eq!(
+            (loaded, bytes_of(message)),
+            (number + 1, b"second".to_vec())
+        );
+        assert_eq!(locks_taken(), taken + 1, "the read took the lock");
+        sequence.store(number, Ordering::Relaxed);
+        write(channel, b"third").unwrap()
+    });
+    assert_eq!(replaced, 6);
+    assert_eq!(read(channel), (number + 2, b"third".to_vec()));
 }
 
 #[test]

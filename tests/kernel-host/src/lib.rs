@@ -46,3 +46,4 @@ mod channel_index_tests;
 mod channel_tests;
 mod record_pages_tests;
 mod record_tests;
+mod uaccess_tests;

@@ -9,7 +9,7 @@ use crate::{
     abstractions::xarray::reserved_indices,
     record,
     record_pages::{offset_in_page, PreparedPage, RecordPages, RECORDS_PER_PAGE},
-    record_tests::{message, pattern, record_bytes},
+    record_tests::{bytes_of, message, pattern, record_bytes},
     uapi::{Record, RECORD_SIZE},
 };
 use core::{pin::Pin, ptr::NonNull, sync::atomic::Ordering};
@@ -125,7 +125,7 @@ fn records_are_given_out_in_order_a_page_for_every_thirtieth() {
     for (k, record) in records.iter().enumerate() {
         // SAFETY: As above.
         let (_, loaded) = record::load(unsafe { record.as_ref() }).unwrap();
-        assert_eq!(loaded.bytes(), &pattern(1 + k, k as u8)[..], "record {k}");
+        assert_eq!(bytes_of(&loaded), pattern(1 + k, k as u8), "record {k}");
     }
     // Pages hold nothing but records: the bytes after a page's last record, and the records
     // not given out yet, are zero.

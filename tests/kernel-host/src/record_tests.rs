@@ -32,6 +32,21 @@ pub(crate) fn message(bytes: &[u8]) -> Message {
     Message::from_user(user_ptr(bytes.as_ptr()), bytes.len()).expect("a valid message")
 }
 
+/// `message`'s bytes, as a read copies them to user memory (checking that the copy writes no
+/// byte past them).
+pub(crate) fn bytes_of(message: &Message) -> Vec<u8> {
+    let mut buffer = vec![0xaa; MAX_MESSAGE_LEN + 8];
+    message
+        .copy_to_user(user_ptr(buffer.as_mut_ptr()))
+        .expect("a valid address");
+    assert!(
+        buffer[message.len()..].iter().all(|&byte| byte == 0xaa),
+        "copied past the message: {buffer:x?}"
+    );
+    buffer.truncate(message.len());
+    buffer
+}
+
 /// A record with no message, as a channel gets it.
 fn empty_record() -> Box<Record> {
     Box::new(Record {
@@ -56,7 +71,7 @@ fn a_message_is_read_from_user_memory_once_with_its_length() {
         let bytes = pattern(len, len as u8);
         let message = message(&bytes);
         assert_eq!(message.len(), len);
-        assert_eq!(message.bytes(), &bytes[..]);
+        assert_eq!(bytes_of(&message), bytes);
     }
 }
 
@@ -86,6 +101,14 @@ fn a_bad_address_is_efault_and_gives_no_message() {
 }
 
 #[test]
+fn a_message_copied_to_a_bad_address_is_efault() {
+    let message = message(&pattern(10, 1));
+    assert_eq!(message.copy_to_user(bad_address()).err(), Some(EFAULT));
+    // It is still there to copy.
+    assert_eq!(bytes_of(&message), pattern(10, 1));
+}
+
+#[test]
 fn every_write_adds_two_to_the_sequence_and_a_load_returns_it() {
     let record = empty_record();
     let mut previous_len = 0;
@@ -102,7 +125,7 @@ fn every_write_adds_two_to_the_sequence_and_a_load_returns_it() {
         assert_eq!(record.length.load(Ordering::Relaxed) as usize, len);
         let (sequence, loaded) = record::load(&record).expect("no write in progress");
         assert_eq!(sequence, after);
-        assert_eq!(loaded.bytes(), &bytes[..], "length {len}");
+        assert_eq!(bytes_of(&loaded), bytes, "length {len}");
         assert_eq!(record::sequence_of_message(&record), Some(after));
         previous_len = len;
     }
@@ -115,7 +138,7 @@ fn a_record_without_a_message_loads_as_length_zero() {
     let (sequence, loaded) = record::load(&record).expect("no write in progress");
     assert_eq!(sequence, 0);
     assert_eq!(loaded.len(), 0);
-    assert!(loaded.bytes().is_empty());
+    assert!(bytes_of(&loaded).is_empty());
 }
 
 #[test]
@@ -132,7 +155,7 @@ fn bytes_past_the_length_are_zero_after_a_shorter_write() {
             "length {len}: the longer message's bytes are left: {stored:x?}"
         );
         let (_, loaded) = record::load(&record).unwrap();
-        assert_eq!(loaded.bytes(), &bytes[..]);
+        assert_eq!(bytes_of(&loaded), bytes);
     }
 }
 
@@ -148,7 +171,7 @@ fn a_write_in_progress_fails_a_load_and_not_a_stable_one() {
     // A caller that excludes writers loads what is there.
     let (sequence, loaded) = record::load_stable(&record);
     assert_eq!(sequence, stable + 1);
-    assert_eq!(loaded.bytes(), &bytes[..]);
+    assert_eq!(bytes_of(&loaded), bytes);
     // The write ends: the load succeeds again.
     record.sequence.store(stable + 2, Ordering::Relaxed);
     assert_eq!(
@@ -164,7 +187,7 @@ fn the_sequence_wraps_and_stays_even() {
     record::store(&record, &message(b"wrapped"));
     assert_eq!(record.sequence.load(Ordering::Relaxed), 0);
     let (sequence, loaded) = record::load(&record).expect("0 is even: no write in progress");
-    assert_eq!((sequence, loaded.bytes()), (0, &b"wrapped"[..]));
+    assert_eq!((sequence, bytes_of(&loaded)), (0, b"wrapped".to_vec()));
     assert_eq!(record::sequence_of_message(&record), Some(0));
 }
 
@@ -178,7 +201,7 @@ fn a_length_beyond_the_message_is_clamped() {
         record.length.store(length, Ordering::Relaxed);
         let (_, loaded) = record::load(&record).unwrap();
         assert_eq!(loaded.len(), MAX_MESSAGE_LEN, "length {length}");
-        assert_eq!(loaded.bytes(), &bytes[..]);
+        assert_eq!(bytes_of(&loaded), bytes);
         let (_, stable) = record::load_stable(&record);
         assert_eq!(stable.len(), MAX_MESSAGE_LEN, "length {length}");
     }

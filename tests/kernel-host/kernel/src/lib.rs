@@ -5,7 +5,8 @@
 //! `kernel/record_pages.rs`) use, in the shape of 7.x's: `prelude` (the `pinned-init`
 //! crate's (upstream's `pin-init` on crates.io) macros and traits, which upstream's are),
 //! `KBox`, `Arc`, `Mutex`, `alloc::Flags`, `Error` and its codes, `page::Page`,
-//! `uaccess::UserPtr` and `bindings::{PAGE_SIZE, get_random_u32}`.
+//! `uaccess::UserPtr`, `ffi::c_void` and `bindings::{PAGE_SIZE, get_random_u32, copy_from_user,
+//! copy_to_user}`.
 //!
 //! It exists so that `tests/kernel-host` can compile the module's own source files on the
 //! host and test their logic (see that crate). Allocation can be made to fail
@@ -18,6 +19,12 @@ pub mod alloc;
 pub mod bindings;
 pub mod error;
 pub mod page;
+
+/// `kernel::ffi`: C's types.
+pub mod ffi {
+    pub use core::ffi::c_void;
+}
+
 pub mod sync;
 pub mod uaccess;
 

@@ -4,7 +4,8 @@
 //! `unlock_and_wake_up_poll` releases it, issues a full fence and records what the wake-up of
 //! the pollers found ([`super::poll::take_last_wake`]).
 //!
-//! For tests, it counts the locks each thread takes ([`locks_taken`]) and can stop a thread
+//! Like lockdep, it panics when a thread takes a lock it holds (which would deadlock). For
+//! tests, it counts the locks each thread takes ([`locks_taken`]) and can stop a thread
 //! at two points: holding a lock it just took ([`pause_after_next_lock`]), and before it waits
 //! for a lock another thread holds ([`signal_before_next_wait`]). So a test can hold a
 //! channel's lock in a writer and see a reader wait for it.
@@ -22,6 +23,8 @@ use std::sync::{
 };
 
 thread_local! {
+    /// The addresses of the locks this thread holds.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// Locks this thread took.
     static TAKEN: Cell<usize> = const { Cell::new(0) };
     /// Where to say that this thread holds the next lock it takes, and where to wait then.
@@ -66,6 +69,13 @@ impl SpinLock {
 
     /// Takes the lock until the guard is dropped; waits while another thread holds it.
     pub(crate) fn lock(&self) -> SpinLockGuard<'_> {
+        let address = core::ptr::from_ref(self) as usize;
+        HELD.with(|held| {
+            assert!(
+                !held.borrow().contains(&address),
+                "a thread takes a lock it holds"
+            );
+        });
         let guard = match self.inner.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -86,13 +96,24 @@ impl SpinLock {
             let _ = locked.send(());
             let _ = resume.recv();
         }
-        SpinLockGuard { _held: guard }
+        HELD.with(|held| held.borrow_mut().push(address));
+        SpinLockGuard {
+            address,
+            _held: guard,
+        }
     }
 }
 
 /// A held [`SpinLock`] (not `Send`: released by the thread that took it).
 pub(crate) struct SpinLockGuard<'a> {
+    address: usize,
     _held: MutexGuard<'a, ()>,
+}
+
+impl Drop for SpinLockGuard<'_> {
+    fn drop(&mut self) {
+        HELD.with(|held| held.borrow_mut().retain(|&address| address != self.address));
+    }
 }
 
 impl SpinLockGuard<'_> {
