@@ -143,6 +143,28 @@ fn records_are_given_out_in_order_a_page_for_every_thirtieth() {
 }
 
 #[test]
+fn only_the_first_record_of_a_page_prepares_it() {
+    let pages = record_pages();
+    let live_pages = page::allocations();
+    for index in [1, 29, 31, 59, 61] {
+        assert!(
+            pages.prepare(index, GFP_KERNEL).unwrap().is_none(),
+            "record {index}"
+        );
+    }
+    assert_eq!(live_pages.live(), 0);
+    assert_eq!(reserved_indices(), 0);
+    for index in [0, 30, 60, RECORDS_PER_PAGE * 1000] {
+        assert!(
+            pages.prepare(index, GFP_KERNEL).unwrap().is_some(),
+            "record {index}"
+        );
+    }
+    assert_eq!(live_pages.live(), 0, "each dropped unused");
+    assert_eq!(reserved_indices(), 0);
+}
+
+#[test]
 fn give_out_without_the_page_prepared_returns_none() {
     let pages = record_pages();
     let live_pages = page::allocations();
