@@ -8,16 +8,19 @@
 //! (`kernel/channel_index.rs`: the insert-only keyed map with its context, and the lookup
 //! memo).
 //!
-//! The module's own files are compiled here unchanged (`#[path]`), against host stand-ins of
-//! what is below them: the `kernel` crate (`tests/kernel-host/kernel`: boxes and pages that
-//! are counted and whose allocation can fail, a `Mutex`) and the module's abstractions layer
-//! ([`abstractions`]: an XArray as a locked `BTreeMap`, the writers' `spinlock_t` as a host
-//! mutex, pages' addresses, user copies from host memory). So these tests check the data
-//! structures' own logic: what is stored where, errors and what a failure leaves, chains of
-//! colliding keys, the memo, the record's protocol and no torn read under concurrent writers
-//! (on the host's threads), and that everything is freed. What the kernel below does (its
-//! spinlock, XArray, pages, `copy_from_user`, memory cgroups) and what user space sees of a
-//! mapped record are tested in the guest (`tests/guest`) on every rig kernel.
+//! The module's own files are compiled here unchanged (`#[path]`), with its user copies
+//! (`kernel/abstractions/uaccess.rs`), against host stand-ins of what is below them: the
+//! `kernel` crate (`tests/kernel-host/kernel`: boxes and pages that are counted while they live
+//! and whose allocation can be made to fail, pages filled with garbage unless zeroed, a
+//! `Mutex`, `copy_from_user()`/`copy_to_user()` that fault on the first page) and the rest of
+//! the module's abstractions layer ([`abstractions`]: an XArray as a locked `BTreeMap`, the
+//! writers' `spinlock_t` as a host mutex that panics on a re-lock and can stop a thread for a
+//! test, pages' addresses). So these tests check the data structures' own logic: what is
+//! stored where, errors and what a failure leaves, chains of colliding keys, the memo, the
+//! record's protocol and no torn read under concurrent writers (on the host's threads), and
+//! that everything is freed. What the kernel below does (its spinlock, XArray, pages and
+//! mappings, user copies, memory cgroups) and what user space sees of a mapped record are
+//! tested in the guest (`tests/guest`) on every rig kernel.
 //!
 //! Why not KUnit: `#[kunit_tests]` exists from Linux 6.15 on (not in 6.12, our base and debug
 //! kernels) and none of the rig's kernels, nor Debian's, enables `CONFIG_KUNIT`; these run in
