@@ -44,10 +44,10 @@ fn channels() -> Arc<ChannelMap> {
         .expect("no allocation failure")
 }
 
-/// Creates channel `id` in `map` as a slot does, with `waiters` as its pollers' queue: its entry
-/// and (if its record starts a page) the page prepared first, then the record given out and
-/// the channel inserted under the records' lock. Returns the channel under `id` and whether it
-/// is the one created now.
+/// Creates channel `id` in `map` as a slot does (`Slot::get_or_create`), with `waiters` as its
+/// pollers' queue: its entry and (if its record starts a page) the page prepared first, then,
+/// under the records' lock, the lookup repeated, the record given out and the channel
+/// inserted. Returns the channel under `id` and whether it is the one created now.
 fn create(
     map: &ChannelMap,
     id: u32,
@@ -59,6 +59,10 @@ fn create(
     let mut page = records.prepare(next, GFP_KERNEL)?;
     loop {
         let mut cursor = records.lock();
+        // Channels are created with the records' lock held: one created meanwhile is found.
+        if let Some(channel) = map.get(id) {
+            return Ok((channel, false));
+        }
         let Some(record) = cursor.give_out(&mut page)? else {
             let next = cursor.next_index();
             drop(cursor);
@@ -391,15 +395,108 @@ fn a_channel_that_is_not_inserted_frees_the_queue_it_was_given() {
     write(first, b"first").unwrap();
     let boxes = Allocations::of_boxes();
     let before = boxes.live();
+    // Found under the records' lock: nothing is given out, the queue and entry are freed.
+    let found_queue = queue();
+    let given: *const WaitQueueHead = &*found_queue;
+    let (channel, created) = create(&map, 1, Some(found_queue)).unwrap();
+    assert!(!created, "channel 1 exists");
+    assert!(core::ptr::eq(channel, first));
+    assert!(
+        !is_live(given),
+        "the queue of the channel not made is freed"
+    );
+    assert_eq!(boxes.live(), before, "and its entry");
+    assert_eq!(map.context().lock().next_index(), 1, "no record given out");
+    // Made and not inserted (a caller that did not look again): the channel is dropped with
+    // its queue.
     let queue = queue();
     let given: *const WaitQueueHead = &*queue;
-    let (channel, created) = create(&map, 1, Some(queue)).unwrap();
-    assert!(!created, "channel 1 exists");
+    let prepared = map.prepare(1, GFP_KERNEL).unwrap();
+    let record = map.context().lock().give_out(&mut None).unwrap().unwrap();
+    let (channel, created) = channel::create(&map, record, 1, prepared, Some(queue)).unwrap();
+    assert!(!created);
     assert!(core::ptr::eq(channel, first));
     assert!(!is_live(given), "the channel not inserted freed its queue");
     assert_eq!(boxes.live(), before, "and its entry");
     assert_eq!(read(first).1, b"first");
     assert!(woken(first).is_null(), "the first has no queue");
+}
+
+#[test]
+fn racing_creations_give_each_channel_its_own_record() {
+    let map = channels();
+    let ids: Vec<u32> = (0..10 * RECORDS_PER_PAGE)
+        .map(|k| k.wrapping_mul(0x9e37_79b9) | 1)
+        .collect();
+    // Four files create the same channels, each from another place in the list.
+    let results: Vec<(Vec<bool>, Allocations, Allocations)> = thread::scope(|scope| {
+        let creators: Vec<_> = (0..4)
+            .map(|creator| {
+                let (map, ids) = (&map, &ids);
+                scope.spawn(move || {
+                    let start = creator * ids.len() / 4;
+                    let created = (0..ids.len())
+                        .map(|k| {
+                            let id = ids[(start + k) % ids.len()];
+                            create(map, id, None).unwrap().1
+                        })
+                        .collect::<Vec<_>>();
+                    (created, Allocations::of_boxes(), page::allocations())
+                })
+            })
+            .collect();
+        creators
+            .into_iter()
+            .map(|creator| creator.join().unwrap())
+            .collect()
+    });
+    let created: usize = results
+        .iter()
+        .map(|(created, _, _)| created.iter().filter(|&&new| new).count())
+        .sum();
+    assert_eq!(created, ids.len(), "each channel created once");
+    assert_eq!(
+        map.context().lock().next_index() as usize,
+        ids.len(),
+        "a record each"
+    );
+    let pages: usize = results.iter().map(|(_, _, pages)| pages.live()).sum();
+    assert_eq!(
+        pages, 10,
+        "a page for each thirty; the others prepared are freed"
+    );
+    assert_eq!(reserved_indices(), 0);
+    // The records are records 0..n: thirty to a page, each channel's its own.
+    let mut places: Vec<(usize, usize)> = ids
+        .iter()
+        .map(|&id| {
+            let channel = map.get(id).unwrap();
+            let page = channel.record_page().as_ptr() as usize;
+            (page, channel.record_offset())
+        })
+        .collect();
+    places.sort_unstable();
+    places.dedup();
+    assert_eq!(places.len(), ids.len(), "two channels share a record");
+    for (index, place) in places.chunks(RECORDS_PER_PAGE as usize).enumerate() {
+        assert!(
+            place.iter().all(|&(page, _)| page == place[0].0),
+            "page {index}"
+        );
+        let offsets: Vec<usize> = place.iter().map(|&(_, offset)| offset).collect();
+        let expected: Vec<usize> = (0..RECORDS_PER_PAGE).map(offset_in_page).collect();
+        assert_eq!(offsets, expected, "page {index}");
+    }
+    for &id in &ids {
+        write(map.get(id).unwrap(), &id.to_ne_bytes()).unwrap();
+    }
+    for &id in &ids {
+        assert_eq!(read(map.get(id).unwrap()).1, id.to_ne_bytes());
+    }
+    drop(map);
+    for (_, boxes, pages) in &results {
+        assert_eq!((boxes.live(), pages.live()), (0, 0), "everything freed");
+    }
 }
 
 #[test]
