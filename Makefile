@@ -131,8 +131,9 @@ bench-trace: setup
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --target $(CARGO_TARGET) --locked -- -D warnings
-	@# Intra-doc links, the kernel files' too: the host-test crate compiles channel.rs and
-	@# channel_index.rs (cfg(test), as `cargo test` builds it).
+	@# Intra-doc links, the kernel files' too: the host-test crate compiles channel.rs,
+	@# channel_index.rs, record.rs, record_pages.rs and abstractions/uaccess.rs (cfg(test), as
+	@# `cargo test` builds it).
 	cargo rustdoc --quiet -p message-slot-kernel-host-tests --lib --target $(CARGO_TARGET) --locked -- \
 	  --cfg test --document-private-items -D rustdoc::broken_intra_doc_links \
 	  -A rustdoc::private_intra_doc_links
