@@ -22,6 +22,12 @@
 //! mappings, user copies, memory cgroups) and what user space sees of a mapped record are
 //! tested in the guest (`tests/guest`) on every rig kernel.
 //!
+//! They also run under Miri (`cargo +nightly miri test -p message-slot-kernel-host-tests`,
+//! not part of `make test`), which checks the unsafe code of the stand-ins and of the
+//! module's files, and the record's protocol under its weak-memory emulation, with a shorter
+//! race; the tests of thousands of entries are too slow there (`--skip colliding --skip
+//! long_chains --skip racing_inserts --skip racing_creations`).
+//!
 //! Why not KUnit: `#[kunit_tests]` exists from Linux 6.15 on (not in 6.12, our base and debug
 //! kernels) and none of the rig's kernels, nor Debian's, enables `CONFIG_KUNIT`; these run in
 //! `cargo test`, so in `make test`'s host checks, on every change, in seconds.
