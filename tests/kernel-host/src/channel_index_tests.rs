@@ -266,6 +266,11 @@ fn a_failed_prepare_leaves_nothing() {
         "the failed preparations freed their entries"
     );
     assert_eq!(reserved_indices(), 0, "no reservation is left behind");
+    // Those were all: with the third allocation made to fail, the preparation succeeds.
+    fail_allocations(2, 1);
+    let prepared = map.prepare(11, GFP_KERNEL);
+    fail_allocations(0, 0);
+    drop(prepared.unwrap());
     // Nothing half-made stays behind: both keys insert normally afterwards.
     assert_eq!(insert(&map, 9, 3), (3, true));
     assert_eq!(insert(&map, 10, 4), (4, true));

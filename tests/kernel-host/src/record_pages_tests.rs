@@ -310,7 +310,11 @@ fn a_failed_preparation_leaves_nothing() {
         );
     }
     assert_eq!(next_index(&pages), 0);
-    let prepared: Option<PreparedPage<'_>> = pages.prepare(0, GFP_KERNEL).unwrap();
+    // Those were all: with the fourth allocation made to fail, the preparation succeeds.
+    fail_allocations(3, 1);
+    let prepared: Result<Option<PreparedPage<'_>>> = pages.prepare(0, GFP_KERNEL);
+    fail_allocations(0, 0);
+    let prepared = prepared.unwrap();
     assert!(prepared.is_some());
     drop(prepared);
     assert_eq!(live_pages.live(), 0, "an unused preparation frees its page");
