@@ -41,7 +41,7 @@ pub(crate) type ChannelMap = HashedChainMap<Channel, RecordPages>;
 /// are only created with it held). Allocates nothing.
 ///
 /// Errors (`record` is then left unused, zero): `EINVAL` if `record` is not one of `map`'s
-/// records; those of [`HashedChainMap::insert`].
+/// records or `prepared` not one of its entries; those of [`HashedChainMap::insert`].
 pub(crate) fn create<'a>(
     map: &'a ChannelMap,
     record: GivenRecord<'a>,
@@ -54,8 +54,8 @@ pub(crate) fn create<'a>(
     }
     // SAFETY: The record was given out to `record` alone, so it is all zero and nobody else
     // writes it; it is in an order-0 page of the direct map, one of `map`'s context, which
-    // `map` drops after its values, the channel among them (it goes into `map` or is dropped
-    // now).
+    // `map` drops after its values, the channel among them (`insert` puts it into `map`, whose
+    // entry `prepared` must be, or drops it now).
     let channel = unsafe { Channel::new(id, record.into_raw(), waiters) };
     map.insert(prepared, channel)
 }

@@ -12,7 +12,6 @@
 
 use crate::abstractions::xarray::{InsertOnlyXArray, Reservation};
 use core::{
-    marker::PhantomData,
     mem::MaybeUninit,
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -152,7 +151,7 @@ impl<T: Keyed + 'static, C: 'static> HashedChainMap<T, C> {
             key,
             entry,
             place,
-            _map: PhantomData,
+            map: self,
         })
     }
 
@@ -160,8 +159,8 @@ impl<T: Keyed + 'static, C: 'static> HashedChainMap<T, C> {
     /// is present (the value is then dropped); returns the value under the key afterwards and
     /// whether it is the one inserted now. Allocates nothing.
     ///
-    /// Errors: `EINVAL` if the value's key is not the one `prepared` was prepared for (the
-    /// value is dropped); `ENOMEM` if the key's bucket was reserved and another prepared entry
+    /// Errors: `EINVAL` if `prepared` was prepared by another map (nothing is initialised), or
+    /// if the value's key is not the one `prepared` was prepared for (the value is dropped); `ENOMEM` if the key's bucket was reserved and another prepared entry
     /// with that bucket gave the reservation back meanwhile (dropped without being inserted
     /// while the bucket was still empty). A caller that drops a prepared entry unused only when
     /// the key is present (so its bucket holds an entry) or when no insert can succeed any
@@ -171,6 +170,9 @@ impl<T: Keyed + 'static, C: 'static> HashedChainMap<T, C> {
         prepared: PreparedEntry<'a, T, C>,
         init: impl PinInit<T>,
     ) -> Result<(&'a T, bool)> {
+        if !ptr::eq(prepared.map, self) {
+            return Err(EINVAL);
+        }
         let entry = match prepared.entry.write_pin_init(pin_init!(Entry {
             next: AtomicPtr::new(ptr::null_mut()),
             value <- init,
@@ -236,7 +238,7 @@ pub(crate) struct PreparedEntry<'a, T: Keyed + 'static, C: 'static = ()> {
     key: u32,
     entry: KBox<MaybeUninit<Entry<T>>>,
     place: Place<'a, T>,
-    _map: PhantomData<&'a HashedChainMap<T, C>>,
+    map: &'a HashedChainMap<T, C>,
 }
 
 /// Where a prepared entry goes: after the head its bucket had (a chain only grows), or into

@@ -65,6 +65,7 @@ pub(crate) struct RecordPages {
 /// A page allocated (and its number's place in the index reserved) for the record that starts
 /// it, before the records' lock is taken. Dropped unused, it frees both.
 pub(crate) struct PreparedPage<'a> {
+    pages: &'a RecordPages,
     number: u32,
     page: KBox<Page>,
     reservation: Reservation<'a, KBox<Page>>,
@@ -96,6 +97,7 @@ impl RecordPages {
         let page = KBox::new(Page::alloc_page(flags | __GFP_ZERO)?, flags)?;
         let reservation = self.pages.reserve(number, flags)?;
         Ok(Some(PreparedPage {
+            pages: self,
             number,
             page,
             reservation,
@@ -122,7 +124,8 @@ impl<'a> RecordCursor<'a> {
     /// long as the [`RecordPages`]. Its page is one that exists, or `prepared`'s if it holds
     /// the page the record starts (which it then takes). `Ok(None)` if the record's page does
     /// not exist and `prepared` does not hold it: drop the cursor, prepare the page for
-    /// [`RecordCursor::next_index`] and try again. Allocates nothing.
+    /// [`RecordCursor::next_index`] and try again (a page prepared by other records is left in
+    /// `prepared`). Allocates nothing.
     ///
     /// Errors: `ENOSPC` once `u32::MAX` records were given out; `ENOMEM` if the page has no
     /// direct-map address (allocated with `__GFP_HIGHMEM`).
@@ -138,10 +141,13 @@ impl<'a> RecordCursor<'a> {
             None => {
                 let (page, reservation) = match prepared.take() {
                     Some(PreparedPage {
+                        pages,
                         number: prepared_number,
                         page,
                         reservation,
-                    }) if prepared_number == number => (page, reservation),
+                    }) if core::ptr::eq(pages, self.pages) && prepared_number == number => {
+                        (page, reservation)
+                    }
                     other => {
                         *prepared = other;
                         return Ok(None);

@@ -42,11 +42,12 @@ pub(crate) fn user_ptr<T>(ptr: *const T) -> UserPtr {
 
 /// Copies `destination.len()` bytes from user address `source` into `destination` with C's
 /// `copy_from_user()`: `EFAULT` unless all were copied (the rest is then zeroed). Reads user
-/// memory once.
+/// memory once. On success every byte of `destination` is initialised.
 #[inline]
-pub(crate) fn copy_from_user(destination: &mut [u8], source: UserPtr) -> Result {
-    // SAFETY: `destination` is valid for writes of its length; `copy_from_user` checks the user
-    // range itself (`access_ok`) and handles faults.
+pub(crate) fn copy_from_user(destination: &mut [MaybeUninit<u8>], source: UserPtr) -> Result {
+    // SAFETY: `destination` is valid for writes of its length (any bytes are valid
+    // `MaybeUninit<u8>`s); `copy_from_user` checks the user range itself (`access_ok`) and
+    // handles faults.
     let uncopied = unsafe {
         bindings::copy_from_user(
             destination.as_mut_ptr().cast::<c_void>(),
@@ -110,10 +111,12 @@ pub(crate) fn read_words_from_user<const N: usize>(
             word.write(0);
         }
     }
-    // SAFETY: `words` is valid for writes of `N * 8 >= len` bytes (`last < N`), and writing
-    // bytes into a `MaybeUninit<u64>` is valid; the slice borrows `words` mutably for its
-    // lifetime.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+    // SAFETY: `words` is valid for writes of `N * 8 >= len` bytes (`last < N`), as
+    // `MaybeUninit<u8>`s (alignment 1, any bytes valid); the slice borrows `words` mutably for
+    // its lifetime.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
+    };
     copy_from_user(bytes, source)?;
     // SAFETY: Words `0..last` are written whole by the copy (their bytes are the first
     // `last * 8 < len`), words `last..N` were zeroed (the copy then overwrote some bytes of
