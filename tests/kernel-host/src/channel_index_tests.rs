@@ -225,6 +225,24 @@ fn a_value_of_another_key_is_einval_and_leaves_nothing() {
 }
 
 #[test]
+fn an_entry_prepared_by_another_map_is_einval_and_leaves_nothing() {
+    let live = StdArc::new(AtomicUsize::new(0));
+    let boxes = Allocations::of_boxes();
+    let (a, b) = (map(0), map(0));
+    // Without the check, the entry would land in `b` (its reserved bucket).
+    insert(&b, 3, 1);
+    let before = boxes.live();
+    let prepared = b.prepare(3 + BUCKETS, GFP_KERNEL).unwrap();
+    let result = a.insert(prepared, Value::counted(3 + BUCKETS, 2, &live));
+    assert_eq!(result.err(), Some(EINVAL));
+    assert!(a.get(3 + BUCKETS).is_none() && b.get(3 + BUCKETS).is_none());
+    assert_eq!(live.load(Ordering::Relaxed), 0, "the value was never made");
+    assert_eq!(boxes.live(), before, "the entry freed");
+    assert_eq!(reserved_indices(), 0);
+    assert_eq!(tag_of(&b, 3), Some(1), "b's chain untouched");
+}
+
+#[test]
 fn inserts_prepared_before_either_lands_both_land() {
     // Two keys of one empty bucket, both prepared (each reserving the bucket) before either is
     // inserted: the second finds the first at the head and is chained after it.
