@@ -2,7 +2,8 @@
 
 //! Single-threaded exchanges: one 128-byte message written and read back by the same
 //! thread, on the message slot and on the IPC mechanisms it is compared with, plus the
-//! floor (the cheapest possible write + read system-call pair).
+//! floor (the cheapest possible write + read system-call pair); and mapped reads of a
+//! stable message (no write, no system call), from the device and from a memfd page.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -47,6 +48,12 @@ pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
             unix_dgram,
         ),
         ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
+        ("mapped", "mapped read of the record (no syscall)", mapped),
+        (
+            "shm_reference",
+            "the same read of a memfd page (no kernel)",
+            shm_reference,
+        ),
     ];
     if char_driver_major(REFERENCE_DRIVER).is_some() {
         cases.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
@@ -91,6 +98,20 @@ pub fn floor() -> Result<Body<'static>, String> {
         }
         Ok(())
     }))
+}
+
+/// The channel the `mapped` case maps (holding the payload, never written while timed).
+const MAPPED_CHANNEL: u32 = 20;
+
+/// Mapped reads of a stable 128-byte message: no system call (see [`crate::mapped`]).
+fn mapped() -> Result<Body<'static>, String> {
+    crate::mapped::mapped(MINOR, MAPPED_CHANNEL)
+}
+
+/// The mapped reader on a memfd page a forked process published the message in: what the
+/// sequence protocol costs without the device (the goal: `mapped` within 1.3x of it).
+fn shm_reference() -> Result<Body<'static>, String> {
+    crate::mapped::shm_reference()
 }
 
 fn slot_hot() -> Result<Body<'static>, String> {
