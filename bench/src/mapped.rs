@@ -5,11 +5,14 @@
 //! (`shm_reference`: a memfd page a forked writer process published a message in), both
 //! read by [`record::read`](crate::record::read). No system call per read unless the
 //! reader falls back to `read(2)`, which a stable message never makes it do: the bodies
-//! fail if it happens.
+//! fail if it happens (the reference has no `read(2)` to fall back on; the device's
+//! fallbacks are counted).
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::MemfdFlags;
 use rustix::io::Errno;
@@ -82,6 +85,8 @@ impl Drop for MappedRecord {
 pub struct MappedChannel {
     fd: OwnedFd,
     mapped: MappedRecord,
+    /// Reads that fell back to `read(2)`.
+    fallbacks: AtomicU64,
 }
 
 impl MappedChannel {
@@ -95,7 +100,11 @@ impl MappedChannel {
             )
         })?;
         let mapped = MappedRecord::new(&fd, offset as usize)?;
-        Ok(Self { fd, mapped })
+        Ok(Self {
+            fd,
+            mapped,
+            fallbacks: AtomicU64::new(0),
+        })
     }
 
     /// Reads the channel's message into `buf` through the mapping (`read(2)` on the fd as the
@@ -103,9 +112,15 @@ impl MappedChannel {
     #[inline]
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
         record::read(self.mapped.get(), buf, |buf| {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
             raw_read(self.fd.as_raw_fd(), buf.as_mut_ptr(), buf.len())
                 .map_err(Errno::from_raw_os_error)
         })
+    }
+
+    /// Reads that fell back to `read(2)` so far.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 }
 
@@ -153,8 +168,18 @@ fn reads(
 
 /// The `mapped` case: mapped reads of channel `channel` of `minor`, which holds the payload.
 pub fn mapped(minor: u32, channel: u32) -> Result<Body<'static>, String> {
-    let mapped = mapped_channel(minor, channel)?;
-    Ok(reads("mapped", move |buf| mapped.read(buf)))
+    let mapped = Rc::new(mapped_channel(minor, channel)?);
+    let reader = Rc::clone(&mapped);
+    let mut body = reads("mapped", move |buf| reader.read(buf));
+    Ok(Box::new(move |n| {
+        body(n)?;
+        match mapped.fallbacks() {
+            0 => Ok(()),
+            fallbacks => Err(format!(
+                "{fallbacks} mapped reads fell back to read(2) with no writer running"
+            )),
+        }
+    }))
 }
 
 /// A memfd page whose record at offset 0 a forked writer process published the payload in,

@@ -131,6 +131,16 @@ fn rep(timer: &Timer, readers: &[Reader], cpus: usize) -> Result<f64, String> {
         for h in handles {
             total += h.join().map_err(|_| "reader thread panicked")??;
         }
+        for reader in readers {
+            if let Reader::Mapped(mapped) = reader {
+                if mapped.fallbacks() != 0 {
+                    return Err(format!(
+                        "{} mapped reads fell back to read(2) with no writer running",
+                        mapped.fallbacks()
+                    ));
+                }
+            }
+        }
         Ok(total as f64 / window)
     })
 }
