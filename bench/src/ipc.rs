@@ -33,8 +33,9 @@ const MINOR: u32 = MINOR_BENCH_IPC;
 /// A case's setup function.
 type SetupFn = fn() -> Result<Body<'static>, String>;
 
-/// Every single-threaded case as `(name, what, setup)`, the floor first; the C reference
-/// drivers only if `reference_slot.ko` is loaded.
+/// Every single-threaded case that makes system calls as `(name, what, setup)`, the floor
+/// first; the C reference drivers only if `reference_slot.ko` is loaded. These are the cases
+/// `make bench-trace` traces.
 pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
     let mut cases: Vec<(&'static str, &'static str, SetupFn)> = vec![
         ("floor", "write /dev/null + read /dev/zero", floor),
@@ -48,12 +49,6 @@ pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
             unix_dgram,
         ),
         ("sysv_msgq", "SysV msgsnd + msgrcv", sysv_msgq),
-        ("mapped", "mapped read of the record (no syscall)", mapped),
-        (
-            "shm_reference",
-            "the same read of a memfd page (no kernel)",
-            shm_reference,
-        ),
     ];
     if char_driver_major(REFERENCE_DRIVER).is_some() {
         cases.push(("c_copies", "C driver: plain copies, not atomic", c_copies));
@@ -64,10 +59,23 @@ pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
     cases
 }
 
-/// Runs every case of [`cases`], interleaved, each repetition on a fresh setup (see
-/// [`Timer::run_fresh`]).
+/// The mapped reads: no system call per read (so not traced), timed with [`cases`].
+fn mapped_cases() -> [(&'static str, &'static str, SetupFn); 2] {
+    [
+        ("mapped", "mapped read of the record (no syscall)", mapped),
+        (
+            "shm_reference",
+            "the same read of a memfd page (no kernel)",
+            shm_reference,
+        ),
+    ]
+}
+
+/// Runs every case of [`cases`] and [`mapped_cases`], interleaved, each repetition on a
+/// fresh setup (see [`Timer::run_fresh`]).
 pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
-    let benches = cases();
+    let mut benches = cases();
+    benches.extend(mapped_cases());
     let setups: Vec<(&str, Setup)> = benches
         .iter()
         .map(|&(name, _, setup)| (name, Box::new(setup) as Setup))

@@ -3,7 +3,7 @@
 //! Mapped reads: a channel's record mapped read-only from the device (`mapped`), and the
 //! same sequence protocol on a plain shared-memory page with no kernel involved
 //! (`shm_reference`: a memfd page a forked writer process published a message in), both
-//! read by [`record::read`](crate::record::read). No system call per read unless the
+//! read by [`record::read`]. No system call per read unless the
 //! reader falls back to `read(2)`, which a stable message never makes it do: the bodies
 //! fail if it happens (the reference has no `read(2)` to fall back on; the device's
 //! fallbacks are counted).
