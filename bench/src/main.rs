@@ -2,7 +2,8 @@
 
 //! In-guest benchmarks of the message-slot device against the floor (the cheapest write +
 //! read system-call pair) and other IPC mechanisms, its scaling with live channels, its
-//! kernel memory per channel and its parallel read throughput.
+//! kernel memory per channel and its parallel read throughput; and mapped reads of a channel's
+//! record against the same reader on a plain shared-memory page.
 //!
 //! Runs inside the VM as root with the module freshly loaded (`make bench` runs it through
 //! `vm/run`); it creates its own nodes `/dev/slot_bench_240`.. `/dev/slot_bench_244`.
