@@ -63,11 +63,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
 fn mapped_cases() -> [(&'static str, &'static str, SetupFn); 2] {
     [
         ("mapped", "mapped read of the record (no syscall)", mapped),
-        (
-            "shm_reference",
-            "the same read of a memfd page (no kernel)",
-            shm_reference,
-        ),
+        ("shm_reference", "same read of a memfd page", shm_reference),
     ]
 }
 
