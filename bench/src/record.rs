@@ -69,8 +69,16 @@ pub fn attempt(record: &Record, buf: &mut [u8]) -> Attempt {
     let Some(out) = buf.get_mut(..len) else {
         return Attempt::TooLong;
     };
-    for (chunk, word) in out.chunks_mut(WORD).zip(words) {
-        chunk.copy_from_slice(&word.to_ne_bytes()[..chunk.len()]);
+    // Whole words as 8-byte stores (a copy of a part-word's length per word would be a
+    // `memcpy` call each), the last part-word (if any) byte by byte.
+    let mut whole = out.chunks_exact_mut(WORD);
+    for (chunk, word) in (&mut whole).zip(words) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    if let Some(word) = words.get(len / WORD) {
+        for (byte, value) in whole.into_remainder().iter_mut().zip(word.to_ne_bytes()) {
+            *byte = value;
+        }
     }
     Attempt::Read(len)
 }
