@@ -5,13 +5,11 @@
 //! (`shm_reference`: a memfd page a forked writer process published a message in), both
 //! read by [`record::read`]. No system call per read unless the
 //! reader falls back to `read(2)`, which a stable message never makes it do: the bodies
-//! fail if it happens (the reference has no `read(2)` to fall back on; the device's
-//! fallbacks are counted).
+//! fail if it happens (fallbacks are counted; the reference has no `read(2)` to fall back on).
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::MemfdFlags;
@@ -81,118 +79,54 @@ impl Drop for MappedRecord {
     }
 }
 
-/// A slot channel's record, mapped from a bound fd; the fd is the reader's fallback.
-pub struct MappedChannel {
-    fd: OwnedFd,
+/// A mapped record and what its reader falls back on: the device's `read(2)` on the bound fd
+/// (`mapped`), or nothing (`shm_reference`: `EBUSY`). Both cases read through this one type,
+/// so that they run the same code and differ only in the page they read.
+pub struct MappedReader {
     mapped: MappedRecord,
-    /// Reads that fell back to `read(2)`.
+    fallback: Option<OwnedFd>,
+    /// Reads that fell back.
     fallbacks: AtomicU64,
 }
 
-impl MappedChannel {
+impl MappedReader {
     /// Maps the record of the channel `fd` is bound to: its offset from
     /// `ioctl(MSG_SLOT_RECORD_OFFSET)`, one page `PROT_READ`, `MAP_SHARED`, offset 0.
-    pub fn new(fd: OwnedFd) -> Result<Self, String> {
+    pub fn channel(fd: OwnedFd) -> Result<Self, String> {
         let offset = raw_ioctl(fd.as_raw_fd(), MSG_SLOT_RECORD_OFFSET, 0).map_err(|e| {
             format!(
                 "ioctl(MSG_SLOT_RECORD_OFFSET): {}",
                 std::io::Error::from_raw_os_error(e)
             )
         })?;
-        let mapped = MappedRecord::new(&fd, offset as usize)?;
         Ok(Self {
-            fd,
-            mapped,
+            mapped: MappedRecord::new(&fd, offset as usize)?,
+            fallback: Some(fd),
             fallbacks: AtomicU64::new(0),
         })
     }
 
-    /// Reads the channel's message into `buf` through the mapping (`read(2)` on the fd as the
-    /// fallback).
+    /// Reads the record's message into `buf` (see [`record::read`]).
     #[inline]
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
         record::read(self.mapped.get(), buf, |buf| {
             self.fallbacks.fetch_add(1, Ordering::Relaxed);
-            raw_read(self.fd.as_raw_fd(), buf.as_mut_ptr(), buf.len())
-                .map_err(Errno::from_raw_os_error)
+            match &self.fallback {
+                Some(fd) => raw_read(fd.as_raw_fd(), buf.as_mut_ptr(), buf.len())
+                    .map_err(Errno::from_raw_os_error),
+                None => Err(Errno::BUSY),
+            }
         })
     }
 
-    /// Reads that fell back to `read(2)` so far.
+    /// Reads that fell back so far.
     pub fn fallbacks(&self) -> u64 {
         self.fallbacks.load(Ordering::Relaxed)
     }
-}
 
-/// Opens an fd bound to `channel` of `minor`, stores the payload through `write(2)` and maps
-/// the channel's record; checks one mapped read.
-pub fn mapped_channel(minor: u32, channel: u32) -> Result<MappedChannel, String> {
-    let fd = open_bound(minor, channel)?;
-    write_all(fd.as_raw_fd(), &PAYLOAD, "slot write")?;
-    let mapped = MappedChannel::new(fd)?;
-    check_read("mapped", |buf| mapped.read(buf))?;
-    Ok(mapped)
-}
-
-/// One read through `read` must return the payload.
-fn check_read(
-    what: &str,
-    read: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
-) -> Result<(), String> {
-    let mut buf = [0u8; MAX_MESSAGE_LEN];
-    match read(&mut buf) {
-        Ok(MAX_MESSAGE_LEN) if buf == PAYLOAD => Ok(()),
-        Ok(len) => Err(format!("{what} read returned {len} bytes, not the payload")),
-        Err(e) => Err(format!("{what} read: {e}")),
-    }
-}
-
-/// A body of `n` reads of a stable 128-byte message through `read`.
-fn reads(
-    what: &'static str,
-    mut read: impl FnMut(&mut [u8]) -> Result<usize, Errno> + 'static,
-) -> Body<'static> {
-    let mut buf = [0u8; MAX_MESSAGE_LEN];
-    Box::new(move |n| {
-        for _ in 0..n {
-            match read(&mut buf) {
-                Ok(MAX_MESSAGE_LEN) => {}
-                Ok(len) => return Err(format!("{what} read returned {len} bytes")),
-                Err(e) => return Err(format!("{what} read: {e}")),
-            }
-            std::hint::black_box(&buf);
-        }
-        Ok(())
-    })
-}
-
-/// The `mapped` case: mapped reads of channel `channel` of `minor`, which holds the payload.
-pub fn mapped(minor: u32, channel: u32) -> Result<Body<'static>, String> {
-    let mapped = Rc::new(mapped_channel(minor, channel)?);
-    let reader = Rc::clone(&mapped);
-    let mut body = reads("mapped", move |buf| reader.read(buf));
-    Ok(Box::new(move |n| {
-        body(n)?;
-        match mapped.fallbacks() {
-            0 => Ok(()),
-            fallbacks => Err(format!(
-                "{fallbacks} mapped reads fell back to read(2) with no writer running"
-            )),
-        }
-    }))
-}
-
-/// A memfd page whose record at offset 0 a forked writer process published the payload in,
-/// mapped read-only here.
-pub struct ShmReference {
-    mapped: MappedRecord,
-    _memfd: OwnedFd,
-}
-
-impl ShmReference {
-    /// Creates the memfd (one page), forks a writer that maps it read-write and publishes
-    /// the payload, waits for it and maps the page read-only.
-    pub fn new() -> Result<Self, String> {
+    /// A memfd page whose record at offset 0 a forked writer process published the payload
+    /// in (it maps the page read-write), mapped read-only here; no fallback.
+    pub fn shm_reference() -> Result<Self, String> {
         let memfd = rustix::fs::memfd_create(c"message-slot-bench-shm", MemfdFlags::CLOEXEC)
             .map_err(|e| format!("memfd_create: {e}"))?;
         let page = rustix::param::page_size();
@@ -237,40 +171,85 @@ impl ShmReference {
                 }
             }
         }
-        let reference = Self {
+        // The mapping keeps the memfd's file (and page) alive.
+        Ok(Self {
             mapped: MappedRecord::new(&memfd, 0)?,
-            _memfd: memfd,
-        };
-        check_read("shm_reference", |buf| reference.read(buf))?;
-        Ok(reference)
+            fallback: None,
+            fallbacks: AtomicU64::new(0),
+        })
     }
 
-    /// Reads the published message into `buf` with the mapped reader; there is no `read(2)`
-    /// to fall back on (`EBUSY` instead).
-    #[inline]
-    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
-        record::read(self.mapped.get(), buf, |_| Err(Errno::BUSY))
+    /// One read must return the payload.
+    fn check(&self, what: &str) -> Result<(), String> {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        match self.read(&mut buf) {
+            Ok(MAX_MESSAGE_LEN) if buf == PAYLOAD => Ok(()),
+            Ok(len) => Err(format!("{what} read returned {len} bytes, not the payload")),
+            Err(e) => Err(format!("{what} read: {e}")),
+        }
     }
+
+    /// An error unless no read fell back.
+    pub fn check_no_fallback(&self, what: &str) -> Result<(), String> {
+        match self.fallbacks() {
+            0 => Ok(()),
+            fallbacks => Err(format!(
+                "{fallbacks} {what} reads fell back with no writer running"
+            )),
+        }
+    }
+}
+
+/// Opens an fd bound to `channel` of `minor`, stores the payload through `write(2)` and maps
+/// the channel's record; checks one mapped read.
+pub fn mapped_channel(minor: u32, channel: u32) -> Result<MappedReader, String> {
+    let fd = open_bound(minor, channel)?;
+    write_all(fd.as_raw_fd(), &PAYLOAD, "slot write")?;
+    let reader = MappedReader::channel(fd)?;
+    reader.check("mapped")?;
+    Ok(reader)
+}
+
+/// A body of `n` reads of a stable 128-byte message through `reader`; fails if any read
+/// fell back.
+fn reads(what: &'static str, reader: MappedReader) -> Body<'static> {
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    Box::new(move |n| {
+        for _ in 0..n {
+            match reader.read(&mut buf) {
+                Ok(MAX_MESSAGE_LEN) => {}
+                Ok(len) => return Err(format!("{what} read returned {len} bytes")),
+                Err(e) => return Err(format!("{what} read: {e}")),
+            }
+            std::hint::black_box(&buf);
+        }
+        reader.check_no_fallback(what)
+    })
+}
+
+/// The `mapped` case: mapped reads of channel `channel` of `minor`, which holds the payload.
+pub fn mapped(minor: u32, channel: u32) -> Result<Body<'static>, String> {
+    Ok(reads("mapped", mapped_channel(minor, channel)?))
 }
 
 /// The `shm_reference` case: mapped reads of a memfd page (no kernel).
 pub fn shm_reference() -> Result<Body<'static>, String> {
-    let reference = ShmReference::new()?;
-    Ok(reads("shm_reference", move |buf| reference.read(buf)))
+    let reader = MappedReader::shm_reference()?;
+    reader.check("shm_reference")?;
+    Ok(reads("shm_reference", reader))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use std::sync::atomic::Ordering;
-
     #[test]
     fn shm_reference_reads_the_writer_processes_message() {
-        let reference = ShmReference::new().expect("shm_reference setup");
-        let record = reference.mapped.get();
+        let reader = MappedReader::shm_reference().expect("shm_reference setup");
+        let record = reader.mapped.get();
         assert_eq!(record.sequence.load(Ordering::Relaxed), 2, "one publish");
-        let mut body = reads("shm_reference", move |buf| reference.read(buf));
+        reader.check("shm_reference").unwrap();
+        let mut body = reads("shm_reference", reader);
         body(1000).expect("shm_reference reads");
     }
 }

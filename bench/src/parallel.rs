@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use message_slot_test_support::minors::MINOR_BENCH_PARALLEL;
 use message_slot_test_support::sys::pin_to_cpu;
 
-use crate::mapped::{mapped_channel, MappedChannel};
+use crate::mapped::{mapped_channel, MappedReader};
 use crate::measure::{median, ratio, round, Timer};
 use crate::sys::{open, open_bound, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
@@ -50,7 +50,7 @@ enum Reader {
     /// `read(2)` on a descriptor.
     Fd(OwnedFd),
     /// Mapped reads of a channel's record.
-    Mapped(MappedChannel),
+    Mapped(MappedReader),
 }
 
 impl Reader {
@@ -133,12 +133,7 @@ fn rep(timer: &Timer, readers: &[Reader], cpus: usize) -> Result<f64, String> {
         }
         for reader in readers {
             if let Reader::Mapped(mapped) = reader {
-                if mapped.fallbacks() != 0 {
-                    return Err(format!(
-                        "{} mapped reads fell back to read(2) with no writer running",
-                        mapped.fallbacks()
-                    ));
-                }
+                mapped.check_no_fallback("parallel mapped")?;
             }
         }
         Ok(total as f64 / window)

@@ -7,9 +7,10 @@
 //!
 //! TODO(issue 26): once the library's `Slot::map_channel()` / `MappedChannel::read()` is
 //! merged, read the device's mapping through `MappedChannel` and the reference through the
-//! library's reader over a `&Record` (whichever it exports), and drop this module's reader and
-//! the `#[path]` include of uapi.rs below (the library does not export `Record` yet). The
-//! writer ([`publish`]) stays: only the kernel writes a device's record.
+//! library's reader over a `&Record` (whichever it exports; both cases should keep running
+//! one reader, see `mapped::MappedReader`), and drop this module's reader and the `#[path]`
+//! include of uapi.rs below (the library does not export `Record` yet). The writer
+//! ([`publish`]) stays: only the kernel writes a device's record.
 
 use std::sync::atomic::{fence, Ordering};
 
