@@ -5,7 +5,8 @@
 //! The floor is `write(/dev/null)` (no copy) + `read(/dev/zero)` (a 128-byte clear); a slot
 //! exchange copies 128 bytes in and out of user space. Timing the slot's `write` and `read`
 //! with 8- and 128-byte messages, a `write` that fails with `EMSGSIZE` before any copy, and a
-//! bare `getppid`, separates the system-call entry, the driver's own work and the user copies.
+//! bare `getppid`, separates the system-call entry, the driver's own work and the user copies;
+//! a mapped read of the 128-byte message (no system call) shows what the mapping saves.
 //! [`cold_page`] (a `getppid` and a load from a random page of a large buffer) prices one
 //! cold page for the scale section.
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use message_slot_test_support::minors::MINOR_BENCH_IPC;
 
+use crate::mapped::mapped;
 use crate::measure::{paired_difference, Body, Sample, Setup, Timer};
 use crate::sys::{open, open_bound, os_err, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
@@ -32,6 +34,7 @@ pub struct Call {
 const MINOR: u32 = MINOR_BENCH_IPC;
 const SHORT_CHANNEL: u32 = 10;
 const LONG_CHANNEL: u32 = 11;
+const MAPPED_CHANNEL: u32 = 12;
 /// The short message's length.
 const SHORT: usize = 8;
 /// The buffer [`cold_page`] picks its pages from: far larger than any TLB's reach.
@@ -106,7 +109,7 @@ fn slot_with_message(channel: u32, len: usize) -> Result<OwnedFd, String> {
 /// Times every call, interleaved, each repetition on a fresh setup (see
 /// [`Timer::run_fresh`]).
 pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
-    let calls: [(&'static str, &'static str, Setup); 8] = [
+    let calls: [(&'static str, &'static str, Setup); 9] = [
         (
             "getppid",
             "getppid (system call entry and exit)",
@@ -183,6 +186,11 @@ pub fn run(timer: &Timer) -> Result<Vec<Call>, String> {
                 ))
             }),
         ),
+        (
+            "mapped_read_128",
+            "mapped read, 128 B message (no syscall)",
+            Box::new(|| mapped(MINOR, MAPPED_CHANNEL)),
+        ),
     ];
     let (names, setups): (Vec<_>, Vec<_>) = calls
         .into_iter()
@@ -225,6 +233,11 @@ pub fn derived(calls: &[Call]) -> Vec<(&'static str, &'static str, f64)> {
             "copy_out_120",
             "slot read 128 B - 8 B: 120 more bytes out",
             diff("slot_read_128", "slot_read_8"),
+        ),
+        (
+            "mapped_read_saves",
+            "slot read 128 B - mapped read 128 B: saved per read",
+            diff("slot_read_128", "mapped_read_128"),
         ),
         (
             "clear_128",

@@ -2,7 +2,8 @@
 
 //! Single-threaded exchanges: one 128-byte message written and read back by the same
 //! thread, on the message slot and on the IPC mechanisms it is compared with, plus the
-//! floor (the cheapest possible write + read system-call pair).
+//! floor (the cheapest possible write + read system-call pair); and mapped reads of a
+//! stable message (no write, no system call), from the device and from a memfd page.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -32,8 +33,9 @@ const MINOR: u32 = MINOR_BENCH_IPC;
 /// A case's setup function.
 type SetupFn = fn() -> Result<Body<'static>, String>;
 
-/// Every single-threaded case as `(name, what, setup)`, the floor first; the C reference
-/// drivers only if `reference_slot.ko` is loaded.
+/// Every single-threaded case that makes system calls as `(name, what, setup)`, the floor
+/// first; the C reference drivers only if `reference_slot.ko` is loaded. These are the cases
+/// `make bench-trace` traces.
 pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
     let mut cases: Vec<(&'static str, &'static str, SetupFn)> = vec![
         ("floor", "write /dev/null + read /dev/zero", floor),
@@ -57,10 +59,19 @@ pub fn cases() -> Vec<(&'static str, &'static str, SetupFn)> {
     cases
 }
 
-/// Runs every case of [`cases`], interleaved, each repetition on a fresh setup (see
-/// [`Timer::run_fresh`]).
+/// The mapped reads: no system call per read (so not traced), timed with [`cases`].
+fn mapped_cases() -> [(&'static str, &'static str, SetupFn); 2] {
+    [
+        ("mapped", "mapped read of the record (no syscall)", mapped),
+        ("shm_reference", "same read of a memfd page", shm_reference),
+    ]
+}
+
+/// Runs every case of [`cases`] and [`mapped_cases`], interleaved, each repetition on a
+/// fresh setup (see [`Timer::run_fresh`]).
 pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Case)) -> Result<Vec<Case>, String> {
-    let benches = cases();
+    let mut benches = cases();
+    benches.extend(mapped_cases());
     let setups: Vec<(&str, Setup)> = benches
         .iter()
         .map(|&(name, _, setup)| (name, Box::new(setup) as Setup))
@@ -91,6 +102,20 @@ pub fn floor() -> Result<Body<'static>, String> {
         }
         Ok(())
     }))
+}
+
+/// The channel the `mapped` case maps (holding the payload, never written while timed).
+const MAPPED_CHANNEL: u32 = 20;
+
+/// Mapped reads of a stable 128-byte message: no system call (see [`crate::mapped`]).
+fn mapped() -> Result<Body<'static>, String> {
+    crate::mapped::mapped(MINOR, MAPPED_CHANNEL)
+}
+
+/// The mapped reader on a memfd page a forked process published the message in: what the
+/// sequence protocol costs without the device (the goal: `mapped` within 1.3x of it).
+fn shm_reference() -> Result<Body<'static>, String> {
+    crate::mapped::shm_reference()
 }
 
 fn slot_hot() -> Result<Body<'static>, String> {

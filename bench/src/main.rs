@@ -2,7 +2,8 @@
 
 //! In-guest benchmarks of the message-slot device against the floor (the cheapest write +
 //! read system-call pair) and other IPC mechanisms, its scaling with live channels, its
-//! kernel memory per channel and its parallel read throughput.
+//! kernel memory per channel and its parallel read throughput; and mapped reads of a channel's
+//! record against the same reader on a plain shared-memory page.
 //!
 //! Runs inside the VM as root with the module freshly loaded (`make bench` runs it through
 //! `vm/run`); it creates its own nodes `/dev/slot_bench_240`.. `/dev/slot_bench_244`.
@@ -21,8 +22,10 @@
 
 mod breakdown;
 mod ipc;
+mod mapped;
 mod measure;
 mod parallel;
+mod record;
 mod scale;
 mod sys;
 mod trace;
@@ -167,6 +170,15 @@ fn run(opts: &Options) -> Result<(), String> {
                 v
             })
             .collect();
+        if let Some((mapped, shm)) = mapped_and_reference(&cases) {
+            let ratio = json!(paired_ratio(&mapped.sample, &shm.sample));
+            if let Some(case) = report["cases"]
+                .as_array_mut()
+                .and_then(|cases| cases.iter_mut().find(|c| c["name"] == "mapped"))
+            {
+                case["ratio_to_shm_reference"] = ratio;
+            }
+        }
     }
     if wants("breakdown") {
         let calls = breakdown::run(timer)?;
@@ -245,6 +257,18 @@ fn print_ipc(cases: &[ipc::Case]) {
             paired_ratio(&c.sample, &cases[0].sample)
         );
     }
+    if let Some((mapped, shm)) = mapped_and_reference(cases) {
+        println!(
+            "mapped read vs the same read of a memfd page (shm_reference): {:.2}",
+            paired_ratio(&mapped.sample, &shm.sample)
+        );
+    }
+}
+
+/// The `mapped` and `shm_reference` cases, when both ran.
+fn mapped_and_reference(cases: &[ipc::Case]) -> Option<(&ipc::Case, &ipc::Case)> {
+    let find = |name: &str| cases.iter().find(|c| c.name == name);
+    Some((find("mapped")?, find("shm_reference")?))
 }
 
 fn print_breakdown(calls: &[breakdown::Call], derived: &[(&str, &str, f64)]) {

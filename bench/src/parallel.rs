@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Parallel readers: throughput of one reader thread against two, each thread with its own
-//! descriptor, either all on the same channel or each on its own channel of one slot. The
-//! same is measured on `/dev/zero` as a reference for how well the VM itself scales.
+//! descriptor, either all on the same channel or each on its own channel of one slot, and
+//! reading the same channel through mappings of its record (each thread its own fd and
+//! mapping; no system call per read). The same is measured on `/dev/zero` as a reference for
+//! how well the VM itself scales.
 //!
 //! Each repetition starts the threads together (pinned to CPU `i % cpus`), lets them read
 //! 128-byte messages for the repetition's duration and divides their total reads by the
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 use message_slot_test_support::minors::MINOR_BENCH_PARALLEL;
 use message_slot_test_support::sys::pin_to_cpu;
 
+use crate::mapped::{mapped_channel, MappedReader};
 use crate::measure::{median, ratio, round, Timer};
 use crate::sys::{open, open_bound, read_exact, write_all, MAX_MESSAGE_LEN, PAYLOAD};
 
@@ -38,6 +41,31 @@ pub enum Target {
     SameChannel,
     /// Channel `i + 1` for thread `i`.
     OwnChannel,
+    /// One channel for every thread, read through mappings of its record.
+    MappedSameChannel,
+}
+
+/// One reader thread's source of messages.
+enum Reader {
+    /// `read(2)` on a descriptor.
+    Fd(OwnedFd),
+    /// Mapped reads of a channel's record.
+    Mapped(MappedReader),
+}
+
+impl Reader {
+    /// Reads one 128-byte message into `buf`.
+    #[inline]
+    fn read(&self, buf: &mut [u8; MAX_MESSAGE_LEN]) -> Result<(), String> {
+        match self {
+            Self::Fd(fd) => read_exact(fd.as_raw_fd(), buf, MAX_MESSAGE_LEN, "parallel read"),
+            Self::Mapped(mapped) => match mapped.read(buf) {
+                Ok(MAX_MESSAGE_LEN) => Ok(()),
+                Ok(len) => Err(format!("parallel mapped read returned {len} bytes")),
+                Err(e) => Err(format!("parallel mapped read: {e}")),
+            },
+        }
+    }
 }
 
 /// One configuration's result.
@@ -57,28 +85,28 @@ impl Run {
     }
 }
 
-/// One fresh descriptor per reader thread.
-fn open_readers(target: Target, threads: usize) -> Result<Vec<OwnedFd>, String> {
+/// One fresh descriptor (and mapping) per reader thread.
+fn open_readers(target: Target, threads: usize) -> Result<Vec<Reader>, String> {
     (0..threads)
         .map(|i| match target {
-            Target::Zero => open("/dev/zero", libc::O_RDONLY),
-            Target::SameChannel => open_bound(MINOR, 1),
-            Target::OwnChannel => open_bound(MINOR, i as u32 + 1),
+            Target::Zero => open("/dev/zero", libc::O_RDONLY).map(Reader::Fd),
+            Target::SameChannel => open_bound(MINOR, 1).map(Reader::Fd),
+            Target::OwnChannel => open_bound(MINOR, i as u32 + 1).map(Reader::Fd),
+            Target::MappedSameChannel => mapped_channel(MINOR, 1).map(Reader::Mapped),
         })
         .collect()
 }
 
-/// One repetition: `fds.len()` threads read until the repetition's time is up.
-fn rep(timer: &Timer, fds: &[OwnedFd], cpus: usize) -> Result<f64, String> {
+/// One repetition: `readers.len()` threads read until the repetition's time is up.
+fn rep(timer: &Timer, readers: &[Reader], cpus: usize) -> Result<f64, String> {
     let stop = AtomicBool::new(false);
-    let start = Barrier::new(fds.len() + 1);
+    let start = Barrier::new(readers.len() + 1);
     std::thread::scope(|s| {
-        let handles: Vec<_> = fds
+        let handles: Vec<_> = readers
             .iter()
             .enumerate()
-            .map(|(i, fd)| {
+            .map(|(i, reader)| {
                 let (stop, start) = (&stop, &start);
-                let fd = fd.as_raw_fd();
                 s.spawn(move || -> Result<u64, String> {
                     pin_to_cpu(i % cpus);
                     let mut buf = [0u8; MAX_MESSAGE_LEN];
@@ -86,7 +114,7 @@ fn rep(timer: &Timer, fds: &[OwnedFd], cpus: usize) -> Result<f64, String> {
                     start.wait();
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..BATCH {
-                            read_exact(fd, &mut buf, MAX_MESSAGE_LEN, "parallel read")?;
+                            reader.read(&mut buf)?;
                         }
                         ops += BATCH;
                     }
@@ -102,6 +130,11 @@ fn rep(timer: &Timer, fds: &[OwnedFd], cpus: usize) -> Result<f64, String> {
         let mut total = 0;
         for h in handles {
             total += h.join().map_err(|_| "reader thread panicked")??;
+        }
+        for reader in readers {
+            if let Reader::Mapped(mapped) = reader {
+                mapped.check_no_fallback("parallel mapped")?;
+            }
         }
         Ok(total as f64 / window)
     })
@@ -123,6 +156,8 @@ pub fn run_all(timer: &Timer, log: &mut dyn FnMut(&Run)) -> Result<Vec<Run>, Str
         (Target::SameChannel, 1),
         (Target::SameChannel, 2),
         (Target::OwnChannel, 2),
+        (Target::MappedSameChannel, 1),
+        (Target::MappedSameChannel, 2),
     ];
     let mut kept = Vec::new();
     let mut runs = Vec::new();
@@ -159,7 +194,7 @@ pub fn ops(runs: &[Run], target: Target, threads: usize) -> f64 {
 }
 
 /// The throughput ratios reported: (key, what, 2-thread target, 1-thread target).
-pub const RATIOS: [(&str, &str, Target, Target); 3] = [
+pub const RATIOS: [(&str, &str, Target, Target); 4] = [
     (
         "same_channel",
         "2 readers, same channel",
@@ -171,6 +206,12 @@ pub const RATIOS: [(&str, &str, Target, Target); 3] = [
         "2 readers, own channels",
         Target::OwnChannel,
         Target::SameChannel,
+    ),
+    (
+        "mapped_same_channel",
+        "2 mapped readers, same channel",
+        Target::MappedSameChannel,
+        Target::MappedSameChannel,
     ),
     (
         "dev_zero_reference",

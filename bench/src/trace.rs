@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The guest side of `bench/run --trace`: every single-threaded case runs a few exchanges
-//! while QEMU logs each translation block the vCPU executes, so that the host can count the
-//! kernel code one exchange runs (repeatable to a block or two, unlike timings under TCG).
+//! The guest side of `bench/run --trace`: every single-threaded case that makes system calls
+//! ([`ipc::cases`]: not the mapped reads, which make none) runs a few exchanges while QEMU
+//! logs each translation block the vCPU executes, so that the host can count the kernel code
+//! one exchange runs (repeatable to a block or two, unlike timings under TCG).
 //!
 //! Protocol with the host (bench/trace.py): print [`READY`], sleep [`ARM_DELAY`] while the
 //! host turns the execution log on, then for case `i` make `MARKER_BASE + i` `getppid`
