@@ -39,9 +39,16 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 #[path = "../../../uapi/uapi.rs"]
 mod uapi;
 
+// Only where relaxed 8-byte atomic loads are guaranteed to work on read-only memory (mapped.rs).
+#[cfg(target_pointer_width = "64")]
+mod mapped;
+
+#[cfg(target_pointer_width = "64")]
+pub use mapped::MappedChannel;
 pub use uapi::{
-    Ioctl, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
-    MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
+    Ioctl, Record, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM,
+    MAPPED_READ_ATTEMPTS, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE,
+    RECORD_WORDS, SLOT_MINORS, STATISTICS,
 };
 
 /// The Linux ioctl request encoders (`_IO`, `_IOR`, `_IOW`, `_IOWR`, `_IOC`), as the device's
@@ -123,8 +130,11 @@ pub enum Operation {
     Send,
     /// Reading a message.
     Receive,
-    /// Waiting for a message ([`Slot::wait_for_message`]).
+    /// Waiting for a message ([`Slot::wait_for_message`], `MappedChannel::wait_for_change`).
     Wait,
+    /// Mapping the bound channel's record (`Slot::map_channel`: `mmap`, then
+    /// `MSG_SLOT_RECORD_OFFSET`).
+    Map,
 }
 
 /// What went wrong, classified by the device's documented errors.
@@ -139,8 +149,8 @@ pub enum ErrorKind {
     NoMessage,
     /// `ENOSPC` from a receive: the buffer is smaller than the channel's message.
     BufferTooSmall,
-    /// `ENOSPC` from a send: the message would open a new channel in a slot that already
-    /// holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
+    /// `ENOSPC` from a send or a map: the message or the mapping would open a new channel in a
+    /// slot that already holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
     SlotFull,
     /// `EINTR`: a signal arrived while waiting.
     Interrupted,
@@ -152,7 +162,7 @@ impl ErrorKind {
     /// Classifies a raw `errno` value returned by `operation`.
     pub fn from_errno(operation: &Operation, errno: i32) -> Self {
         match Errno::from_raw_os_error(errno) {
-            Errno::NOSPC if *operation == Operation::Send => Self::SlotFull,
+            Errno::NOSPC if matches!(operation, Operation::Send | Operation::Map) => Self::SlotFull,
             Errno::INVAL => Self::InvalidArgument,
             Errno::MSGSIZE => Self::MessageSize,
             Errno::AGAIN => Self::NoMessage,
@@ -204,6 +214,7 @@ impl fmt::Display for Error {
             Operation::Send => f.write_str("cannot send message")?,
             Operation::Receive => f.write_str("cannot receive message")?,
             Operation::Wait => f.write_str("cannot wait for a message")?,
+            Operation::Map => f.write_str("cannot map the channel's record")?,
         }
         write!(f, ": {}", self.os_error())
     }
@@ -484,6 +495,8 @@ mod tests {
             assert_eq!(error.errno(), errno.raw_os_error());
         }
         let full = Error::new(Operation::Send, Errno::NOSPC.raw_os_error());
+        assert_eq!(full.kind(), ErrorKind::SlotFull);
+        let full = Error::new(Operation::Map, Errno::NOSPC.raw_os_error());
         assert_eq!(full.kind(), ErrorKind::SlotFull);
     }
 
