@@ -360,7 +360,8 @@ pub fn tools_message_slot_stat() -> TestResult {
     Ok(())
 }
 
-/// The C program built against `message_slot.h` passes.
+/// The C program built against `message_slot.h` passes: the calls, and the header's mapped
+/// reader against `read(2)` (tests/c/header_user.c).
 pub fn header_user_c() -> TestResult {
     ensure!(
         Path::new(HEADER_USER).exists(),
