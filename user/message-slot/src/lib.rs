@@ -24,6 +24,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Reading from memory
+//!
+//! [`Slot::map_channel`] maps the bound channel's [`Record`] read-only into this process (the
+//! kernel stays its only writer, message_slot(4) gives the protocol): a [`MappedChannel`]
+//! reads the message without a system call, returning what [`Slot::receive`] would. It makes
+//! at most [`MAPPED_READ_ATTEMPTS`] attempts and, if a write overlapped every one, calls
+//! `read(2)`, which waits for the writer; it never spins. Every load of the mapping is an
+//! atomic load through `&Record`.
+//!
+//! ```no_run
+//! use message_slot::{Slot, Wake};
+//!
+//! # fn main() -> Result<(), message_slot::Error> {
+//! let slot = Slot::open_read_only("/dev/slot0")?;
+//! slot.set_channel(7)?;
+//! let channel = slot.map_channel()?;
+//! let mut buf = [0; message_slot::MAX_MESSAGE_LEN];
+//! let len = channel.read(&mut buf)?; // as slot.receive(&mut buf), from memory
+//! println!("{:?}", &buf[..len]);
+//!
+//! // Cheap change detection: one atomic load.
+//! let sequence = channel.sequence();
+//! if !channel.changed_since(sequence) {
+//!     // Or wait for the next write (poll on an edge-triggered epoll registration).
+//!     if channel.wait_for_change(sequence, None, None)? == Wake::Message {
+//!         println!("{:?}", channel.read_message()?);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::io;

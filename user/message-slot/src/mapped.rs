@@ -216,7 +216,8 @@ impl MappedChannel<'_> {
     /// - `ENOSPC` ([`ErrorKind::BufferTooSmall`](crate::ErrorKind::BufferTooSmall)): `buf` is
     ///   shorter than the message.
     ///
-    /// `read(2)`'s own if the slot was re-bound meanwhile (it reads the slot's channel).
+    /// The fallback reads the channel the slot is bound to: if the slot was re-bound since
+    /// the mapping was made, that is another channel (map a slot that stays bound instead).
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
         match self.try_read(buf) {
             Some(result) => result,
