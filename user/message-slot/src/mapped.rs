@@ -385,6 +385,32 @@ mod tests {
         record.sequence.store(sequence + 2, Ordering::Release);
     }
 
+    /// `/dev/zero` maps, but has no `MSG_SLOT_RECORD_OFFSET`: the error names the mapping, and
+    /// the page mapped before the ioctl is unmapped again.
+    #[test]
+    fn a_failed_map_leaves_nothing_mapped() {
+        let zero_mappings = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .lines()
+                .filter(|line| line.ends_with(" /dev/zero"))
+                .count()
+        };
+        let file = std::fs::File::open("/dev/zero").unwrap();
+        let slot = Slot::from_fd(file.into());
+        let before = zero_mappings();
+        let error = slot.map_channel().unwrap_err();
+        assert_eq!(error.operation(), &Operation::Map);
+        assert_eq!(error.errno(), Errno::NOTTY.raw_os_error());
+        assert_eq!(zero_mappings(), before, "the page stayed mapped");
+        // A file that cannot be mapped at all fails at mmap.
+        let slot = Slot::from_fd(std::fs::File::open("/proc/self/stat").unwrap().into());
+        assert_eq!(
+            slot.map_channel().unwrap_err().errno(),
+            Errno::NODEV.raw_os_error()
+        );
+    }
+
     #[test]
     fn a_new_record_holds_no_message() {
         let record = record();
