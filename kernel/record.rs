@@ -19,40 +19,24 @@
 //! code only.
 #![forbid(unsafe_code)]
 
-use crate::abstractions::{error::emsgsize, uaccess::copy_from_user};
-use crate::uapi::{Record, MAX_MESSAGE_LEN};
+use crate::abstractions::{
+    error::emsgsize,
+    uaccess::{copy_words_to_user, read_words_from_user},
+};
+use crate::uapi::{Record, MAX_MESSAGE_LEN, RECORD_WORDS};
 use core::sync::atomic::{fence, Ordering};
 use kernel::{prelude::*, uaccess::UserPtr};
 
-/// A message as a record holds it: its length and [`MAX_MESSAGE_LEN`] bytes (the message's,
-/// then, in a writer's copy, zeros). A writer's copy of the user's bytes, or a reader's of a
-/// record, on the stack.
+/// A message as a record holds it: its length and [`RECORD_WORDS`] native-endian words, its
+/// bytes in memory order (then, in a writer's copy, zeros). A writer's copy of the user's
+/// bytes, or a reader's of a record, on the stack.
 ///
 /// # Invariants
 ///
-/// `len <= MAX_MESSAGE_LEN`.
+/// `len <= MAX_MESSAGE_LEN`, the size of `words`.
 pub(crate) struct Message {
     len: u32,
-    bytes: [u8; MAX_MESSAGE_LEN],
-}
-
-/// Word `index` (native-endian) of `bytes`: bytes `8 * index..8 * index + 8` (0 past the end).
-#[inline(always)]
-fn word(bytes: &[u8; MAX_MESSAGE_LEN], index: usize) -> u64 {
-    bytes
-        .get(index * 8..index * 8 + 8)
-        .and_then(|word| <[u8; 8]>::try_from(word).ok())
-        .map_or(0, u64::from_ne_bytes)
-}
-
-/// Sets word `index` of `bytes` (as [`word`] reads it) to `value`.
-#[inline(always)]
-fn set_word(bytes: &mut [u8; MAX_MESSAGE_LEN], index: usize, value: u64) {
-    if let Some(word) = bytes.get_mut(index * 8..index * 8 + 8) {
-        for (to, from) in word.iter_mut().zip(value.to_ne_bytes()) {
-            *to = from;
-        }
-    }
+    words: [u64; RECORD_WORDS],
 }
 
 impl Message {
@@ -61,16 +45,14 @@ impl Message {
     /// once, with no lock held.
     #[inline]
     pub(crate) fn from_user(source: UserPtr, len: usize) -> Result<Self> {
-        let mut bytes = [0u8; MAX_MESSAGE_LEN];
-        let message = match bytes.get_mut(..len) {
-            Some(message) if len != 0 => message,
-            _ => return Err(emsgsize()),
-        };
-        copy_from_user(message, source)?;
+        if !(1..=MAX_MESSAGE_LEN).contains(&len) {
+            return Err(emsgsize());
+        }
+        let words = read_words_from_user(source, len)?;
         // INVARIANT: `len <= MAX_MESSAGE_LEN`.
         Ok(Self {
             len: len as u32,
-            bytes,
+            words,
         })
     }
 
@@ -80,11 +62,11 @@ impl Message {
         self.len as usize
     }
 
-    /// The message's bytes.
+    /// Copies the message to user address `destination`: `EFAULT` unless all of it was
+    /// copied (some may have been).
     #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // Never `None`: `len <= MAX_MESSAGE_LEN` (type invariant).
-        self.bytes.get(..self.len()).unwrap_or_default()
+    pub(crate) fn copy_to_user(&self, destination: UserPtr) -> Result {
+        copy_words_to_user(destination, &self.words, self.len())
     }
 }
 
@@ -105,23 +87,23 @@ pub(crate) fn store(record: &Record, message: &Message) -> usize {
     // Spelled out: the compiler would leave a loop of atomic stores rolled.
     let [to0, to1, to2, to3, to4, to5, to6, to7, to8, to9, to10, to11, to12, to13, to14, to15] =
         &record.message;
-    let bytes = &message.bytes;
-    to0.store(word(bytes, 0), Ordering::Relaxed);
-    to1.store(word(bytes, 1), Ordering::Relaxed);
-    to2.store(word(bytes, 2), Ordering::Relaxed);
-    to3.store(word(bytes, 3), Ordering::Relaxed);
-    to4.store(word(bytes, 4), Ordering::Relaxed);
-    to5.store(word(bytes, 5), Ordering::Relaxed);
-    to6.store(word(bytes, 6), Ordering::Relaxed);
-    to7.store(word(bytes, 7), Ordering::Relaxed);
-    to8.store(word(bytes, 8), Ordering::Relaxed);
-    to9.store(word(bytes, 9), Ordering::Relaxed);
-    to10.store(word(bytes, 10), Ordering::Relaxed);
-    to11.store(word(bytes, 11), Ordering::Relaxed);
-    to12.store(word(bytes, 12), Ordering::Relaxed);
-    to13.store(word(bytes, 13), Ordering::Relaxed);
-    to14.store(word(bytes, 14), Ordering::Relaxed);
-    to15.store(word(bytes, 15), Ordering::Relaxed);
+    let [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15] = message.words;
+    to0.store(w0, Ordering::Relaxed);
+    to1.store(w1, Ordering::Relaxed);
+    to2.store(w2, Ordering::Relaxed);
+    to3.store(w3, Ordering::Relaxed);
+    to4.store(w4, Ordering::Relaxed);
+    to5.store(w5, Ordering::Relaxed);
+    to6.store(w6, Ordering::Relaxed);
+    to7.store(w7, Ordering::Relaxed);
+    to8.store(w8, Ordering::Relaxed);
+    to9.store(w9, Ordering::Relaxed);
+    to10.store(w10, Ordering::Relaxed);
+    to11.store(w11, Ordering::Relaxed);
+    to12.store(w12, Ordering::Relaxed);
+    to13.store(w13, Ordering::Relaxed);
+    to14.store(w14, Ordering::Relaxed);
+    to15.store(w15, Ordering::Relaxed);
     let previous = record.length.load(Ordering::Relaxed);
     record.length.store(message.len, Ordering::Relaxed);
     // `smp_store_release()`: a reader that loads this sequence sees every store above.
@@ -170,27 +152,28 @@ pub(crate) fn sequence_of_message(record: &Record) -> Option<u32> {
 fn load_words(record: &Record) -> Message {
     let len = record.length.load(Ordering::Relaxed);
     let [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15] = &record.message;
-    let mut bytes = [0u8; MAX_MESSAGE_LEN];
-    set_word(&mut bytes, 0, w0.load(Ordering::Relaxed));
-    set_word(&mut bytes, 1, w1.load(Ordering::Relaxed));
-    set_word(&mut bytes, 2, w2.load(Ordering::Relaxed));
-    set_word(&mut bytes, 3, w3.load(Ordering::Relaxed));
-    set_word(&mut bytes, 4, w4.load(Ordering::Relaxed));
-    set_word(&mut bytes, 5, w5.load(Ordering::Relaxed));
-    set_word(&mut bytes, 6, w6.load(Ordering::Relaxed));
-    set_word(&mut bytes, 7, w7.load(Ordering::Relaxed));
-    set_word(&mut bytes, 8, w8.load(Ordering::Relaxed));
-    set_word(&mut bytes, 9, w9.load(Ordering::Relaxed));
-    set_word(&mut bytes, 10, w10.load(Ordering::Relaxed));
-    set_word(&mut bytes, 11, w11.load(Ordering::Relaxed));
-    set_word(&mut bytes, 12, w12.load(Ordering::Relaxed));
-    set_word(&mut bytes, 13, w13.load(Ordering::Relaxed));
-    set_word(&mut bytes, 14, w14.load(Ordering::Relaxed));
-    set_word(&mut bytes, 15, w15.load(Ordering::Relaxed));
+    let words = [
+        w0.load(Ordering::Relaxed),
+        w1.load(Ordering::Relaxed),
+        w2.load(Ordering::Relaxed),
+        w3.load(Ordering::Relaxed),
+        w4.load(Ordering::Relaxed),
+        w5.load(Ordering::Relaxed),
+        w6.load(Ordering::Relaxed),
+        w7.load(Ordering::Relaxed),
+        w8.load(Ordering::Relaxed),
+        w9.load(Ordering::Relaxed),
+        w10.load(Ordering::Relaxed),
+        w11.load(Ordering::Relaxed),
+        w12.load(Ordering::Relaxed),
+        w13.load(Ordering::Relaxed),
+        w14.load(Ordering::Relaxed),
+        w15.load(Ordering::Relaxed),
+    ];
     // INVARIANT: The kernel never stores a length above `MAX_MESSAGE_LEN`; clamped all the
     // same, so that no value of the shared word breaks the invariant.
     Message {
         len: len.min(MAX_MESSAGE_LEN as u32),
-        bytes,
+        words,
     }
 }
