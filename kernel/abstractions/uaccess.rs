@@ -92,7 +92,10 @@ pub(crate) fn copy_to_user(destination: UserPtr, source: &[u8]) -> Result {
 /// after it), not the whole array first: a memset of the array is a `rep stos` on x86-64,
 /// one step per word under an emulator.
 #[inline]
-pub(crate) fn read_words_from_user<const N: usize>(source: UserPtr, len: usize) -> Result<[u64; N]> {
+pub(crate) fn read_words_from_user<const N: usize>(
+    source: UserPtr,
+    len: usize,
+) -> Result<[u64; N]> {
     let mut words = [MaybeUninit::<u64>::uninit(); N];
     // The word holding the last byte, and those after it.
     let last = len.checked_sub(1).ok_or(EINVAL)? / core::mem::size_of::<u64>();
