@@ -9,6 +9,7 @@ mod concurrency;
 mod epoll;
 mod errors;
 mod failslab;
+mod library;
 mod load_cycles;
 mod memcg;
 mod memory;
@@ -75,6 +76,8 @@ pub fn all() -> Vec<Test> {
         tools::tools_sender_errors,
         tools::tools_reader_mapped,
         tools::header_user_c,
+        library::library_mapped_reads,
+        library::library_mapped_wait_and_rebind,
         scale::million_channels = 240,
         scale::sparse_channel_ids = 120,
         memory::closing_files_frees_their_memory = 300,
