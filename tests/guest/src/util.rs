@@ -305,6 +305,25 @@ impl Running {
             }
         }
     }
+
+    /// Like [`wait`](Self::wait), calling `poke` first and then every `every` while the
+    /// process runs (e.g. a write that a waiting reader started too late to see).
+    pub fn wait_poking(
+        self,
+        deadline: Instant,
+        every: Duration,
+        mut poke: impl FnMut() -> TestResult,
+    ) -> Result<Output, String> {
+        loop {
+            poke()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(every.min(left)) {
+                Ok(r) => return r.ctx(&format!("wait for {}", self.what)),
+                Err(_) if Instant::now() < deadline => continue,
+                Err(_) => return self.wait(deadline),
+            }
+        }
+    }
 }
 
 /// `timeout` stretched by `MSG_SLOT_TIMEOUT_SCALE` (default 1): the debug kernel runs the

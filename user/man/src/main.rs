@@ -94,6 +94,11 @@ fn pages() -> Vec<Page> {
                     "message_reader --follow --null /dev/message_slot/0 1 | xargs -0 -n1 echo",
                     "Prints every new message of the channel on a line of its own.",
                 ),
+                (
+                    "message_reader --mapped --follow /dev/message_slot/0 1",
+                    "The same messages, each read from the channel's mapped record instead of \
+                     with read(2).",
+                ),
             ],
         },
         Page {

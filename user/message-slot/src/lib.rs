@@ -24,6 +24,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Reading from memory
+//!
+//! [`Slot::map_channel`] maps the bound channel's [`Record`] read-only into this process (the
+//! kernel stays its only writer, message_slot(4) gives the protocol): a [`MappedChannel`]
+//! reads the message without a system call, returning what [`Slot::receive`] would. It makes
+//! at most [`MAPPED_READ_ATTEMPTS`] attempts and, if a write overlapped every one, calls
+//! `read(2)`, which waits for the writer; it never spins. Every load of the mapping is an
+//! atomic load through `&Record`.
+//!
+//! ```no_run
+//! use message_slot::{Slot, Wake};
+//!
+//! # fn main() -> Result<(), message_slot::Error> {
+//! let slot = Slot::open_read_only("/dev/slot0")?;
+//! slot.set_channel(7)?;
+//! let channel = slot.map_channel()?;
+//! let mut buf = [0; message_slot::MAX_MESSAGE_LEN];
+//! let len = channel.read(&mut buf)?; // as slot.receive(&mut buf), from memory
+//! println!("{:?}", &buf[..len]);
+//!
+//! // Cheap change detection: one atomic load.
+//! let sequence = channel.sequence();
+//! if !channel.changed_since(sequence) {
+//!     // Or wait for the next write (poll on an edge-triggered epoll registration).
+//!     if channel.wait_for_change(sequence, None, None)? == Wake::Message {
+//!         println!("{:?}", channel.read_message()?);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::io;
@@ -39,9 +71,16 @@ use rustix::ioctl::{IntegerSetter, Opcode};
 #[path = "../../../uapi/uapi.rs"]
 mod uapi;
 
+// Only where relaxed 8-byte atomic loads are guaranteed to work on read-only memory (mapped.rs).
+#[cfg(target_pointer_width = "64")]
+mod mapped;
+
+#[cfg(target_pointer_width = "64")]
+pub use mapped::MappedChannel;
 pub use uapi::{
-    Ioctl, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM, MAX_MESSAGE_LEN,
-    MSG_SLOT_CHANNEL, SLOT_MINORS, STATISTICS,
+    Ioctl, Record, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM,
+    MAPPED_READ_ATTEMPTS, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE,
+    RECORD_WORDS, SLOT_MINORS, STATISTICS,
 };
 
 /// The Linux ioctl request encoders (`_IO`, `_IOR`, `_IOW`, `_IOWR`, `_IOC`), as the device's
@@ -123,8 +162,11 @@ pub enum Operation {
     Send,
     /// Reading a message.
     Receive,
-    /// Waiting for a message ([`Slot::wait_for_message`]).
+    /// Waiting for a message ([`Slot::wait_for_message`], `MappedChannel::wait_for_change`).
     Wait,
+    /// Mapping the bound channel's record (`Slot::map_channel`: `mmap`, then
+    /// `MSG_SLOT_RECORD_OFFSET`).
+    Map,
 }
 
 /// What went wrong, classified by the device's documented errors.
@@ -139,8 +181,8 @@ pub enum ErrorKind {
     NoMessage,
     /// `ENOSPC` from a receive: the buffer is smaller than the channel's message.
     BufferTooSmall,
-    /// `ENOSPC` from a send: the message would open a new channel in a slot that already
-    /// holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
+    /// `ENOSPC` from a send or a map: the message or the mapping would open a new channel in a
+    /// slot that already holds the module's `max_channels` (default [`DEFAULT_MAX_CHANNELS`]).
     SlotFull,
     /// `EINTR`: a signal arrived while waiting.
     Interrupted,
@@ -152,7 +194,7 @@ impl ErrorKind {
     /// Classifies a raw `errno` value returned by `operation`.
     pub fn from_errno(operation: &Operation, errno: i32) -> Self {
         match Errno::from_raw_os_error(errno) {
-            Errno::NOSPC if *operation == Operation::Send => Self::SlotFull,
+            Errno::NOSPC if matches!(operation, Operation::Send | Operation::Map) => Self::SlotFull,
             Errno::INVAL => Self::InvalidArgument,
             Errno::MSGSIZE => Self::MessageSize,
             Errno::AGAIN => Self::NoMessage,
@@ -204,6 +246,7 @@ impl fmt::Display for Error {
             Operation::Send => f.write_str("cannot send message")?,
             Operation::Receive => f.write_str("cannot receive message")?,
             Operation::Wait => f.write_str("cannot wait for a message")?,
+            Operation::Map => f.write_str("cannot map the channel's record")?,
         }
         write!(f, ": {}", self.os_error())
     }
@@ -484,6 +527,8 @@ mod tests {
             assert_eq!(error.errno(), errno.raw_os_error());
         }
         let full = Error::new(Operation::Send, Errno::NOSPC.raw_os_error());
+        assert_eq!(full.kind(), ErrorKind::SlotFull);
+        let full = Error::new(Operation::Map, Errno::NOSPC.raw_os_error());
         assert_eq!(full.kind(), ErrorKind::SlotFull);
     }
 

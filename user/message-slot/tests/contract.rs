@@ -3,7 +3,8 @@
 //! The device's contract is written in one place, message_slot(4)
 //! (`packaging/man/message_slot.4.in`). Everything that restates part of it is checked
 //! against it here: README's call table (the errors of each call, the ioctls, the poll
-//! events), the library's `# Errors` sections (`Slot::set_channel`, `send`, `receive`) and
+//! events), the library's `# Errors` sections (`Slot::set_channel`, `send`, `receive`,
+//! `map_channel`, `MappedChannel::read`) and
 //! the constants of `uapi/uapi.rs` (the ioctls, the message size, the statistics, the
 //! parameters' defaults and limits, also in the module's parameter descriptions).
 
@@ -62,8 +63,20 @@ fn upper_words(text: &str, prefix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The calls whose errors the contract lists.
-const CALLS: [&str; 3] = ["ioctl", "read", "write"];
+/// The calls whose errors the contract lists (`MSG_SLOT_RECORD_OFFSET`: the ioctl's errors
+/// that `MSG_SLOT_CHANNEL` does not have).
+const CALLS: [&str; 6] = [
+    "ioctl",
+    "read",
+    "write",
+    "mmap",
+    "mprotect",
+    "MSG_SLOT_RECORD_OFFSET",
+];
+
+/// The calls of README's call table (its `mmap` row also has `mprotect`'s and
+/// `MSG_SLOT_RECORD_OFFSET`'s errors).
+const README_CALLS: [&str; 4] = ["ioctl", "read", "write", "mmap"];
 
 /// Per call, the errnos of message_slot(4)'s ERRORS section: each entry is `.TP`, `.B
 /// ERRNO`, then text naming the calls that fail so (`.B write`).
@@ -112,13 +125,18 @@ fn readme_rows() -> BTreeMap<String, String> {
 fn readme_call_table_has_the_errors_of_the_man_page() {
     let man = man_errors();
     let rows = readme_rows();
-    for call in CALLS {
+    for call in README_CALLS {
         let row = rows
             .get(call)
             .unwrap_or_else(|| panic!("README's call table has no row for {call}"));
+        let mut expected = man[call].clone();
+        if call == "mmap" {
+            expected.extend(man["mprotect"].iter().cloned());
+            expected.extend(man["MSG_SLOT_RECORD_OFFSET"].iter().cloned());
+        }
         assert_eq!(
             errnos(row),
-            man[call],
+            expected,
             "README's {call} row and message_slot(4)'s ERRORS"
         );
     }
@@ -136,9 +154,9 @@ fn readme_and_man_page_poll_events_agree() {
     assert_eq!(upper_words(&readme["poll"], "POLL"), events);
 }
 
-/// The library's `# Errors` section of `pub fn NAME`.
+/// The library's `# Errors` section of `pub fn NAME` (names are unique across its files).
 fn library_errors(name: &str) -> BTreeSet<String> {
-    let source = read("user/message-slot/src/lib.rs");
+    let source = read("user/message-slot/src/lib.rs") + &read("user/message-slot/src/mapped.rs");
     let lines: Vec<&str> = source.lines().collect();
     let at = lines
         .iter()
@@ -172,6 +190,15 @@ fn library_errors_are_the_man_pages() {
     assert_eq!(library_errors("set_channel"), without_efault("ioctl"));
     assert_eq!(library_errors("send"), without_efault("write"));
     assert_eq!(library_errors("receive"), without_efault("read"));
+    // The library maps PROT_READ only: never EPERM.
+    let mut map = man["mmap"].clone();
+    map.extend(man["MSG_SLOT_RECORD_OFFSET"].iter().cloned());
+    map.remove("EPERM");
+    assert_eq!(library_errors("map_channel"), map);
+    // A mapped slot is bound, and a binding never goes: never EINVAL.
+    let mut mapped_read = without_efault("read");
+    mapped_read.remove("EINVAL");
+    assert_eq!(library_errors("read"), mapped_read);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! message_reader --wait [--timeout SECS] <device> <channel>  ... waiting for one if there is none
 //! message_reader --next [--timeout SECS] <device> <channel>  wait for a message written later
 //! message_reader --follow [--null | --raw] <device> <channel>  print every new message
+//! message_reader --mapped [any of the above] <device> <channel>  the same, read from memory
 //! ```
 
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ pub struct ReaderArgs {
     /// With --follow: add nothing after each message.
     #[arg(long, requires = "follows")]
     pub raw: bool,
+    /// Read the message from the channel's record mapped read-only into memory (mmap, see
+    /// message_slot(4)) instead of with read(2); what is printed is the same. With --wait,
+    /// --next or --follow, wait for writes with poll(2) and read each message from memory.
+    #[arg(long)]
+    pub mapped: bool,
     /// Message-slot device file, e.g. /dev/slot0.
     pub device: PathBuf,
     /// Channel id, a decimal number from 1 to 4294967295.
@@ -179,6 +185,33 @@ mod tests {
         assert_eq!(sep(&[]), b"\n");
         assert_eq!(sep(&["--null"]), b"\0");
         assert_eq!(sep(&["--raw"]), b"");
+    }
+
+    #[test]
+    fn mapped_goes_with_every_mode() {
+        for (extra, mode) in [
+            (&[][..], Mode::Once),
+            (
+                &["--next"][..],
+                Mode::Wait {
+                    skip_current: true,
+                    timeout: None,
+                },
+            ),
+            (&["--follow", "--raw"][..], Mode::Follow { separator: b"" }),
+        ] {
+            let mut argv = vec!["message_reader", "--mapped"];
+            argv.extend_from_slice(extra);
+            argv.extend_from_slice(&["/dev/slot0", "9"]);
+            let args = parse(&argv).unwrap();
+            assert!(args.mapped, "{argv:?}");
+            assert_eq!(args.mode(), mode, "{argv:?}");
+        }
+        assert!(
+            !parse(&["message_reader", "--wait", "/d", "1"])
+                .unwrap()
+                .mapped
+        );
     }
 
     #[test]

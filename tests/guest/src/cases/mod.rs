@@ -9,6 +9,7 @@ mod concurrency;
 mod epoll;
 mod errors;
 mod failslab;
+mod library;
 mod load_cycles;
 mod memcg;
 mod memory;
@@ -73,7 +74,10 @@ pub fn all() -> Vec<Test> {
         tools::tools_reader_raw_bytes,
         tools::tools_reader_errors,
         tools::tools_sender_errors,
+        tools::tools_reader_mapped,
         tools::header_user_c,
+        library::library_mapped_reads,
+        library::library_mapped_wait_and_rebind,
         scale::million_channels = 240,
         scale::sparse_channel_ids = 120,
         memory::closing_files_frees_their_memory = 300,
@@ -89,7 +93,7 @@ pub fn all() -> Vec<Test> {
         epoll::epoll_level_and_edge_triggered,
         poll::poll_close_while_polling,
         tools::tools_reader_wait,
-        tools::tools_reader_follow = 90,
+        tools::tools_reader_follow = 120,
         poll::rmmod_refused_while_polling = 90,
         nodes::class_device_nodes,
         nodes::slot_statistics,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The programs users run, in the guest: the command-line tools `message_sender`,
-//! `message_reader` (also its `--wait`, `--next` and `--follow` modes) and
+//! `message_reader` (also its `--wait`, `--next`, `--follow` and `--mapped` modes) and
 //! `message_slot_stat` (from `PATH`), and the C header check program `/header_user`.
 
 use std::ffi::OsStr;
@@ -206,8 +206,81 @@ pub fn tools_reader_wait() -> TestResult {
     Ok(())
 }
 
+/// `message_reader --mapped` prints what `message_reader` prints, from the channel's mapped
+/// record: every length, raw bytes; fails the same on an empty channel; `--wait`, `--next`
+/// (exit 2 on timeout, the message written while it waits) through the mapping.
+pub fn tools_reader_mapped() -> TestResult {
+    let path = slot_path(3)?;
+    let dev = path.to_string_lossy().into_owned();
+    let ch = fresh_channel();
+    let chs = ch.to_string();
+
+    let empty = tool(READER, &["--mapped", &dev, &chs])?;
+    let plain = tool(READER, &[dev.as_str(), &chs])?;
+    ensure!(
+        empty.status.code() == Some(1)
+            && empty.stdout.is_empty()
+            && empty.stderr == plain.stderr
+            && String::from_utf8_lossy(&empty.stderr).contains("temporarily unavailable"),
+        "--mapped on an empty channel: {}; without: {}",
+        describe(&empty),
+        describe(&plain)
+    );
+    let out = tool(
+        READER,
+        &["--mapped", "--wait", "--timeout", "0.3", &dev, &chs],
+    )?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty() && out.stderr.is_empty(),
+        "--mapped --wait on an empty channel: {}",
+        describe(&out)
+    );
+
+    let writer = open_bound(&path, ch)?;
+    for len in [1, 7, 8, 9, 64, MAX_MESSAGE_LEN] {
+        let msg: Vec<u8> = (0..len).map(|i| [0, b'\n', 0xff, b'm'][i % 4]).collect();
+        send_all(&writer, &msg, "write")?;
+        let mapped = tool_ok(READER, &["--mapped", &dev, &chs])?;
+        let plain = tool_ok(READER, &[dev.as_str(), &chs])?;
+        ensure!(
+            mapped == msg && plain == msg,
+            "{len} bytes: --mapped printed {}, without {}, expected {}",
+            show(&mapped),
+            show(&plain),
+            show(&msg)
+        );
+    }
+
+    // --next through the mapping: nothing for the current message, then the one written.
+    let out = tool(
+        READER,
+        &["--mapped", "--next", "--timeout", "0.3", &dev, &chs],
+    )?;
+    ensure!(
+        out.status.code() == Some(2) && out.stdout.is_empty(),
+        "--mapped --next with only an old message: {}",
+        describe(&out)
+    );
+    let mut cmd = Command::new(READER);
+    cmd.args(["--mapped", "--next", &dev, &chs]);
+    let waiting = spawn(cmd, "message_reader --mapped --next")?;
+    // Written again until it exits: a reader that starts after a write skips that one.
+    let out = waiting.wait_poking(
+        Instant::now() + scaled(TIMEOUT),
+        Duration::from_millis(300),
+        || send_all(&writer, b"next one", "write"),
+    )?;
+    ensure!(
+        out.status.code() == Some(0) && out.stdout == b"next one",
+        "--mapped --next then a write: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
 /// `message_reader --follow` prints the current message and each new one with its separator
-/// (newline, `--null`: NUL, `--raw`: nothing), and exits 130 on SIGINT with complete output.
+/// (newline, `--null`: NUL, `--raw`: nothing), also through the mapping (`--mapped`), and
+/// exits 130 on SIGINT with complete output.
 pub fn tools_reader_follow() -> TestResult {
     use std::io::Read;
     use std::process::Stdio;
@@ -215,15 +288,16 @@ pub fn tools_reader_follow() -> TestResult {
     let path = slot_path(3)?;
     let dev = path.to_string_lossy().into_owned();
     for (flag, sep) in [
-        (None, b"\n".as_slice()),
-        (Some("--null"), b"\0"),
-        (Some("--raw"), b""),
+        (&[][..], b"\n".as_slice()),
+        (&["--null"][..], b"\0"),
+        (&["--raw"][..], b""),
+        (&["--mapped"][..], b"\n"),
     ] {
         let ch = fresh_channel();
         let writer = open_bound(&path, ch)?;
         send_all(&writer, b"m0 with\nnewline", "first write")?;
         let mut args = vec!["--follow".to_string()];
-        args.extend(flag.map(str::to_string));
+        args.extend(flag.iter().map(|flag| flag.to_string()));
         args.extend([dev.clone(), ch.to_string()]);
         let mut child = Command::new(READER)
             .args(&args)
@@ -360,7 +434,8 @@ pub fn tools_message_slot_stat() -> TestResult {
     Ok(())
 }
 
-/// The C program built against `message_slot.h` passes.
+/// The C program built against `message_slot.h` passes: the calls, and the header's mapped
+/// reader against `read(2)` (tests/c/header_user.c).
 pub fn header_user_c() -> TestResult {
     ensure!(
         Path::new(HEADER_USER).exists(),
