@@ -21,24 +21,29 @@
 //! | `percpu.rs`  | per-CPU `u64` counters (x86-64: inline `this_cpu_add`) | ours: no `kernel::percpu`               |
 //! | `poll.rs`    | wait queue heads, `poll_wait()`, poll events     | ours: upstream's `PollCondVar` wakes without checking for sleepers and synchronises RCU in every `drop` |
 //! | `sched.rs`   | `cond_resched()`                                 | ours: not wrapped upstream                    |
-//! | `seqlock.rs` | `seqlock_t`: writers' lock + sequence counter    | ours: no seqlock abstraction upstream         |
-//! | `uaccess.rs` | `copy_to_user()` from a raw source, `UserPtr` conversions | ours: `UserSliceWriter` copies from `&[u8]` only |
+//! | `page.rs`    | `page_address()`, `virt_to_page()`, `BorrowedPage` (6.12) | ours; upstream's `BorrowedPage` (7.x) |
+//! | `spinlock.rs`| `spinlock_t` whose unlock can wake pollers       | ours: `SpinLock` keeps its `spinlock_t`       |
+//! | `uaccess.rs` | inline `copy_from_user()`/`copy_to_user()`, `UserPtr` conversions | ours: `UserSlice`'s are out of line |
+//! | `vma.rs`     | a vma set up by `mmap`, `vm_insert_page()` (6.12), its offset | upstream's `kernel::mm::virt` (7.x) |
 //! | `xarray.rs`  | insert-only map with lock-free `xa_load`         | ours: upstream's `XArray` looks up under its lock only |
 //!
-//! `helpers.c` holds the C side of `poll.rs`, `percpu.rs`, `sched.rs`, `seqlock.rs` and
-//! `xarray.rs`: static inline functions and macros (`poll_wait()`, `waitqueue_active()`,
-//! `this_cpu_add()`, `write_seqlock()`, `xa_release()`, `cond_resched()`), which Rust cannot
-//! call; upstream's `rust/helpers/` does the same for its own abstractions.
+//! `helpers.c` holds the C side of `page.rs`, `poll.rs`, `percpu.rs`, `sched.rs`,
+//! `spinlock.rs` and `xarray.rs`: static inline functions and macros (`page_address()`,
+//! `poll_wait()`, `waitqueue_active()`, `this_cpu_add()`, `spin_lock_init()`, `xa_release()`,
+//! `cond_resched()`), which Rust cannot call; upstream's `rust/helpers/` does the same for its
+//! own abstractions.
 
 pub(crate) mod alloc;
 pub(crate) mod chrdev;
 pub(crate) mod class;
 pub(crate) mod error;
 pub(crate) mod init;
+pub(crate) mod page;
 pub(crate) mod param;
 pub(crate) mod percpu;
 pub(crate) mod poll;
 pub(crate) mod sched;
-pub(crate) mod seqlock;
+pub(crate) mod spinlock;
 pub(crate) mod uaccess;
+pub(crate) mod vma;
 pub(crate) mod xarray;

@@ -1,213 +1,186 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A channel: its message storage (up to 128 bytes held inline from the channel's creation
-//! until unload, replaced under a seqlock, read without a lock) and the wait queue of its
+//! A channel: its id, its record (its message, in a page of its slot's records that user
+//! space may map read-only), the writers' lock of that record, and the wait queue of its
 //! pollers (allocated when it is first polled).
 //!
-//! A write reads the user's bytes once into a [`MessageBuffer`] on its stack (this may fault
-//! and sleep; no lock is held), then, under the channel's [`SeqLock`], stores them into the
-//! channel. A read copies straight from the channel to user memory between
-//! [`SeqLock::read_begin`] and [`SeqLock::read_retry`] (the copy may fault and sleep: the
-//! channel lives until unload, so nothing it reads can be freed), and copies again if a write
-//! overlapped it; after [`OPTIMISTIC_READS`] overlapped attempts it excludes writers for one
-//! copy to the stack, so a stream of writes cannot starve it.
+//! A write reads the user's bytes once onto its stack ([`Message::from_user`]: this may fault
+//! and sleep; no lock is held), then, under the channel's [`SpinLock`], stores them into the
+//! record ([`record::store`]) and, in the unlock's call, wakes the pollers. A read loads the
+//! record onto its stack without a lock ([`record::load`]); if a write was in progress or
+//! overlapped, it takes the writers' lock for one load instead of trying again, so it never
+//! spins on a writer (with PREEMPT_RT the lock boosts a preempted one). The caller copies the
+//! message to user memory only afterwards, from the stack, with no lock held.
 //!
 //! So a write to an existing channel allocates nothing and cannot fail for lack of memory, a
-//! read allocates nothing and writes no shared memory, a reader never returns a torn message,
-//! and a failed write (`EFAULT`) never touches the channel. The racy accesses stay outside
-//! Rust's memory model: writers store the bytes with atomic stores, lock-free readers load
-//! them with the architecture's user-copy routine, and every Rust load of them is atomic too.
+//! read allocates nothing and writes no shared memory unless it meets a write, a reader never
+//! returns a torn message, and a failed write (`EFAULT`) never touches the record.
 
 use crate::abstractions::{
-    error::emsgsize,
+    page::{page_of, BorrowedPage},
     poll::{PollEvents, WaitQueueHead},
-    seqlock::SeqLock,
-    uaccess::{copy_from_user, copy_to_user},
+    spinlock::SpinLock,
 };
-use crate::uapi::MAX_MESSAGE_LEN;
+use crate::channel_index::{HashedChainMap, Keyed, PreparedEntry};
+use crate::record::{self, Message};
+use crate::record_pages::{GivenRecord, RecordPages};
+use crate::uapi::Record;
 use core::{
-    mem::MaybeUninit,
-    ptr,
-    sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering},
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
 };
-use kernel::{
-    alloc::Flags,
-    prelude::*,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::{alloc::Flags, bindings::PAGE_SIZE, prelude::*};
 
-/// Lock-free attempts a read makes before it excludes writers.
-const OPTIMISTIC_READS: usize = 3;
+/// A slot's channels by id, with the pages of their records as the map's context (which it
+/// drops after its channels).
+pub(crate) type ChannelMap = HashedChainMap<Channel, RecordPages>;
 
-/// Bytes per stored word.
-const WORD: usize = core::mem::size_of::<u64>();
-/// Words per block: a message is stored block by block, each an unrolled copy of its words.
-const BLOCK: usize = 8;
-/// Bytes per block.
-const BLOCK_BYTES: usize = BLOCK * WORD;
-/// Blocks that hold the longest message.
-const BLOCKS: usize = MAX_MESSAGE_LEN / BLOCK_BYTES;
-const _: () = assert!(BLOCKS * BLOCK_BYTES == MAX_MESSAGE_LEN);
-
-/// A block of a message on a writer's stack.
-type Block = [u64; BLOCK];
-
-/// Room on a writer's stack for a message on its way into a channel (left uninitialised:
-/// [`MessageBytes::from_user`] initialises what it uses).
-pub(crate) struct MessageBuffer([MaybeUninit<Block>; BLOCKS]);
-
-impl MessageBuffer {
-    /// An uninitialised buffer.
-    #[inline]
-    pub(crate) fn new() -> Self {
-        Self([MaybeUninit::uninit(); BLOCKS])
+/// Creates channel `id`, without a message, with `record`, in `prepared`'s entry of `map`,
+/// with `waiters` as its pollers' wait queue; returns the channel and whether it was inserted
+/// now (not if `map` holds `id` already: check first, under the records' lock, since channels
+/// are only created with it held). Allocates nothing.
+///
+/// Errors (`record` is then left unused, zero): `EINVAL` if `record` is not one of `map`'s
+/// records; those of [`HashedChainMap::insert`].
+pub(crate) fn create<'a>(
+    map: &'a ChannelMap,
+    record: GivenRecord<'a>,
+    id: u32,
+    prepared: PreparedEntry<'a, Channel, RecordPages>,
+    waiters: Option<Pin<KBox<WaitQueueHead>>>,
+) -> Result<(&'a Channel, bool)> {
+    if !ptr::eq(record.pages(), map.context()) {
+        return Err(EINVAL);
     }
+    // SAFETY: The record was given out to `record` alone, so it is all zero and nobody else
+    // writes it; it is in an order-0 page of the direct map, one of `map`'s context, which
+    // `map` drops after its values, the channel among them (it goes into `map` or is dropped
+    // now).
+    let channel = unsafe { Channel::new(id, record.into_raw(), waiters) };
+    map.insert(prepared, channel)
 }
 
-/// A message read from user memory (once) into a [`MessageBuffer`], on its way into a
-/// channel: its bytes in the blocks a channel stores them in.
+/// A channel: its record, the record's writers' lock and the wait queue of its pollers.
 ///
 /// # Invariants
 ///
-/// `1 <= len <= MAX_MESSAGE_LEN`, and `blocks` are the first `len.div_ceil(BLOCK_BYTES)`
-/// blocks of the buffer: the message's bytes in memory order, then zeros to the end of the
-/// last block.
-pub(crate) struct MessageBytes<'a> {
-    len: usize,
-    blocks: &'a [Block],
-}
-
-impl<'a> MessageBytes<'a> {
-    /// The `len` bytes at user address `source`, read into `buffer`: `EMSGSIZE` unless they are
-    /// 1..=[`MAX_MESSAGE_LEN`], `EFAULT` if user memory cannot be read. User memory is read
-    /// once.
-    #[inline]
-    pub(crate) fn from_user(
-        source: UserPtr,
-        len: usize,
-        buffer: &'a mut MessageBuffer,
-    ) -> Result<Self> {
-        if !(1..=MAX_MESSAGE_LEN).contains(&len) {
-            return Err(emsgsize());
-        }
-        // `len >= 1`: `saturating_sub` only spares the compiler a check it cannot always drop.
-        let last = len.saturating_sub(1) / BLOCK_BYTES;
-        let used = last + 1;
-        // The last block's bytes past the message are zero; the copy fills the rest.
-        if let Some(last) = buffer.0.get_mut(last) {
-            last.write([0; BLOCK]);
-        }
-        // SAFETY: The buffer is `BLOCKS * BLOCK_BYTES == MAX_MESSAGE_LEN >= len` bytes, valid for
-        // writes, and any bytes are valid `MaybeUninit<u8>`s (alignment 1); the slice borrows
-        // the buffer mutably.
-        let bytes = unsafe {
-            core::slice::from_raw_parts_mut(buffer.0.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
-        };
-        copy_from_user(bytes, source)?;
-        // SAFETY: The copy initialised the first `len` bytes and the zero block the rest of
-        // the first `used <= BLOCKS` blocks; `MaybeUninit<Block>` has the layout of `Block`.
-        let blocks =
-            unsafe { core::slice::from_raw_parts(buffer.0.as_ptr().cast::<Block>(), used) };
-        // INVARIANT: As just shown; `len` is in range.
-        Ok(Self { len, blocks })
-    }
-
-    /// The message's length in bytes (1..=[`MAX_MESSAGE_LEN`]).
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-/// A channel: its current message, stored inline, and the wait queue of its pollers.
-///
-/// # Invariants
-///
-/// `len` is always in 0..=`MAX_MESSAGE_LEN` and the first `len` bytes of `blocks` (in memory
-/// order) are the channel's message; 0 means no message yet (a channel created by a poller),
-/// and once a message is stored `len` never returns to 0. Both change only while `lock` is
-/// held for writing. `waiters` is null or a pinned, initialised [`WaitQueueHead`] from
-/// `KBox::into_raw`, owned by the channel and never replaced.
+/// `record` points to a `Record` in an order-0 page of the direct map, one of the record pages
+/// of the channel's map, which live longer than the channel (the map drops them after its
+/// channels), given to this channel alone: the channel is its only writer, with `lock` held. `waiters` is null or a
+/// pinned, initialised [`WaitQueueHead`] from `KBox::into_raw`, owned by the channel and
+/// never replaced.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Channel {
+    id: u32,
     #[pin]
-    lock: SeqLock,
-    len: AtomicU32,
+    lock: SpinLock,
     waiters: AtomicPtr<WaitQueueHead>,
-    blocks: [[AtomicU64; BLOCK]; BLOCKS],
+    record: NonNull<Record>,
+}
+
+// SAFETY: The record is only accessed through atomics (`record`), from any thread; the rest
+// is `Send`.
+unsafe impl Send for Channel {}
+// SAFETY: As above: every operation takes `&self` and is safe to run concurrently.
+unsafe impl Sync for Channel {}
+
+impl Keyed for Channel {
+    #[inline]
+    fn key(&self) -> u32 {
+        self.id
+    }
 }
 
 impl Channel {
-    /// A channel holding `message`, or no message yet, and `waiters` as its pollers' wait
-    /// queue (or none until it is first polled).
-    pub(crate) fn new<'a>(
-        message: Option<&'a MessageBytes<'_>>,
+    /// Channel `id`, without a message, with `record` and `waiters` as its pollers' wait queue
+    /// (or none until it is first polled).
+    ///
+    /// # Safety
+    ///
+    /// `record` points to a `Record` with no message (all zero) in an order-0 page of the
+    /// direct map that lives longer than the channel, in memory that only this channel writes
+    /// (and only with atomics).
+    pub(crate) unsafe fn new(
+        id: u32,
+        record: NonNull<Record>,
         waiters: Option<Pin<KBox<WaitQueueHead>>>,
-    ) -> impl PinInit<Self> + 'a {
-        let mut blocks = [const { [const { AtomicU64::new(0) }; BLOCK] }; BLOCKS];
-        if let Some(message) = message {
-            for (to, from) in blocks.iter_mut().zip(message.blocks) {
-                for (to, from) in to.iter_mut().zip(from) {
-                    *to.get_mut() = *from;
-                }
-            }
-        }
-        // INVARIANT: `message` has 1..=MAX_MESSAGE_LEN bytes, stored in `blocks`; without one the
-        // length is 0. `waiters` becomes null or a pinned, initialised head from
-        // `KBox::into_raw`, owned by the channel. (If the initialiser never runs, dropping it
-        // drops `waiters` with it.)
+    ) -> impl PinInit<Self> {
+        // INVARIANT: `record` is the caller's; `waiters` becomes null or a pinned, initialised
+        // head from `KBox::into_raw`, owned by the channel. (If the initialiser never runs,
+        // dropping it drops `waiters` with it.)
         pin_init!(Self {
-            lock <- SeqLock::new(),
-            len: AtomicU32::new(message.map_or(0, |message| message.len as u32)),
+            id,
+            lock <- SpinLock::new(),
             waiters: AtomicPtr::new(waiters.map_or(ptr::null_mut(), head_into_raw)),
-            blocks,
+            record,
         })
+    }
+
+    /// The channel's record.
+    #[inline]
+    pub(crate) fn record(&self) -> &Record {
+        // SAFETY: `record` points to a `Record` that outlives the channel (type invariant).
+        unsafe { self.record.as_ref() }
+    }
+
+    /// The page the channel's record is in (to map it into user space).
+    pub(crate) fn record_page(&self) -> BorrowedPage<'_> {
+        // SAFETY: `record` is in an order-0 page of the direct map that outlives the channel
+        // (type invariant).
+        unsafe { page_of(self.record.cast::<u8>()) }
+    }
+
+    /// The offset of the channel's record in its page, in bytes.
+    pub(crate) fn record_offset(&self) -> usize {
+        self.record.as_ptr().addr() % PAGE_SIZE
     }
 
     /// Makes `message` the channel's message and then wakes the channel's pollers with
     /// `events`, if any wait; returns the length of the message it replaced (0 if there was
-    /// none). Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write of
-    /// this channel, never on a reader.
+    /// none). Allocates nothing; spins (or, with PREEMPT_RT, sleeps) only on another write or
+    /// a reader that a write overtook, never for long.
     ///
     /// The wake-up follows the unlock in the same call into C, after a full barrier: either it
     /// finds a poller that registered before the message was published, or that poller finds
     /// the message. Without a queue or waiters: that barrier and two loads.
     #[inline]
-    pub(crate) fn replace(&self, message: &MessageBytes<'_>, events: PollEvents) -> usize {
-        let write = self.lock.write();
-        // INVARIANT: Under the write lock: the new length is in range, and the blocks it covers
-        // hold the message (blocks beyond it are left as they are: never read).
-        for (to, from) in self.blocks.iter().zip(message.blocks) {
-            // Spelled out: the compiler leaves a loop of atomic stores rolled.
-            let [to0, to1, to2, to3, to4, to5, to6, to7] = to;
-            let [from0, from1, from2, from3, from4, from5, from6, from7] = *from;
-            to0.store(from0, Ordering::Relaxed);
-            to1.store(from1, Ordering::Relaxed);
-            to2.store(from2, Ordering::Relaxed);
-            to3.store(from3, Ordering::Relaxed);
-            to4.store(from4, Ordering::Relaxed);
-            to5.store(from5, Ordering::Relaxed);
-            to6.store(from6, Ordering::Relaxed);
-            to7.store(from7, Ordering::Relaxed);
-        }
-        let previous = self.len.load(Ordering::Relaxed);
-        self.len.store(message.len as u32, Ordering::Relaxed);
+    pub(crate) fn replace(&self, message: &Message, events: PollEvents) -> usize {
+        let write = self.lock.lock();
+        // The lock is held: this is the record's only writer (type invariant).
+        let previous = record::store(self.record(), message);
         // SAFETY: `waiters` is null or a pinned, initialised head owned by the channel (type
         // invariant), published with the channel or by a release compare-and-swap, and freed
         // only when the channel is dropped, which cannot happen while `self` is borrowed.
         unsafe { write.unlock_and_wake_up_poll(&self.waiters, events) };
-        previous as usize
+        previous
     }
 
     /// The number of the current message, if the channel holds one: it changes with every
-    /// write, and is the one a read that copies this message returns (the seqlock's sequence;
+    /// write, and is the one a read that loads this message returns (the record's sequence;
     /// see [`Channel::read`]).
     #[inline]
     pub(crate) fn current(&self) -> Option<u32> {
-        let sequence = self.lock.read_begin();
-        // A length read after a later write began only comes with a message newer than
-        // `sequence`, which that write announces to the pollers when it is done.
-        (self.len.load(Ordering::Relaxed) != 0).then_some(sequence)
+        record::sequence_of_message(self.record())
+    }
+
+    /// The channel's message (length 0: none yet) and its number ([`Channel::current`]),
+    /// whole. Allocates nothing; without a lock unless it meets a write, then it takes the
+    /// writers' lock for one load.
+    #[inline]
+    pub(crate) fn read(&self) -> (u32, Message) {
+        match record::load(self.record()) {
+            Some(loaded) => loaded,
+            None => self.read_excluding_writers(),
+        }
+    }
+
+    /// [`Channel::read`] for a reader that met a write: loads the record with writers
+    /// excluded.
+    #[cold]
+    fn read_excluding_writers(&self) -> (u32, Message) {
+        let _exclusive = self.lock.lock();
+        // The lock is held: no write runs, the record is stable.
+        record::load_stable(self.record())
     }
 
     /// The wait queue of the channel's pollers, allocated with `flags` on the first call
@@ -244,74 +217,6 @@ impl Channel {
         // freed only when the channel is dropped, so it lives while `self` is borrowed; the
         // acquire pairs with the release of the compare-and-swap that published it.
         unsafe { self.waiters.load(Ordering::Acquire).as_ref() }
-    }
-
-    /// Copies the message to the `capacity` bytes at user address `destination`; returns its
-    /// length and its number ([`Channel::current`]). Never returns a torn message; allocates
-    /// nothing, writes no memory of the channel (unless writers keep overlapping, then it
-    /// takes the writers' lock once).
-    ///
-    /// Errors: `EWOULDBLOCK` if there is no message yet, `ENOSPC` if `capacity` is smaller
-    /// than the message (nothing is copied), `EFAULT` if `destination` cannot be written (some
-    /// bytes may have been).
-    #[inline]
-    pub(crate) fn read(&self, destination: UserPtr, capacity: usize) -> Result<(usize, u32)> {
-        for _ in 0..OPTIMISTIC_READS {
-            let start = self.lock.read_begin();
-            let len = self.len.load(Ordering::Relaxed) as usize;
-            if len == 0 {
-                // Never 0 again once a message was stored: there was none at `start`.
-                return Err(EAGAIN);
-            }
-            if len > capacity {
-                if self.lock.read_retry(start) {
-                    continue;
-                }
-                return Err(ENOSPC);
-            }
-            // SAFETY: `blocks` is valid for reads of `MAX_MESSAGE_LEN >= len` bytes (`len` is in
-            // range: type invariant) as long as `self` is borrowed. A writer may store into it
-            // meanwhile: the copy is the user-copy routine's, and `read_retry` below discards
-            // what it copied then.
-            unsafe { copy_to_user(destination, self.blocks.as_ptr().cast::<u8>(), len) }?;
-            if !self.lock.read_retry(start) {
-                return Ok((len, start));
-            }
-        }
-        self.read_excluding_writers(destination, capacity)
-    }
-
-    /// [`Channel::read`] for a reader that writers keep overtaking: copies the message to the
-    /// stack with writers excluded, then to user memory with no lock held.
-    #[cold]
-    fn read_excluding_writers(
-        &self,
-        destination: UserPtr,
-        capacity: usize,
-    ) -> Result<(usize, u32)> {
-        let mut words = [[0u8; WORD]; BLOCK * BLOCKS];
-        let (len, sequence) = {
-            let _exclusive = self.lock.read_exclusive();
-            // No writer runs now, so the sequence is even and stays so until the guard drops.
-            let sequence = self.lock.read_begin();
-            for (to, from) in words.iter_mut().zip(self.blocks.iter().flatten()) {
-                *to = from.load(Ordering::Relaxed).to_ne_bytes();
-            }
-            (self.len.load(Ordering::Relaxed) as usize, sequence)
-        };
-        if len == 0 {
-            return Err(EAGAIN);
-        }
-        if len > capacity {
-            return Err(ENOSPC);
-        }
-        // SAFETY: `words` is `MAX_MESSAGE_LEN` contiguous initialised bytes and
-        // `len <= MAX_MESSAGE_LEN` (type invariant).
-        let message = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) };
-        UserSlice::new(destination, len)
-            .writer()
-            .write_slice(message)?;
-        Ok((len, sequence))
     }
 }
 

@@ -12,6 +12,8 @@
 
 use crate::abstractions::xarray::{InsertOnlyXArray, Reservation};
 use core::{
+    marker::PhantomData,
+    mem::MaybeUninit,
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
@@ -21,6 +23,13 @@ use kernel::{alloc::Flags, bindings, prelude::*, sync::Arc};
 const BUCKETS: u32 = 1 << BUCKET_BITS;
 const BUCKET_BITS: u32 = 20;
 
+/// A map's value: it carries its own key (so that an entry needs no key field of its own,
+/// which a value's alignment would pad: a channel's entry fits 32 bytes).
+pub(crate) trait Keyed {
+    /// The value's key: never changes.
+    fn key(&self) -> u32;
+}
+
 /// One entry, and the link to the next of its bucket. Pinned: an entry never moves from
 /// where it was initialised until it is freed, so its value may hold a lock.
 ///
@@ -29,7 +38,6 @@ const BUCKET_BITS: u32 = 20;
 /// `next` is null or a pinned entry from `KBox::into_raw`, owned by this entry.
 #[pin_data(PinnedDrop)]
 struct Entry<T> {
-    key: u32,
     next: AtomicPtr<Entry<T>>,
     #[pin]
     value: T,
@@ -62,29 +70,40 @@ impl<T> PinnedDrop for Entry<T> {
 }
 
 /// An insert-only hash map from `u32` keys to `T`: keys hashed into the buckets of an
-/// [`InsertOnlyXArray`], each bucket a chain of entries (see the module documentation).
+/// [`InsertOnlyXArray`], each bucket a chain of entries (see the module documentation); and a
+/// context `C` that the values may depend on, which outlives them.
 ///
 /// # Invariants
 ///
 /// Every entry reachable from bucket `b` has a key that [`HashedChainMap::bucket`] maps to `b`, and
-/// no two entries have the same key. `multiplier` is odd.
+/// no two entries have the same key. `multiplier` is odd. `context` is dropped after every
+/// entry (fields drop in declaration order).
 #[pin_data]
-pub(crate) struct HashedChainMap<T: 'static> {
+pub(crate) struct HashedChainMap<T: Keyed + 'static, C: 'static = ()> {
     #[pin]
     buckets: InsertOnlyXArray<Pin<KBox<Entry<T>>>>,
     multiplier: u32,
+    #[pin]
+    context: C,
 }
 
-impl<T: 'static> HashedChainMap<T> {
-    /// An empty map.
-    pub(crate) fn new() -> impl PinInit<Self> {
+impl<T: Keyed + 'static, C: 'static> HashedChainMap<T, C> {
+    /// An empty map with the context `context` initialises.
+    pub(crate) fn new(context: impl PinInit<C>) -> impl PinInit<Self> {
         // SAFETY: `get_random_u32` has no preconditions.
         let random = unsafe { bindings::get_random_u32() };
-        // INVARIANT: The multiplier is odd.
+        // INVARIANT: The multiplier is odd; `context` is the last field.
         pin_init!(Self {
             buckets <- InsertOnlyXArray::new(),
             multiplier: random | 1,
+            context <- context,
         })
+    }
+
+    /// The map's context: it lives longer than every value of the map.
+    #[inline]
+    pub(crate) fn context(&self) -> &C {
+        &self.context
     }
 
     /// The bucket of `key`.
@@ -108,7 +127,7 @@ impl<T: 'static> HashedChainMap<T> {
     fn entry(&self, key: u32) -> Option<&Entry<T>> {
         let mut entry = self.buckets.get(self.bucket(key)).map(Pin::get_ref);
         while let Some(candidate) = entry {
-            if candidate.key == key {
+            if candidate.value.key() == key {
                 return Some(candidate);
             }
             entry = candidate.next();
@@ -116,53 +135,59 @@ impl<T: 'static> HashedChainMap<T> {
         None
     }
 
-    /// Prepares the insertion of the value `init` initialises under `key`: allocates the
-    /// entry and, if the key's bucket is empty, reserves it (allocating the XArray's nodes),
-    /// all with `flags` (`ENOMEM`, leaving nothing allocated). Call it before taking any lock
-    /// that serialises inserts: [`HashedChainMap::insert`] allocates nothing. A prepared entry
-    /// dropped without being inserted frees the entry and gives its bucket's reservation
-    /// back.
-    pub(crate) fn prepare(
-        &self,
-        key: u32,
-        init: impl PinInit<T>,
-        flags: Flags,
-    ) -> Result<PreparedEntry<'_, T>> {
-        let entry = KBox::pin_init(
-            pin_init!(Entry {
-                key,
-                next: AtomicPtr::new(ptr::null_mut()),
-                value <- init,
-            }),
-            flags,
-        )?;
+    /// Prepares the insertion of a value under `key`: allocates its entry (uninitialised: the
+    /// value is made by [`HashedChainMap::insert`]) and, if the key's bucket is empty, reserves
+    /// it (allocating the XArray's nodes), all with `flags` (`ENOMEM`, leaving nothing
+    /// allocated). Call it before taking any lock that serialises inserts:
+    /// [`HashedChainMap::insert`] allocates nothing. A prepared entry dropped without being
+    /// inserted frees the entry and gives its bucket's reservation back.
+    pub(crate) fn prepare(&self, key: u32, flags: Flags) -> Result<PreparedEntry<'_, T, C>> {
+        let entry = KBox::new_uninit(flags)?;
         let bucket = self.bucket(key);
         let place = match self.buckets.get(bucket) {
             Some(head) => Place::Chain(head.get_ref()),
             None => Place::Bucket(self.buckets.reserve(bucket, flags)?),
         };
-        Ok(PreparedEntry { entry, place })
+        Ok(PreparedEntry {
+            key,
+            entry,
+            place,
+            _map: PhantomData,
+        })
     }
 
-    /// Inserts `prepared` unless its key is present (the prepared entry is then dropped);
-    /// returns the value under the key afterwards and whether it is the one inserted now.
-    /// Allocates nothing.
+    /// Makes the value `init` initialises, in `prepared`'s entry, and inserts it unless its key
+    /// is present (the value is then dropped); returns the value under the key afterwards and
+    /// whether it is the one inserted now. Allocates nothing.
     ///
-    /// Errors: `ENOMEM` if the key's bucket was reserved and another prepared entry with that
-    /// bucket gave the reservation back meanwhile (dropped without being inserted while the
-    /// bucket was still empty). A caller that drops a prepared entry unused only when the key
-    /// is present (so its bucket holds an entry) or when no insert can succeed any more never
-    /// sees it.
-    pub(crate) fn insert<'a>(&'a self, prepared: PreparedEntry<'a, T>) -> Result<(&'a T, bool)> {
+    /// Errors: `EINVAL` if the value's key is not the one `prepared` was prepared for (the
+    /// value is dropped); `ENOMEM` if the key's bucket was reserved and another prepared entry
+    /// with that bucket gave the reservation back meanwhile (dropped without being inserted
+    /// while the bucket was still empty). A caller that drops a prepared entry unused only when
+    /// the key is present (so its bucket holds an entry) or when no insert can succeed any
+    /// more never sees it.
+    pub(crate) fn insert<'a>(
+        &'a self,
+        prepared: PreparedEntry<'a, T, C>,
+        init: impl PinInit<T>,
+    ) -> Result<(&'a T, bool)> {
+        let entry = match prepared.entry.write_pin_init(pin_init!(Entry {
+            next: AtomicPtr::new(ptr::null_mut()),
+            value <- init,
+        })) {
+            Ok(entry) => entry,
+            Err(never) => match never {},
+        };
+        if entry.value.key() != prepared.key {
+            return Err(EINVAL);
+        }
         match prepared.place {
-            Place::Chain(head) => Ok(self.append(head, prepared.entry)),
-            Place::Bucket(reservation) => {
-                match self.buckets.get_or_insert(reservation, prepared.entry) {
-                    Ok((head, None)) => Ok((&head.get_ref().value, true)),
-                    Ok((head, Some(entry))) => Ok(self.append(head.get_ref(), entry)),
-                    Err((error, _)) => Err(error),
-                }
-            }
+            Place::Chain(head) => Ok(self.append(head, entry)),
+            Place::Bucket(reservation) => match self.buckets.get_or_insert(reservation, entry) {
+                Ok((head, None)) => Ok((&head.get_ref().value, true)),
+                Ok((head, Some(entry))) => Ok(self.append(head.get_ref(), entry)),
+                Err((error, _)) => Err(error),
+            },
         }
     }
 
@@ -173,7 +198,7 @@ impl<T: 'static> HashedChainMap<T> {
         mut entry: &'a Entry<T>,
         created: Pin<KBox<Entry<T>>>,
     ) -> (&'a T, bool) {
-        let key = created.key;
+        let key = created.value.key();
         // SAFETY: The entry is not moved out of its allocation: the chain only hands out shared
         // references to it and frees it with `KBox::from_raw` (dropping it in place).
         let created = KBox::into_raw(unsafe { Pin::into_inner_unchecked(created) });
@@ -181,7 +206,7 @@ impl<T: 'static> HashedChainMap<T> {
         // was checked not to have its key; the compare-and-swap only succeeds on the last
         // entry, so no entry with the key can have been appended after the check.
         loop {
-            if entry.key == key {
+            if entry.value.key() == key {
                 // SAFETY: `created` came from `KBox::into_raw` and was never published; dropping
                 // the box drops the entry in place.
                 drop(unsafe { KBox::from_raw(created) });
@@ -205,16 +230,18 @@ impl<T: 'static> HashedChainMap<T> {
     }
 }
 
-/// An entry ready to be inserted by [`HashedChainMap::insert`], and where it goes. Dropped unused,
-/// it frees the entry and gives back its bucket's reservation.
-pub(crate) struct PreparedEntry<'a, T: 'static> {
-    entry: Pin<KBox<Entry<T>>>,
+/// Room for an entry, ready to be filled and inserted by [`HashedChainMap::insert`], and where
+/// it goes. Dropped unused, it frees the room and gives back its bucket's reservation.
+pub(crate) struct PreparedEntry<'a, T: Keyed + 'static, C: 'static = ()> {
+    key: u32,
+    entry: KBox<MaybeUninit<Entry<T>>>,
     place: Place<'a, T>,
+    _map: PhantomData<&'a HashedChainMap<T, C>>,
 }
 
 /// Where a prepared entry goes: after the head its bucket had (a chain only grows), or into
 /// its bucket, reserved.
-enum Place<'a, T: 'static> {
+enum Place<'a, T: Keyed + 'static> {
     Chain(&'a Entry<T>),
     Bucket(Reservation<'a, Pin<KBox<Entry<T>>>>),
 }
@@ -227,14 +254,14 @@ enum Place<'a, T: 'static> {
 /// # Invariants
 ///
 /// `memo` is null or points to an entry of `map`.
-pub(crate) struct LookupMemo<T: 'static> {
-    map: Arc<HashedChainMap<T>>,
+pub(crate) struct LookupMemo<T: Keyed + 'static, C: 'static = ()> {
+    map: Arc<HashedChainMap<T, C>>,
     memo: AtomicPtr<Entry<T>>,
 }
 
-impl<T: Send + Sync + 'static> LookupMemo<T> {
+impl<T: Keyed + Send + Sync + 'static, C: Send + Sync + 'static> LookupMemo<T, C> {
     /// A memo of lookups in `map`, remembering nothing yet.
-    pub(crate) fn new(map: Arc<HashedChainMap<T>>) -> Self {
+    pub(crate) fn new(map: Arc<HashedChainMap<T, C>>) -> Self {
         // INVARIANT: The memo is null.
         Self {
             map,
@@ -251,7 +278,7 @@ impl<T: Send + Sync + 'static> LookupMemo<T> {
         // long as `self` is borrowed. The acquire load pairs with the release store in
         // `remember`, which published a pointer to an initialised entry.
         match unsafe { self.memo.load(Ordering::Acquire).as_ref() } {
-            Some(entry) if entry.key == key => Some(&entry.value),
+            Some(entry) if entry.value.key() == key => Some(&entry.value),
             _ => self.remember(key),
         }
     }

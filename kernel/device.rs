@@ -8,6 +8,7 @@ use crate::abstractions::{
     chrdev::{CharDevice, OpenFileRef},
     class::U64Attributes,
     poll::{PollEvents, PollTable},
+    vma::VmaNew,
 };
 use crate::slot::{user_allocation_flags, ChannelId, OpenSlot, Slot};
 use crate::uapi::{Ioctl, Statistic, SLOT_MINORS};
@@ -94,11 +95,17 @@ impl CharDevice for MessageSlotDevice {
                 file.bind(ChannelId::from_ioctl_arg(arg)?);
                 Ok(0)
             }
+            // Less than a page: fits an `isize`.
+            Some(Ioctl::RecordOffset) => Ok(file.record_offset()? as isize),
             None => Err(EINVAL),
         }
     }
 
     fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents {
         file.poll(table)
+    }
+
+    fn mmap(file: OpenFileRef<'_, Self>, vma: &VmaNew) -> Result {
+        file.mmap(vma)
     }
 }

@@ -19,6 +19,8 @@ mod abstractions;
 mod channel;
 mod channel_index;
 mod device;
+mod record;
+mod record_pages;
 mod slot;
 // Shared with user space, which uses the items this crate does not.
 #[allow(dead_code, unreachable_pub)]

@@ -2,9 +2,9 @@
 
 //! Message slots: channels indexed by id, and the per-file binding to one of them.
 //!
-//! A [`Slot`] owns its channels in an insert-only index (lock-free lookups); a channel is
-//! created by the first write to it (or the first poll of it, without a message) and lives as
-//! long as the slot. An [`OpenSlot`] (one open file) holds its channel id and remembers the
+//! A [`Slot`] owns its channels in an insert-only index (lock-free lookups), with the pages of
+//! their records; a channel is created (without a message) by the first write to it, poll of
+//! it or mapping of it, and lives as long as the slot. An [`OpenSlot`] (one open file) holds its channel id and remembers the
 //! channel itself, so that reads and writes on a bound file take no lock and skip the index.
 //! Safe Rust only: the unsafe code lives in the data structures (`channel`, `channel_index`)
 //! and the kernel wrappers (`abstractions`).
@@ -14,9 +14,13 @@ use crate::abstractions::{
     alloc::__GFP_RETRY_MAYFAIL,
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable, WaitQueueHead},
+    uaccess::copy_to_user,
+    vma::{flags as vma_flags, pgoff, VmaNew},
 };
-use crate::channel::{Channel, MessageBuffer, MessageBytes};
+use crate::channel::{self, Channel, ChannelMap};
 use crate::channel_index::{HashedChainMap, LookupMemo};
+use crate::record::Message;
+use crate::record_pages::RecordPages;
 use crate::uapi::Statistic;
 use core::{
     num::NonZeroU32,
@@ -24,8 +28,9 @@ use core::{
 };
 use kernel::{
     alloc::{flags, Flags},
+    bindings::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::Arc,
     uaccess::UserPtr,
 };
 
@@ -62,16 +67,15 @@ impl ChannelId {
 /// # Invariants
 ///
 /// `channels` holds `created <= max_channels` entries, each under its own id; channels are
-/// only inserted with `creating` held.
+/// only inserted with the records' lock (`channels.context().lock()`) held.
 #[pin_data]
 pub(crate) struct Slot {
-    channels: Arc<HashedChainMap<Channel>>,
-    /// Serialises the creation of channels (never held by a read, an overwrite or a poll of an
-    /// existing channel), so that the check against `max_channels` and the insertion are one
-    /// step: a writer that loses the race to create a channel overwrites it, even at the limit.
-    #[pin]
-    creating: Mutex<()>,
-    /// Channels in `channels` (written with `creating` held, read without).
+    /// The channels, and the pages of their records. The records' lock serialises the creation
+    /// of channels (never held by a read, an overwrite or a poll of an existing channel), so
+    /// that the check against `max_channels` and the insertion are one step: a writer that
+    /// loses the race to create a channel overwrites it, even at the limit.
+    channels: Arc<ChannelMap>,
+    /// Channels in `channels` (written with the records' lock held, read without).
     created: AtomicU32,
     /// The most channels the slot may hold (at least 1).
     max_channels: u32,
@@ -86,8 +90,7 @@ impl Slot {
     /// An empty slot that may hold up to `max_channels` channels.
     pub(crate) fn new(max_channels: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            channels: Arc::pin_init(HashedChainMap::new(), GFP_KERNEL)?,
-            creating <- kernel::new_mutex!((), "Slot::creating"),
+            channels: Arc::pin_init(HashedChainMap::new(RecordPages::new()), GFP_KERNEL)?,
             created: AtomicU32::new(0),
             max_channels,
             counters: PerCpuCounters::new(GFP_KERNEL)?,
@@ -137,63 +140,64 @@ impl Slot {
             .add_both::<WRITES, BYTES>(1, (len as u64).wrapping_sub(previous as u64));
     }
 
-    /// Channel `id`, which a lookup just found missing, created now holding `message` (or no
-    /// message), with its pollers' wait queue if `polled`, unless another file created it
-    /// meanwhile; and whether it was created now.
+    /// Channel `id`, which a lookup just found missing, created now without a message (with
+    /// its pollers' wait queue if `polled`), unless another file created it meanwhile.
     ///
     /// Errors, in order (nothing changes, nothing stays allocated): `ENOSPC` if the channel
     /// does not exist and a new channel would exceed `max_channels` (checked before anything
-    /// is allocated, and again under `creating`), `ENOMEM` if the channel (or its queue)
-    /// cannot be allocated. Everything is allocated before `creating` is taken.
-    fn get_or_create(
-        &self,
-        id: ChannelId,
-        message: Option<&MessageBytes<'_>>,
-        polled: bool,
-    ) -> Result<(&Channel, bool)> {
+    /// is allocated, and again under the records' lock), `ENOMEM` if the channel (its entry,
+    /// its queue, its record's page) cannot be allocated. Everything is allocated before the
+    /// records' lock is taken; a page for the record is allocated only by the channel whose
+    /// record starts it.
+    fn get_or_create(&self, id: ChannelId, polled: bool) -> Result<&Channel> {
         // The acquire pairs with the release below: a full slot's last channel is in the index
         // by the time the count shows it, so the lookup finds a channel created meanwhile.
         if self.created.load(Ordering::Acquire) >= self.max_channels {
-            return self
-                .channels
-                .get(id.get())
-                .map(|c| (c, false))
-                .ok_or(ENOSPC);
+            return self.channels.get(id.get()).ok_or(ENOSPC);
         }
+        let flags = user_allocation_flags();
         let waiters = if polled {
-            Some(KBox::pin_init(
-                WaitQueueHead::new(),
-                user_allocation_flags(),
-            )?)
+            Some(KBox::pin_init(WaitQueueHead::new(), flags)?)
         } else {
             None
         };
-        let prepared = self.channels.prepare(
-            id.get(),
-            Channel::new(message, waiters),
-            user_allocation_flags(),
-        )?;
-        let _creating = self.creating.lock();
-        if let Some(channel) = self.channels.get(id.get()) {
-            // `prepared` is dropped unused: its bucket holds an entry (this one's key is
-            // there), so giving back its reservation, if it had one, changes nothing.
-            return Ok((channel, false));
+        let prepared = self.channels.prepare(id.get(), flags)?;
+        let records = self.channels.context();
+        // The records given out so far, as of now: the count of channels (each has one).
+        let mut page = records.prepare(self.created.load(Ordering::Relaxed), flags)?;
+        loop {
+            let mut cursor = records.lock();
+            if let Some(channel) = self.channels.get(id.get()) {
+                // `prepared` is dropped unused: its bucket holds an entry (this one's key is
+                // there), so giving back its reservation, if it had one, changes nothing.
+                return Ok(channel);
+            }
+            let created = self.created.load(Ordering::Relaxed);
+            if created >= self.max_channels {
+                // `prepared` is dropped unused, giving back its reservation: the slot is full
+                // for good (channels are never removed), so no insert that shares it can
+                // succeed.
+                return Err(ENOSPC);
+            }
+            let Some(record) = cursor.give_out(&mut page)? else {
+                // Other files created channels since the page was prepared: the next record
+                // starts a page that does not exist yet. Allocate it without the lock.
+                let next = cursor.next_index();
+                drop(cursor);
+                page = records.prepare(next, flags)?;
+                continue;
+            };
+            let (channel, inserted) =
+                channel::create(&self.channels, record, id.get(), prepared, waiters)?;
+            if inserted {
+                // INVARIANT: One more channel, inserted with the records' lock held, within the
+                // limit (`created < max_channels`, so the addition cannot wrap). The release
+                // publishes the insertion to the check above.
+                self.created
+                    .store(created.wrapping_add(1), Ordering::Release);
+            }
+            return Ok(channel);
         }
-        let created = self.created.load(Ordering::Relaxed);
-        if created >= self.max_channels {
-            // `prepared` is dropped unused, giving back its reservation: the slot is full for
-            // good (channels are never removed), so no insert that shares it can succeed.
-            return Err(ENOSPC);
-        }
-        let (channel, inserted) = self.channels.insert(prepared)?;
-        if inserted {
-            // INVARIANT: One more channel, inserted with `creating` held, within the limit
-            // (`created < max_channels`, so the addition cannot wrap). The release publishes
-            // the insertion to the check above.
-            self.created
-                .store(created.wrapping_add(1), Ordering::Release);
-        }
-        Ok((channel, inserted))
     }
 }
 
@@ -222,7 +226,7 @@ const WRITABLE: PollEvents = PollEvents::OUT.union(PollEvents::WRNORM);
 /// last bind) or [`seen`] of a channel id and the number of a message of it that a read on
 /// this file copied.
 pub(crate) struct OpenSlot {
-    memo: LookupMemo<Channel>,
+    memo: LookupMemo<Channel, RecordPages>,
     slot: Arc<Slot>,
     channel: AtomicU32,
     last_seen: AtomicU64,
@@ -280,20 +284,15 @@ impl OpenSlot {
     #[inline]
     pub(crate) fn write(&self, source: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
-        let mut buffer = MessageBuffer::new();
-        let message = MessageBytes::from_user(source, len, &mut buffer)?;
+        let message = Message::from_user(source, len)?;
         // A replacement wakes the channel's pollers (only this channel's) once the message is
-        // published. A channel this write creates has none to wake: a poll of a channel that
-        // does not exist creates it, so this write would have found it; a poll after the
-        // insertion sees the message.
-        let previous = match self.channel(id) {
-            Some(channel) => channel.replace(&message, READABLE),
-            None => match self.slot.get_or_create(id, Some(&message), false)? {
-                (_, true) => 0,
-                // Another file created it first: this write comes after that.
-                (channel, false) => channel.replace(&message, READABLE),
-            },
+        // published; a channel this write creates is created without a message, and then
+        // written like any other.
+        let channel = match self.channel(id) {
+            Some(channel) => channel,
+            None => self.slot.get_or_create(id, false)?,
         };
+        let previous = channel.replace(&message, READABLE);
         self.slot.count_write(message.len(), previous);
         Ok(message.len())
     }
@@ -302,17 +301,69 @@ impl OpenSlot {
     /// length.
     ///
     /// Errors, in order: `EINVAL` (not bound), `EWOULDBLOCK` (no message), `ENOSPC` (`len` is
-    /// too small; nothing is copied), `EFAULT`. Allocates nothing, takes no lock (unless
-    /// writers keep overtaking it), never waits for a message.
+    /// too small; nothing is copied), `EFAULT`. Allocates nothing, takes no lock (unless it
+    /// meets a write), never waits for a message. The message is loaded onto the stack first,
+    /// whole, and copied to user memory afterwards, with no lock held.
     #[inline]
     pub(crate) fn read(&self, destination: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;
-        let (len, sequence) = channel.read(destination, len)?;
+        let (sequence, message) = channel.read();
+        if message.len() == 0 {
+            return Err(EAGAIN);
+        }
+        if message.len() > len {
+            return Err(ENOSPC);
+        }
+        copy_to_user(destination, message.bytes())?;
         // INVARIANT: This read copied message `sequence` of channel `id`.
         self.last_seen.store(seen(id, sequence), Ordering::Relaxed);
         self.slot.counters.add::<READS>(1);
-        Ok(len)
+        Ok(message.len())
+    }
+
+    /// The bound channel, created (without a message) if it does not exist yet.
+    ///
+    /// Errors: `EINVAL` (not bound), `ENOSPC` (a new channel beyond `max_channels`), `ENOMEM`
+    /// (a new channel).
+    fn bound_channel(&self) -> Result<&Channel> {
+        let id = self.bound()?;
+        match self.channel(id) {
+            Some(channel) => Ok(channel),
+            None => self.slot.get_or_create(id, false),
+        }
+    }
+
+    /// The offset of the bound channel's record in a mapping of it (`MSG_SLOT_RECORD_OFFSET`),
+    /// creating the channel (without a message) if need be. Errors: those of mapping it but
+    /// the mapping's own.
+    pub(crate) fn record_offset(&self) -> Result<usize> {
+        Ok(self.bound_channel()?.record_offset())
+    }
+
+    /// Maps the page of the bound channel's record into `vma` (`mmap`), read-only, creating the
+    /// channel (without a message) if need be.
+    ///
+    /// Errors, in order (nothing changes): `EINVAL` if the mapping is not one page at offset 0
+    /// or not shared (`MAP_PRIVATE`); `EPERM` if it is writable or executable; `EINVAL` (not
+    /// bound), `ENOSPC` (a new channel beyond `max_channels`), `ENOMEM` (a new channel); and
+    /// those of inserting the page. The mapping may never become writable or executable
+    /// (`mprotect` fails with `EACCES`) nor grow; it keeps showing this channel's page after
+    /// the file is re-bound or closed.
+    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
+        if pgoff(vma) != 0 || vma.end().wrapping_sub(vma.start()) != PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        if vma.flags() & vma_flags::MAYSHARE == 0 {
+            return Err(EINVAL);
+        }
+        if vma.try_clear_maywrite().is_err() || vma.try_clear_mayexec().is_err() {
+            return Err(EPERM);
+        }
+        vma.set_dontexpand();
+        let channel = self.bound_channel()?;
+        vma.set_mixedmap()
+            .vm_insert_page(vma.start(), &channel.record_page())
     }
 
     /// The file's poll events; registers `table`, if it waits, on the bound channel's wait
@@ -335,8 +386,8 @@ impl OpenSlot {
         let waits = table.will_wait();
         let channel = match self.channel(id) {
             Some(channel) => channel,
-            None => match self.slot.get_or_create(id, None, waits) {
-                Ok((channel, _)) => channel,
+            None => match self.slot.get_or_create(id, waits) {
+                Ok(channel) => channel,
                 Err(_) => return PollEvents::ERR,
             },
         };

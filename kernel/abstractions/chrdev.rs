@@ -14,6 +14,7 @@
 
 use super::poll::{PollEvents, PollTable};
 use super::uaccess::user_ptr;
+use super::vma::VmaNew;
 use core::marker::PhantomData;
 use kernel::{
     bindings,
@@ -65,6 +66,9 @@ pub(crate) trait CharDevice: Sync + Sized {
     /// change the file's events (through `table`, whose lifetime ends no later than the
     /// file's release, as the open file state's borrow does) and returns the events now.
     fn poll<'a>(file: OpenFileRef<'a, Self>, table: PollTable<'a>) -> PollEvents;
+
+    /// Handles `mmap`: sets up `vma` (a new mapping of the file) or refuses it.
+    fn mmap(file: OpenFileRef<'_, Self>, vma: &VmaNew) -> Result;
 }
 
 /// A registered range of character-device minors served by a [`CharDevice`].
@@ -169,6 +173,7 @@ impl<T: CharDevice> FileOperationsVTable<T> {
             // The argument is a value, not a pointer, so 32-bit callers need no translation.
             compat_ioctl: Some(Self::ioctl),
             poll: Some(Self::poll),
+            mmap: Some(Self::mmap),
             llseek: Some(bindings::noop_llseek),
             // SAFETY: All-zero is a valid `file_operations` (every other callback absent).
             ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
@@ -269,6 +274,22 @@ impl<T: CharDevice> FileOperationsVTable<T> {
         let (open_file, table) =
             unsafe { (Self::open_file(file), PollTable::from_raw(file, table)) };
         T::poll(open_file, table).bits()
+    }
+
+    /// `mmap`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS on a file opened by [`Self::open`], with `vma` a new mapping of it
+    /// being set up (the mmap lock held for writing).
+    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+        // SAFETY: Guaranteed by the caller: the file is open, and the vma is being set up for
+        // the duration of this call.
+        let (open_file, vma) = unsafe { (Self::open_file(file), VmaNew::from_raw(vma)) };
+        match T::mmap(open_file, vma) {
+            Ok(()) => 0,
+            Err(error) => error.to_errno(),
+        }
     }
 }
 

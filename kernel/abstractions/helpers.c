@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C functions for kernel APIs that are static inline functions or macros (which Rust cannot
- * call) and that the target kernel's Rust helpers (rust/helpers/) lack: seqlocks (no Rust
- * abstraction upstream yet), poll wait queues (upstream's rust/helpers/poll.c and wait.c have
- * the same for kernel::sync::poll), per-CPU counters, xa_reserve()/xa_release() and
- * cond_resched().
+ * call) and that the target kernel's Rust helpers (rust/helpers/) lack: a spinlock's unlock
+ * with a poll wake-up, page_address() and virt_to_page(), poll wait queues (upstream's
+ * rust/helpers/poll.c and wait.c have the same for kernel::sync::poll), per-CPU counters,
+ * xa_reserve()/xa_release() and cond_resched().
  */
 
+#include <linux/mm.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
-#include <linux/seqlock.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
@@ -21,16 +22,11 @@ bool message_slot_poll_does_not_wait(const struct poll_table_struct *table);
 int message_slot_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp);
 void message_slot_xa_release(struct xarray *xa, unsigned long index);
 void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void *entry);
-void message_slot_seqlock_init(seqlock_t *lock);
-unsigned int message_slot_read_seqbegin(const seqlock_t *lock);
-bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start);
-void message_slot_write_seqlock(seqlock_t *lock);
-void message_slot_write_sequnlock(seqlock_t *lock);
-void message_slot_write_sequnlock_wake_up_poll(seqlock_t *lock,
-					       struct wait_queue_head *const *queue,
-					       __poll_t events);
-void message_slot_read_seqlock_excl(seqlock_t *lock);
-void message_slot_read_sequnlock_excl(seqlock_t *lock);
+void message_slot_spin_lock_init(spinlock_t *lock);
+void message_slot_spin_unlock_wake_up_poll(spinlock_t *lock, struct wait_queue_head *const *queue,
+					   __poll_t events);
+void *message_slot_page_address(const struct page *page);
+struct page *message_slot_virt_to_page(const void *address);
 u64 __percpu *message_slot_percpu_alloc(unsigned int count, gfp_t gfp);
 void message_slot_percpu_add(u64 __percpu *counters, unsigned int index, u64 delta);
 void message_slot_percpu_add2(u64 __percpu *counters, unsigned int first, u64 delta,
@@ -71,62 +67,43 @@ void *message_slot_xa_fill_reserved(struct xarray *xa, unsigned long index, void
 	return curr;
 }
 
-/* One lockdep class for every seqlock initialised here: their locks never nest. */
-void message_slot_seqlock_init(seqlock_t *lock)
+/* One lockdep class for every lock initialised here: they never nest. */
+void message_slot_spin_lock_init(spinlock_t *lock)
 {
-	seqlock_init(lock);
-}
-
-unsigned int message_slot_read_seqbegin(const seqlock_t *lock)
-{
-	return read_seqbegin(lock);
-}
-
-bool message_slot_read_seqretry(const seqlock_t *lock, unsigned int start)
-{
-	return read_seqretry(lock, start);
-}
-
-void message_slot_write_seqlock(seqlock_t *lock)
-{
-	write_seqlock(lock);
-}
-
-void message_slot_write_sequnlock(seqlock_t *lock)
-{
-	write_sequnlock(lock);
+	spin_lock_init(lock);
 }
 
 /*
- * write_sequnlock(), then a wake-up of the pollers of what was written, in one call (the
- * write path's only call after its stores): a full barrier (ordering the write's stores
- * before the loads below; paired with the one after poll_wait() in message_slot_poll_wait()),
- * the wait queue head *queue points to, if any (published with a release by the caller),
- * and, if it has waiters, wake_up_interruptible_poll() with events as the key. That is
- * wq_has_sleeper() on a head loaded after its barrier: without waiters, one barrier and two
- * loads.
+ * spin_unlock(), then a wake-up of the pollers of what was written under the lock, in one
+ * call (the write path's only call after its stores): a full barrier (ordering the write's
+ * stores before the loads below; paired with the one after poll_wait() in
+ * message_slot_poll_wait()), the wait queue head *queue points to, if any (published with a
+ * release by the caller), and, if it has waiters, wake_up_interruptible_poll() with events
+ * as the key. That is wq_has_sleeper() on a head loaded after its barrier: without waiters,
+ * one barrier and two loads.
  */
-void message_slot_write_sequnlock_wake_up_poll(seqlock_t *lock,
-					       struct wait_queue_head *const *queue,
-					       __poll_t events)
+void message_slot_spin_unlock_wake_up_poll(spinlock_t *lock, struct wait_queue_head *const *queue,
+					   __poll_t events)
 {
 	struct wait_queue_head *head;
 
-	write_sequnlock(lock);
+	spin_unlock(lock);
 	smp_mb();
 	head = smp_load_acquire(queue);
 	if (head && waitqueue_active(head))
 		wake_up_interruptible_poll(head, events);
 }
 
-void message_slot_read_seqlock_excl(seqlock_t *lock)
+/* The kernel address of a page of the direct map (page_address() is a macro without HIGHMEM). */
+void *message_slot_page_address(const struct page *page)
 {
-	read_seqlock_excl(lock);
+	return page_address(page);
 }
 
-void message_slot_read_sequnlock_excl(seqlock_t *lock)
+/* The page of a kernel address of the direct map (virt_to_page() is a macro). */
+struct page *message_slot_virt_to_page(const void *address)
 {
-	read_sequnlock_excl(lock);
+	return virt_to_page(address);
 }
 
 /* One lockdep class for every head initialised here: their locks never nest. */
@@ -137,7 +114,7 @@ void message_slot_init_waitqueue_head(struct wait_queue_head *head)
 
 /*
  * poll_wait(), then a full barrier that pairs with the one in
- * message_slot_write_sequnlock_wake_up_poll() above: the
+ * message_slot_spin_unlock_wake_up_poll() above: the
  * caller checks its condition after it, so a waker either sees the new entry or the poller
  * sees the waker's change. poll_wait() itself ends with that barrier only since "poll_wait:
  * add mb() to fix theoretical race between waitqueue_active() and .poll()" (early 2025;
