@@ -336,6 +336,11 @@ const WRITTEN: [(u32, usize); 8] = [
     (2, 128),
 ];
 
+/// The last message of channel `id` of [`mapped_page_holds_only_records`]: `len` bytes.
+fn page_message(id: u32, len: usize) -> Vec<u8> {
+    channel_message(MINOR_MAPPED_PAGE, id, MAX_MESSAGE_LEN)[..len].to_vec()
+}
+
 /// A page holds records and nothing else (on its own minor): channels made on a fresh page
 /// in order (one by `MSG_SLOT_RECORD_OFFSET`, then written ones of lengths 1 to 128 written 1
 /// to 5 times, each write before the last 128 bytes of `0xFF`, and ones made by `mmap` only)
@@ -362,7 +367,8 @@ pub fn mapped_page_holds_only_records() -> TestResult {
     }
     ensure!(
         made.len() == 1,
-        "{} new channels made by MSG_SLOT_RECORD_OFFSET, none at offset 0 (a page holds {per_page})",
+        "{} new channels made by MSG_SLOT_RECORD_OFFSET, none at offset 0 (a page holds \
+         {per_page})",
         per_page + 1
     );
     for (i, &(writes, len)) in WRITTEN.iter().enumerate() {
@@ -382,7 +388,7 @@ pub fn mapped_page_holds_only_records() -> TestResult {
                     raw_write(fd, [0xFF; MAX_MESSAGE_LEN].as_ptr(), MAX_MESSAGE_LEN)
                         .map_err(|e| call("write", e))?;
                 }
-                let msg = channel_message(MINOR_MAPPED_PAGE, id, len);
+                let msg = page_message(id, len);
                 raw_write(fd, msg.as_ptr(), len).map_err(|e| call("write", e))?;
             }
         }
@@ -403,10 +409,7 @@ pub fn mapped_page_holds_only_records() -> TestResult {
         let (sequence, length, message) =
             record_words(&words[k * record_words_n..(k + 1) * record_words_n]);
         let (want_sequence, want) = match made.get(k) {
-            Some(&(_, Made::Written(writes, len))) => (
-                2 * writes,
-                channel_message(MINOR_MAPPED_PAGE, made[k].0, len),
-            ),
+            Some(&(id, Made::Written(writes, len))) => (2 * writes, page_message(id, len)),
             _ => (0, Vec::new()),
         };
         let mut want_message = [0u8; MAX_MESSAGE_LEN];

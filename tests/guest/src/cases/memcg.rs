@@ -585,7 +585,8 @@ pub fn memcg_mapped_records_charged() -> TestResult {
     let pages = (kernel1.saturating_sub(kernel0)).saturating_sub(slab1.saturating_sub(slab0));
     let want = MAPPED_CHANNELS.div_ceil(records_per_page() as u64) * page_size() as u64;
     eprintln!(
-        "  (memcg records: {MAPPED_CHANNELS} channels mapped: kernel {} -> {}, slab {} -> {}:          {} beyond slab, {} of record pages expected)",
+        "  (memcg records: {MAPPED_CHANNELS} channels mapped: kernel {} -> {}, slab {} -> {}: \
+         {} beyond slab, {} of record pages expected)",
         kib(kernel0),
         kib(kernel1),
         kib(slab0),
@@ -595,7 +596,8 @@ pub fn memcg_mapped_records_charged() -> TestResult {
     );
     ensure!(
         pages * 10 >= want * 9 && pages <= want * 5 / 4 + (64 << 10),
-        "{MAPPED_CHANNELS} channels created through mappings charged {} of kernel memory          beyond slab to the cgroup, expected about {} (a page per {} channels)",
+        "{MAPPED_CHANNELS} channels created through mappings charged {} of kernel memory \
+         beyond slab to the cgroup, expected about {} (a page per {} channels)",
         kib(pages),
         kib(want),
         records_per_page()
@@ -625,7 +627,8 @@ pub fn memcg_mapped_enomem_not_oom() -> TestResult {
     let mapped = shared.filled.load(SeqCst);
     let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
     eprintln!(
-        "  (memcg mapped: {mapped} channels mapped before {} failed with {}; memory.current          {}, peak {})",
+        "  (memcg mapped: {mapped} channels mapped before {} failed with {}; memory.current \
+         {}, peak {})",
         stop_name(stop),
         errno_name(e),
         kib(memcg.current()?),
@@ -634,14 +637,16 @@ pub fn memcg_mapped_enomem_not_oom() -> TestResult {
     test.check_child(status)?;
     ensure!(
         stop == STOP_MAP && e == ENOMEM,
-        "the first failing call in the 8 MiB cgroup ({}) failed with {}, expected the mmap to          fail with ENOMEM",
+        "the first failing call in the 8 MiB cgroup ({}) failed with {}, expected the mmap to \
+         fail with ENOMEM",
         stop_name(stop),
         errno_name(e)
     );
     let after = channels()?;
     ensure!(
         after == before + mapped,
-        "channels went from {before} to {after} while {mapped} channels were mapped and one          mapping failed: the failed mapping left a channel behind"
+        "channels went from {before} to {after} while {mapped} channels were mapped and one \
+         mapping failed: the failed mapping left a channel behind"
     );
     let failed = base + mapped as u32;
     test.slot.set_channel(failed).ctx("bind")?;
