@@ -860,9 +860,10 @@ fn meminfo_kib(key: &str) -> Result<u64, String> {
 /// Memory per channel that a slot's channels may take in all (slab and record pages).
 const MAX_BYTES_PER_CHANNEL: u64 = 256;
 
-/// 2^20 channels (`--mapped-channels=N`) created through mappings, each its own `mmap` (and
-/// `munmap`) of a file bound to it in turn (every one, not a sample: measured under TCG,
-/// fast enough), on a freshly loaded module's minor 3: `channels` counts them all, a sample
+/// 2^20 channels (`--mapped-channels=N`) created through mappings, each by its own `mmap`
+/// (and `munmap`) of a file bound to it in turn: every one rather than a sample with the rest
+/// made by `MSG_SLOT_RECORD_OFFSET`, since under TCG a mapping costs about as much as a few
+/// system calls (the test prints the time per mapping). On a freshly loaded module's minor 3: `channels` counts them all, a sample
 /// of them maps to an empty record that then shows a write, and the kernel memory they take
 /// (the drop of `MemFree`: slab and whole record pages, which are not slab) is at most 256
 /// bytes per channel (not asserted on the debug kernel, whose KASAN redzones and debug
