@@ -132,7 +132,7 @@ impl Channel {
 
     /// The offset of the channel's record in its page, in bytes.
     pub(crate) fn record_offset(&self) -> usize {
-        self.record.as_ptr().addr() % PAGE_SIZE
+        self.record.as_ptr() as usize % PAGE_SIZE
     }
 
     /// Makes `message` the channel's message and then wakes the channel's pollers with
@@ -163,20 +163,27 @@ impl Channel {
         record::sequence_of_message(self.record())
     }
 
-    /// The channel's message (length 0: none yet) and its number ([`Channel::current`]),
-    /// whole. Allocates nothing; without a lock unless it meets a write, then it takes the
-    /// writers' lock for one load.
+    /// Calls `deliver` with the channel's message (length 0: none yet), whole, and its number
+    /// ([`Channel::current`]), loaded onto the stack; returns what `deliver` returns.
+    /// Allocates nothing; without a lock unless it meets a write, then it takes the writers'
+    /// lock for one load. `deliver` runs with no lock held. (A callback rather than a returned
+    /// message: the message stays where it was loaded, in either path, instead of being
+    /// copied into a common place.)
     #[inline]
-    pub(crate) fn read(&self) -> (u32, Message) {
+    pub(crate) fn read<R>(&self, deliver: impl FnOnce(u32, &Message) -> R) -> R {
         match record::load(self.record()) {
-            Some(loaded) => loaded,
-            None => self.read_excluding_writers(),
+            Some((sequence, message)) => deliver(sequence, &message),
+            None => {
+                let (sequence, message) = self.read_excluding_writers();
+                deliver(sequence, &message)
+            }
         }
     }
 
     /// [`Channel::read`] for a reader that met a write: loads the record with writers
     /// excluded.
     #[cold]
+    #[inline(never)]
     fn read_excluding_writers(&self) -> (u32, Message) {
         let _exclusive = self.lock.lock();
         // The lock is held: no write runs, the record is stable.

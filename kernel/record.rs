@@ -19,21 +19,24 @@
 //! code only.
 #![forbid(unsafe_code)]
 
-use crate::abstractions::{error::emsgsize, uaccess::copy_from_user};
-use crate::uapi::{Record, RECORD_WORDS};
+use crate::abstractions::{
+    error::emsgsize,
+    uaccess::{copy_words_to_user, read_words_from_user},
+};
+use crate::uapi::{Record, MAX_MESSAGE_LEN, RECORD_WORDS};
 use core::sync::atomic::{fence, Ordering};
 use kernel::{prelude::*, uaccess::UserPtr};
 
-/// A message as a record holds it: its length and its words (native-endian, so its bytes in
-/// memory order). A writer's copy of the user's bytes, or a reader's of a record, on the
-/// stack.
+/// A message as a record holds it: its length and [`RECORD_WORDS`] native-endian words, its
+/// bytes in memory order (then, in a writer's copy, zeros). A writer's copy of the user's
+/// bytes, or a reader's of a record, on the stack.
 ///
 /// # Invariants
 ///
 /// `len <= MAX_MESSAGE_LEN`, the size of `words`.
 pub(crate) struct Message {
     len: u32,
-    words: [[u8; 8]; RECORD_WORDS],
+    words: [u64; RECORD_WORDS],
 }
 
 impl Message {
@@ -42,13 +45,11 @@ impl Message {
     /// once, with no lock held.
     #[inline]
     pub(crate) fn from_user(source: UserPtr, len: usize) -> Result<Self> {
-        let mut words = [[0u8; 8]; RECORD_WORDS];
-        let bytes = match words.as_flattened_mut().get_mut(..len) {
-            Some(bytes) if len != 0 => bytes,
-            _ => return Err(emsgsize()),
-        };
-        copy_from_user(bytes, source)?;
-        // INVARIANT: `len` is within `words`.
+        if !(1..=MAX_MESSAGE_LEN).contains(&len) {
+            return Err(emsgsize());
+        }
+        let words = read_words_from_user(source, len)?;
+        // INVARIANT: `len <= MAX_MESSAGE_LEN`.
         Ok(Self {
             len: len as u32,
             words,
@@ -61,14 +62,11 @@ impl Message {
         self.len as usize
     }
 
-    /// The message's bytes.
+    /// Copies the message to user address `destination`: `EFAULT` unless all of it was
+    /// copied (some may have been).
     #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // Never `None`: `len` is within `words` (type invariant).
-        self.words
-            .as_flattened()
-            .get(..self.len())
-            .unwrap_or_default()
+    pub(crate) fn copy_to_user(&self, destination: UserPtr) -> Result {
+        copy_words_to_user(destination, &self.words, self.len())
     }
 }
 
@@ -90,22 +88,22 @@ pub(crate) fn store(record: &Record, message: &Message) -> usize {
     let [to0, to1, to2, to3, to4, to5, to6, to7, to8, to9, to10, to11, to12, to13, to14, to15] =
         &record.message;
     let [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15] = message.words;
-    to0.store(u64::from_ne_bytes(w0), Ordering::Relaxed);
-    to1.store(u64::from_ne_bytes(w1), Ordering::Relaxed);
-    to2.store(u64::from_ne_bytes(w2), Ordering::Relaxed);
-    to3.store(u64::from_ne_bytes(w3), Ordering::Relaxed);
-    to4.store(u64::from_ne_bytes(w4), Ordering::Relaxed);
-    to5.store(u64::from_ne_bytes(w5), Ordering::Relaxed);
-    to6.store(u64::from_ne_bytes(w6), Ordering::Relaxed);
-    to7.store(u64::from_ne_bytes(w7), Ordering::Relaxed);
-    to8.store(u64::from_ne_bytes(w8), Ordering::Relaxed);
-    to9.store(u64::from_ne_bytes(w9), Ordering::Relaxed);
-    to10.store(u64::from_ne_bytes(w10), Ordering::Relaxed);
-    to11.store(u64::from_ne_bytes(w11), Ordering::Relaxed);
-    to12.store(u64::from_ne_bytes(w12), Ordering::Relaxed);
-    to13.store(u64::from_ne_bytes(w13), Ordering::Relaxed);
-    to14.store(u64::from_ne_bytes(w14), Ordering::Relaxed);
-    to15.store(u64::from_ne_bytes(w15), Ordering::Relaxed);
+    to0.store(w0, Ordering::Relaxed);
+    to1.store(w1, Ordering::Relaxed);
+    to2.store(w2, Ordering::Relaxed);
+    to3.store(w3, Ordering::Relaxed);
+    to4.store(w4, Ordering::Relaxed);
+    to5.store(w5, Ordering::Relaxed);
+    to6.store(w6, Ordering::Relaxed);
+    to7.store(w7, Ordering::Relaxed);
+    to8.store(w8, Ordering::Relaxed);
+    to9.store(w9, Ordering::Relaxed);
+    to10.store(w10, Ordering::Relaxed);
+    to11.store(w11, Ordering::Relaxed);
+    to12.store(w12, Ordering::Relaxed);
+    to13.store(w13, Ordering::Relaxed);
+    to14.store(w14, Ordering::Relaxed);
+    to15.store(w15, Ordering::Relaxed);
     let previous = record.length.load(Ordering::Relaxed);
     record.length.store(message.len, Ordering::Relaxed);
     // `smp_store_release()`: a reader that loads this sequence sees every store above.
@@ -155,27 +153,27 @@ fn load_words(record: &Record) -> Message {
     let len = record.length.load(Ordering::Relaxed);
     let [w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15] = &record.message;
     let words = [
-        w0.load(Ordering::Relaxed).to_ne_bytes(),
-        w1.load(Ordering::Relaxed).to_ne_bytes(),
-        w2.load(Ordering::Relaxed).to_ne_bytes(),
-        w3.load(Ordering::Relaxed).to_ne_bytes(),
-        w4.load(Ordering::Relaxed).to_ne_bytes(),
-        w5.load(Ordering::Relaxed).to_ne_bytes(),
-        w6.load(Ordering::Relaxed).to_ne_bytes(),
-        w7.load(Ordering::Relaxed).to_ne_bytes(),
-        w8.load(Ordering::Relaxed).to_ne_bytes(),
-        w9.load(Ordering::Relaxed).to_ne_bytes(),
-        w10.load(Ordering::Relaxed).to_ne_bytes(),
-        w11.load(Ordering::Relaxed).to_ne_bytes(),
-        w12.load(Ordering::Relaxed).to_ne_bytes(),
-        w13.load(Ordering::Relaxed).to_ne_bytes(),
-        w14.load(Ordering::Relaxed).to_ne_bytes(),
-        w15.load(Ordering::Relaxed).to_ne_bytes(),
+        w0.load(Ordering::Relaxed),
+        w1.load(Ordering::Relaxed),
+        w2.load(Ordering::Relaxed),
+        w3.load(Ordering::Relaxed),
+        w4.load(Ordering::Relaxed),
+        w5.load(Ordering::Relaxed),
+        w6.load(Ordering::Relaxed),
+        w7.load(Ordering::Relaxed),
+        w8.load(Ordering::Relaxed),
+        w9.load(Ordering::Relaxed),
+        w10.load(Ordering::Relaxed),
+        w11.load(Ordering::Relaxed),
+        w12.load(Ordering::Relaxed),
+        w13.load(Ordering::Relaxed),
+        w14.load(Ordering::Relaxed),
+        w15.load(Ordering::Relaxed),
     ];
     // INVARIANT: The kernel never stores a length above `MAX_MESSAGE_LEN`; clamped all the
     // same, so that no value of the shared word breaks the invariant.
     Message {
-        len: len.min(crate::uapi::MAX_MESSAGE_LEN as u32),
+        len: len.min(MAX_MESSAGE_LEN as u32),
         words,
     }
 }

@@ -136,11 +136,16 @@ impl<'a> RecordCursor<'a> {
         let page = match self.pages.pages.get(number) {
             Some(page) => page,
             None => {
-                let Some(PreparedPage {
-                    page, reservation, ..
-                }) = prepared.take_if(|page| page.number == number)
-                else {
-                    return Ok(None);
+                let (page, reservation) = match prepared.take() {
+                    Some(PreparedPage {
+                        number: prepared_number,
+                        page,
+                        reservation,
+                    }) if prepared_number == number => (page, reservation),
+                    other => {
+                        *prepared = other;
+                        return Ok(None);
+                    }
                 };
                 // Fails only if the reservation was given back meanwhile, which only another
                 // `PreparedPage` of this number does when dropped unused while the place is

@@ -14,7 +14,6 @@ use crate::abstractions::{
     alloc::__GFP_RETRY_MAYFAIL,
     percpu::PerCpuCounters,
     poll::{PollEvents, PollTable, WaitQueueHead},
-    uaccess::copy_to_user,
     vma::{flags as vma_flags, pgoff, VmaNew},
 };
 use crate::channel::{self, Channel, ChannelMap};
@@ -308,18 +307,19 @@ impl OpenSlot {
     pub(crate) fn read(&self, destination: UserPtr, len: usize) -> Result<usize> {
         let id = self.bound()?;
         let channel = self.channel(id).ok_or(EAGAIN)?;
-        let (sequence, message) = channel.read();
-        if message.len() == 0 {
-            return Err(EAGAIN);
-        }
-        if message.len() > len {
-            return Err(ENOSPC);
-        }
-        copy_to_user(destination, message.bytes())?;
-        // INVARIANT: This read copied message `sequence` of channel `id`.
-        self.last_seen.store(seen(id, sequence), Ordering::Relaxed);
-        self.slot.counters.add::<READS>(1);
-        Ok(message.len())
+        channel.read(|sequence, message| {
+            if message.len() == 0 {
+                return Err(EAGAIN);
+            }
+            if message.len() > len {
+                return Err(ENOSPC);
+            }
+            message.copy_to_user(destination)?;
+            // INVARIANT: This read copied message `sequence` of channel `id`.
+            self.last_seen.store(seen(id, sequence), Ordering::Relaxed);
+            self.slot.counters.add::<READS>(1);
+            Ok(message.len())
+        })
     }
 
     /// The bound channel, created (without a message) if it does not exist yet.

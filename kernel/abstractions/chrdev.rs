@@ -282,7 +282,10 @@ impl<T: CharDevice> FileOperationsVTable<T> {
     ///
     /// Called by the VFS on a file opened by [`Self::open`], with `vma` a new mapping of it
     /// being set up (the mmap lock held for writing).
-    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
         // SAFETY: Guaranteed by the caller: the file is open, and the vma is being set up for
         // the duration of this call.
         let (open_file, vma) = unsafe { (Self::open_file(file), VmaNew::from_raw(vma)) };

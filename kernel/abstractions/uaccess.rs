@@ -8,6 +8,7 @@
 //! `copy_to_user()` that these call inline, on paths (every write, every read) where such a
 //! call is a tenth of the driver's own code.
 
+use core::mem::MaybeUninit;
 use kernel::{bindings, ffi::c_void, prelude::*, uaccess::UserPtr};
 
 /// The C pointer of a user address.
@@ -81,4 +82,59 @@ pub(crate) fn copy_to_user(destination: UserPtr, source: &[u8]) -> Result {
     } else {
         Err(EFAULT)
     }
+}
+
+/// The `len` bytes at user address `source`, then zeros, as `N` native-endian words (the bytes
+/// in memory order), read with [`copy_from_user`]: `EFAULT` unless all were copied,
+/// `EINVAL` if `len` is 0 or more than `N` words hold.
+///
+/// Zeroes only the words the copy does not fill whole (the last it reaches into and those
+/// after it), not the whole array first: a memset of the array is a `rep stos` on x86-64,
+/// one step per word under an emulator.
+#[inline]
+pub(crate) fn read_words_from_user<const N: usize>(
+    source: UserPtr,
+    len: usize,
+) -> Result<[u64; N]> {
+    let mut words = [MaybeUninit::<u64>::uninit(); N];
+    // The word holding the last byte, and those after it.
+    let last = len.checked_sub(1).ok_or(EINVAL)? / core::mem::size_of::<u64>();
+    let (last_word, after) = words
+        .get_mut(last..)
+        .and_then(<[_]>::split_first_mut)
+        .ok_or(EINVAL)?;
+    last_word.write(0);
+    // Most messages fill the array, or nearly: no call of `memset` for nothing.
+    if !after.is_empty() {
+        for word in after {
+            word.write(0);
+        }
+    }
+    // SAFETY: `words` is valid for writes of `N * 8 >= len` bytes (`last < N`), and writing
+    // bytes into a `MaybeUninit<u64>` is valid; the slice borrows `words` mutably for its
+    // lifetime.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+    copy_from_user(bytes, source)?;
+    // SAFETY: Words `0..last` are written whole by the copy (their bytes are the first
+    // `last * 8 < len`), words `last..N` were zeroed (the copy then overwrote some bytes of
+    // word `last`): every word is initialised. `MaybeUninit<u64>` has the layout of `u64`.
+    Ok(words.map(|word| unsafe { word.assume_init() }))
+}
+
+/// Copies the first `len` bytes of `words` (in memory order) to user address `destination`,
+/// with [`copy_to_user`]: `EFAULT` unless all were copied, `EINVAL` if `words` is shorter
+/// than `len` bytes.
+#[inline]
+pub(crate) fn copy_words_to_user<const N: usize>(
+    destination: UserPtr,
+    words: &[u64; N],
+    len: usize,
+) -> Result {
+    if len > core::mem::size_of_val(words) {
+        return Err(EINVAL);
+    }
+    // SAFETY: `words` is valid for reads of its size, at least `len` bytes, all initialised;
+    // the slice borrows `words` for its lifetime.
+    let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) };
+    copy_to_user(destination, bytes)
 }

@@ -18,7 +18,7 @@ pub(crate) use kernel::mm::virt::{flags, VmaNew};
 pub(crate) fn pgoff(vma: &VmaNew) -> usize {
     // SAFETY: The vma is being set up by an `mmap` operation (type invariant of `VmaNew`),
     // with the mmap lock held for writing, so nobody writes its fields meanwhile.
-    unsafe { (*vma.as_ptr()).vm_pgoff as usize }
+    unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
 /// The vma flags the driver uses (6.12's stand-in for `kernel::mm::virt::flags`).
@@ -90,14 +90,14 @@ impl VmaNew {
     #[inline]
     pub(crate) fn start(&self) -> usize {
         // SAFETY: As in `flags`.
-        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_start as usize }
+        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
     }
 
     /// The address after the vma's last.
     #[inline]
     pub(crate) fn end(&self) -> usize {
         // SAFETY: As in `flags`.
-        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_end as usize }
+        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
     }
 
     /// Sets `set` and clears `unset` in the vma's flags.
