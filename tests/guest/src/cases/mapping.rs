@@ -581,6 +581,73 @@ struct ReaderTally {
     lengths: u128,
 }
 
+/// A writer of the torn-read test on CPU `writer`: writes its messages of every length in
+/// turn through `slot` until `stop`, counting them in `writes`.
+fn torn_writer(writer: u8, slot: &Slot, stop: &AtomicBool, writes: &AtomicU64) -> TestResult {
+    pin_to_cpu(usize::from(writer));
+    let fd = raw_fd(slot);
+    let mut counter = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        counter += 1;
+        let len = (counter as usize - 1) % MAX_MESSAGE_LEN + 1;
+        let msg = torn_message(writer, counter, len);
+        raw_write(fd, msg.as_ptr(), len)
+            .map_err(|e| format!("writer {writer}: write: {}", errno_name(e)))?;
+        writes.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A reader of the torn-read test on the other CPU than writer `reader`: maps the channel
+/// `slot` is bound to and reads it (falling back to `read(2)` on `slot`) until it has made
+/// its share of [`TORN_READS`] and seen [`TORN_CHANGES`] changes, or [`TORN_LIMIT`] passed,
+/// or `stop`; checks every message ([`check_torn`]) and that no writer's counter goes back.
+fn torn_reader(reader: usize, slot: &Slot, stop: &AtomicBool) -> Result<ReaderTally, String> {
+    pin_to_cpu(1 - reader);
+    let fd = raw_fd(slot);
+    let record = map_record(fd, &format!("reader {reader}"))?;
+    let mut tally = ReaderTally::default();
+    let mut last = [0u32; 2];
+    let mut previous = Vec::new();
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    let deadline = Instant::now() + TORN_LIMIT;
+    while (tally.reads < TORN_READS / 2 || tally.changes < TORN_CHANGES)
+        && !stop.load(Ordering::Relaxed)
+        && (tally.reads % 1024 != 0 || Instant::now() < deadline)
+    {
+        let read = record.read(fd, &mut buf);
+        tally.reads += 1;
+        tally.fell_back += u64::from(read.fell_back);
+        let via = if read.fell_back { "read(2)" } else { "mapped" };
+        let n = read.result.map_err(|e| {
+            format!(
+                "reader {reader}: read {} ({via}): {}",
+                tally.reads,
+                errno_name(e)
+            )
+        })?;
+        let got = &buf[..n];
+        let seen = check_torn(got)
+            .map_err(|e| format!("reader {reader}, read {} ({via}): {e}", tally.reads))?;
+        if let Some((writer, counter)) = seen {
+            let last = &mut last[usize::from(writer)];
+            ensure!(
+                counter >= *last,
+                "reader {reader}: writer {writer}'s counter went back from {} to {counter}",
+                *last
+            );
+            *last = counter;
+        }
+        if got != previous.as_slice() {
+            tally.changes += 1;
+            tally.lengths |= 1 << (n - 1);
+            previous.clear();
+            previous.extend_from_slice(got);
+        }
+    }
+    Ok(tally)
+}
+
 /// Two writer threads replace one channel's message with messages of every length 1..=128
 /// (in turn, each with its counter) while two reader threads read it through their own
 /// mappings, [`TORN_READS`] mapped reads in all (the writers on CPUs 0 and 1, the readers on
@@ -606,19 +673,8 @@ pub fn mapped_reads_never_torn() -> TestResult {
     for writer in 0..2u8 {
         let slot = open_bound(&path, ch)?;
         let (stop, writes) = (stop.clone(), writes.clone());
-        writers.push(std::thread::spawn(move || -> TestResult {
-            pin_to_cpu(usize::from(writer));
-            let fd = raw_fd(&slot);
-            let mut counter = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                counter += 1;
-                let len = (counter as usize - 1) % MAX_MESSAGE_LEN + 1;
-                let msg = torn_message(writer, counter, len);
-                raw_write(fd, msg.as_ptr(), len)
-                    .map_err(|e| format!("writer {writer}: write: {}", errno_name(e)))?;
-                writes.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
+        writers.push(std::thread::spawn(move || {
+            torn_writer(writer, &slot, &stop, &writes)
         }));
     }
     let started = Instant::now();
@@ -626,57 +682,9 @@ pub fn mapped_reads_never_torn() -> TestResult {
     for reader in 0..2usize {
         let slot = open_bound(&path, ch)?;
         let stop = stop.clone();
-        readers.push(std::thread::spawn(
-            move || -> Result<ReaderTally, String> {
-                pin_to_cpu(1 - reader);
-                let fd = raw_fd(&slot);
-                let record = map_record(fd, &format!("reader {reader}"))?;
-                let mut tally = ReaderTally::default();
-                let mut last = [0u32; 2];
-                let mut previous = Vec::new();
-                let mut buf = [0u8; MAX_MESSAGE_LEN];
-                let deadline = Instant::now() + TORN_LIMIT;
-                while (tally.reads < TORN_READS / 2 || tally.changes < TORN_CHANGES)
-                    && !stop.load(Ordering::Relaxed)
-                    && (tally.reads % 1024 != 0 || Instant::now() < deadline)
-                {
-                    let read = record.read(fd, &mut buf);
-                    tally.reads += 1;
-                    tally.fell_back += u64::from(read.fell_back);
-                    let n = read.result.map_err(|e| {
-                        format!(
-                            "reader {reader}: mapped read {} ({}): {}",
-                            tally.reads,
-                            if read.fell_back { "read(2)" } else { "mapped" },
-                            errno_name(e)
-                        )
-                    })?;
-                    let got = &buf[..n];
-                    let seen = check_torn(got).map_err(|e| {
-                        format!(
-                            "reader {reader}, read {} (fell back: {}): {e}",
-                            tally.reads, read.fell_back
-                        )
-                    })?;
-                    if let Some((writer, counter)) = seen {
-                        let last = &mut last[usize::from(writer)];
-                        ensure!(
-                        counter >= *last,
-                        "reader {reader}: writer {writer}'s counter went back from {} to {counter}",
-                        *last
-                    );
-                        *last = counter;
-                    }
-                    if got != previous.as_slice() {
-                        tally.changes += 1;
-                        tally.lengths |= 1 << (n - 1);
-                        previous.clear();
-                        previous.extend_from_slice(got);
-                    }
-                }
-                Ok(tally)
-            },
-        ));
+        readers.push(std::thread::spawn(move || {
+            torn_reader(reader, &slot, &stop)
+        }));
     }
     let mut results = Vec::new();
     for r in readers {
