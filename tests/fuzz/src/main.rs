@@ -10,7 +10,9 @@
 //! their own descriptors: open (minors 0..=3 and two extra nodes, read-only, write-only or
 //! read-write), close, `ioctl` (pool ids that collide between workers, 0, ids above
 //! `u32::MAX`, wrong commands), write and read (sizes 0..=300; valid, NULL, unmapped,
-//! `PROT_NONE`, straddling, read-only and kernel pointers) and fork (the child performs a few
+//! `PROT_NONE`, straddling, read-only and kernel pointers), mapped reads (the descriptor's
+//! channel mapped read-only, read with the record's sequence protocol, through mappings that
+//! outlive a re-bind or `close` of their descriptor) and fork (the child performs a few
 //! operations and exits). Every result is checked against the model in [`worker`]; every
 //! message read is verified whole (the shared codec,
 //! [`message_slot_test_support::message_codec`]) and per reader, channel and writer the

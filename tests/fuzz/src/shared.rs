@@ -11,7 +11,7 @@ use message_slot_test_support::minors::{MINORS_FUZZ, MINORS_RIG};
 use message_slot_test_support::sys::SharedMemory;
 
 /// Operation kinds.
-pub const KINDS: [&str; 6] = ["open", "close", "ioctl", "write", "read", "fork"];
+pub const KINDS: [&str; 7] = ["open", "close", "ioctl", "write", "read", "fork", "mapped"];
 /// Kind indexes.
 pub const OPEN: usize = 0;
 /// See [`KINDS`].
@@ -24,6 +24,8 @@ pub const WRITE: usize = 3;
 pub const READ: usize = 4;
 /// See [`KINDS`].
 pub const FORK: usize = 5;
+/// See [`KINDS`]: a mapped read (mapping the descriptor's channel first if needed).
+pub const MAPPED: usize = 6;
 /// Outcome slots: index 0 is success, otherwise the errno (the last slot collects the rest).
 pub const OUTCOMES: usize = 134;
 /// Minors the fuzzer uses: the rig's, then its own (`message_slot_test_support::minors`).

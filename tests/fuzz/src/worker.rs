@@ -8,12 +8,21 @@
 //! the parent's model stays exact). Message contents are checked with the shared codec
 //! ([`message_codec`]); which channels certainly hold a message of this run comes from
 //! [`Shared::written`].
+//!
+//! A mapped read maps the descriptor's channel the first time (`EINVAL` unbound, `EACCES`
+//! write-only, else success) and then reads through that mapping as
+//! [`message_slot_test_support::mapped`] does (bounded attempts, then `read(2)`): it must
+//! answer what the model says `read(2)` of the mapping's channel would. A mapping keeps the
+//! channel it was made for: after a re-bind of its descriptor it still shows that channel
+//! (then without the `read(2)` fall-back, which would read the new one), and after the
+//! descriptor is closed it may live on (read the same way), else it is unmapped.
 
 use std::collections::HashMap;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use message_slot::{Slot, MAJOR_NUM};
+use message_slot_test_support::mapped::{MappedRecord, MAPPED_READ_ATTEMPTS};
 use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX_MESSAGE_LEN};
 use message_slot_test_support::requests;
 use message_slot_test_support::sys::{
@@ -24,13 +33,15 @@ use message_slot_test_support::sys::{
 use message_slot_test_support::minors::MINORS_RIG;
 
 use crate::rng::Rng;
-use crate::shared::{Shared, CLOSE, FORK, IOCTL, MINORS, OPEN, POOL, READ, WRITE};
+use crate::shared::{Shared, CLOSE, FORK, IOCTL, MAPPED, MINORS, OPEN, POOL, READ, WRITE};
 /// Minors from this index on are the fuzzer's own nodes, where the extreme ids are used too.
 const DEDICATED: usize = MINORS_RIG.len();
 /// Pool entries usable on every minor (the rest are the extreme ids 1 and `u32::MAX`).
 const RUN_IDS: usize = 4;
 /// Descriptors a worker holds at most.
 const MAX_FDS: usize = 8;
+/// Mappings whose descriptor is closed that a worker keeps at most.
+const MAX_ORPHANS: usize = 4;
 /// A non-canonical / kernel address (`access_ok` rejects it before the driver runs).
 const KERNEL_PTR: usize = 0xFFFF_8880_0000_0000;
 /// A low address below any mapping of a static non-PIE binary.
@@ -80,6 +91,15 @@ struct OpenFd {
     access: Access,
     binding: Option<usize>,
     inherited: bool,
+}
+
+/// A mapping a worker made: of channel `channel` (pool index) of `minor` (index), through
+/// the descriptor `fd`, or `None` once that is closed (the mapping outlives it).
+struct Mapped {
+    record: MappedRecord,
+    fd: Option<RawFd>,
+    minor: usize,
+    channel: usize,
 }
 
 /// Where a read or write buffer points.
@@ -138,6 +158,7 @@ pub struct Worker {
     child: bool,
     op: u64,
     last_seen: HashMap<(u8, u8, u32), u32>,
+    mappings: Vec<Mapped>,
     pages: GuardPages,
     buf: Vec<u8>,
     /// The requests the device does not have (`requests::unknown_requests`).
@@ -158,6 +179,7 @@ impl Worker {
             child: false,
             op: 0,
             last_seen: HashMap::new(),
+            mappings: Vec::new(),
             pages: GuardPages::new().expect("guard pages"),
             buf: vec![0u8; 512],
             unknown_requests: requests::unknown_requests(),
@@ -192,8 +214,10 @@ impl Worker {
             self.ioctl();
         } else if r < 660 {
             self.write();
-        } else if r < 999 || self.child {
+        } else if r < 870 {
             self.read();
+        } else if r < 999 || self.child {
+            self.mapped_read();
         } else {
             self.fork();
         }
@@ -248,6 +272,20 @@ impl Worker {
         }
         let i = self.rng.below(self.fds.len() as u64) as usize;
         let f = self.fds.swap_remove(i);
+        // Its mapping is unmapped, or kept (without its descriptor) a while longer.
+        if let Some(m) = self.mappings.iter().position(|m| m.fd == Some(f.fd)) {
+            if self.rng.below(2) == 0 {
+                self.mappings.swap_remove(m);
+            } else {
+                self.mappings[m].fd = None;
+                let orphans: Vec<usize> = (0..self.mappings.len())
+                    .filter(|&m| self.mappings[m].fd.is_none())
+                    .collect();
+                if orphans.len() > MAX_ORPHANS {
+                    self.mappings.swap_remove(orphans[0]);
+                }
+            }
+        }
         let closed = close(f.fd);
         self.cfg.shared.count(CLOSE, closed.err().unwrap_or(0));
         if let Err(e) = closed {
@@ -485,6 +523,124 @@ impl Worker {
         if let Err(why) = self.check_message(&got, f.minor, c, written_before) {
             let what = format!("read({}, {ptr:?}, {size})", self.describe(&f));
             self.fail(&what, "a whole message of this channel", &why);
+        }
+    }
+
+    /// A mapped read: through a mapping whose descriptor is closed now and then, else through
+    /// the picked descriptor's mapping, made first if it has none (`EINVAL` unbound, `EACCES`
+    /// write-only; the mapping's channel is the descriptor's binding then).
+    fn mapped_read(&mut self) {
+        let orphans: Vec<usize> = (0..self.mappings.len())
+            .filter(|&m| self.mappings[m].fd.is_none())
+            .collect();
+        if !orphans.is_empty() && self.rng.below(4) == 0 {
+            let m = orphans[self.rng.below(orphans.len() as u64) as usize];
+            return self.read_mapping(m);
+        }
+        let i = self.pick_fd();
+        let f = self.fds[i];
+        if let Some(m) = self.mappings.iter().position(|m| m.fd == Some(f.fd)) {
+            return self.read_mapping(m);
+        }
+        let expected = if !f.access.can_read() {
+            Err(libc::EACCES)
+        } else if f.binding.is_none() {
+            Err(libc::EINVAL)
+        } else {
+            Ok(())
+        };
+        let mapped = MappedRecord::map(f.fd);
+        let what = || format!("mmap and MSG_SLOT_RECORD_OFFSET of {}", self.describe(&f));
+        let show = |r: Result<(), i32>| r.map_or_else(errno_name, |()| "success".into());
+        match (mapped, f.binding) {
+            (Ok(record), Some(channel)) if expected.is_ok() => {
+                self.mappings.push(Mapped {
+                    record,
+                    fd: Some(f.fd),
+                    minor: f.minor,
+                    channel,
+                });
+                self.read_mapping(self.mappings.len() - 1);
+            }
+            (Ok(_), _) => {
+                self.cfg.shared.count(MAPPED, 0);
+                self.fail(&what(), &show(expected), "success");
+            }
+            (Err(e), _) => {
+                self.cfg.shared.count(MAPPED, e);
+                if expected != Err(e) {
+                    self.fail(&what(), &show(expected), &errno_name(e));
+                }
+            }
+        }
+    }
+
+    /// Reads through mapping `m` into the valid buffer with a random size, and checks the
+    /// result against the model of a `read(2)` of its channel.
+    fn read_mapping(&mut self, m: usize) {
+        let size = match self.rng.below(100) {
+            0..=4 => 0,
+            5..=24 => self.rng.range(1, MAX_MESSAGE_LEN - 1),
+            25..=39 => MAX_MESSAGE_LEN,
+            _ => self.rng.range(MAX_MESSAGE_LEN + 1, 300),
+        };
+        let (minor, channel, fd) = {
+            let m = &self.mappings[m];
+            (m.minor, m.channel, m.fd)
+        };
+        // The fall-back read(2) needs a file bound to the mapping's channel: its own, unless
+        // closed or re-bound since.
+        let bound_fd = fd.filter(|&fd| {
+            self.fds
+                .iter()
+                .any(|f| f.fd == fd && f.binding == Some(channel))
+        });
+        let written_before = self.cfg.shared.written(minor, channel);
+        let record = &self.mappings[m].record;
+        let buf = &mut self.buf[..size];
+        let result = match bound_fd {
+            Some(fd) => record.read(fd, buf).result,
+            None => match (0..MAPPED_READ_ATTEMPTS).find_map(|_| record.try_read(buf)) {
+                Some(result) => result,
+                // Every attempt overlapped a write, and there is no file to fall back on.
+                None => return,
+            },
+        };
+        self.cfg.shared.count(MAPPED, result.err().unwrap_or(0));
+        let mut errs = 0;
+        if !written_before {
+            errs |= bit(libc::EAGAIN);
+        }
+        if size < MAX_MESSAGE_LEN {
+            errs |= bit(libc::ENOSPC);
+        }
+        let what = || {
+            format!(
+                "mapped read of minor {} channel {:#x} ({}), size {size}",
+                MINORS[minor],
+                self.cfg.pool[channel],
+                match (fd, bound_fd) {
+                    (None, _) => "its file closed".to_string(),
+                    (Some(fd), None) => format!("fd {fd} re-bound since"),
+                    (Some(fd), Some(_)) => format!("fd {fd}"),
+                }
+            )
+        };
+        let expected = allowed_names(errs, if size >= 1 { "success" } else { "" });
+        match result {
+            Err(e) if e >= 128 || errs & bit(e) == 0 => {
+                self.fail(&what(), &expected, &errno_name(e))
+            }
+            Err(_) => {}
+            Ok(n) if n == 0 || n > size => {
+                self.fail(&what(), &expected, &format!("success ({n} bytes)"))
+            }
+            Ok(n) => {
+                let got = self.buf[..n].to_vec();
+                if let Err(why) = self.check_message(&got, minor, channel, written_before) {
+                    self.fail(&what(), "a whole message of this channel", &why);
+                }
+            }
         }
     }
 

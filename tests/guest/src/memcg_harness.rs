@@ -140,6 +140,7 @@ pub(crate) const STOP_NO_LIMIT: i32 = 4;
 pub(crate) const STOP_LOOKUP: i32 = 5;
 pub(crate) const STOP_COUNTER: i32 = 6;
 pub(crate) const STOP_FULL: i32 = 7;
+pub(crate) const STOP_MAP: i32 = 8;
 
 pub(crate) fn stop_name(stop: i32) -> &'static str {
     match stop {
@@ -151,6 +152,7 @@ pub(crate) fn stop_name(stop: i32) -> &'static str {
         STOP_LOOKUP => "a lookup that did not fail with ENOENT",
         STOP_COUNTER => "reading memory.current",
         STOP_FULL => "memory.current reaching the fill mark",
+        STOP_MAP => "the mmap",
         _ => "an unknown step",
     }
 }

@@ -10,9 +10,18 @@
 //!   library's [`message_slot::Slot`] cannot express), guard pages, device nodes and
 //!   memory shared with forked children;
 //! - [`requests`]: the ioctl requests the device does not have, derived from its list of
-//!   ioctls.
+//!   ioctls;
+//! - [`mapped`]: a channel's record mapped read-only and read as the ABI says (bounded
+//!   attempts, then `read(2)`), for the tests of mapped reads.
 
+pub mod mapped;
 pub mod message_codec;
 pub mod minors;
 pub mod requests;
 pub mod sys;
+
+// The mapped record's ABI (`Record`, `RECORD_SIZE`, ...), which the library does not export
+// yet: the same file the library, the module and the C header's check take it from.
+#[allow(dead_code)]
+#[path = "../../../uapi/uapi.rs"]
+mod uapi;

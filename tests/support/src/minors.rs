@@ -41,6 +41,11 @@ pub const MINOR_MEMCG_OVERWRITE: u32 = 211;
 pub const MINOR_MEMCG_RECLAIM: u32 = 212;
 /// Filled to `max_channels` and written from a full memory cgroup.
 pub const MINOR_MEMCG_FULL_SLOT: u32 = 213;
+/// The page whose every byte is accounted for, its records made in a known order.
+pub const MINOR_MAPPED_PAGE: u32 = 214;
+/// Channels created through mappings from a memory cgroup, which their record pages are
+/// charged to.
+pub const MINOR_MAPPED_MEMCG: u32 = 215;
 
 // The fuzzer's own (`tests/fuzz`), besides the rig's: there it uses the extreme ids too.
 
@@ -73,6 +78,8 @@ mod tests {
             MINOR_MEMCG_OVERWRITE,
             MINOR_MEMCG_RECLAIM,
             MINOR_MEMCG_FULL_SLOT,
+            MINOR_MAPPED_PAGE,
+            MINOR_MAPPED_MEMCG,
             MINOR_BENCH_IPC,
             MINOR_BENCH_PARALLEL,
         ]

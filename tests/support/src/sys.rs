@@ -129,7 +129,7 @@ pub fn char_node(path: &Path, major: u32, minor: u32) -> Result<(), String> {
 }
 
 /// The system's page size.
-fn page_size() -> Result<usize, String> {
+pub fn page_size() -> Result<usize, String> {
     // SAFETY: sysconf has no memory-safety preconditions.
     usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
         .map_err(|_| "sysconf(_SC_PAGESIZE) failed".to_string())

@@ -15,6 +15,13 @@
 //!   frees comes back after an RCU grace period, so a write that fails with ENOMEM is repeated
 //!   for up to a second (a write that reclaimed nothing keeps failing).
 //!
+//! - `memcg_mapped_records_charged`: channels created through mappings charge their record
+//!   pages to the cgroup of the process that created them: `memory.stat`'s `kernel` grows,
+//!   beyond its `slab`, by a page per page of records.
+//! - `memcg_mapped_enomem_not_oom`: new channels created through mappings until an `mmap`
+//!   fails: it fails with ENOMEM, nobody is OOM-killed, and the failed mapping left no channel
+//!   behind (the slot's `channels` counts exactly the channels mapped).
+//!
 //! - `memcg_full_slot_enospc_first`: a slot at `max_channels` (the module loaded with
 //!   `max_channels=1`) and the child in a cgroup with `memory.max` 0: a write to a new channel
 //!   fails with ENOSPC (the slot is full), not ENOMEM (the cgroup is too), as the documented
@@ -31,16 +38,21 @@ use std::time::Duration;
 use libc::{EAGAIN, ENOENT, ENOMEM};
 use message_slot::Slot;
 
+use message_slot::Statistic;
+use message_slot_test_support::mapped::{page_size, records_per_page, Mapping};
+
+use super::nodes::stats;
 use crate::memcg_harness::{
     count_failure, fill_channels, first_failure, kib, message, pause, put, sleep_ms, stop_name,
-    Memcg, MemcgTest, Shared, LIMIT, MAX_FILL_CHANNELS, STOP_COUNTER, STOP_FULL, STOP_LOOKUP,
-    STOP_NO_LIMIT, STOP_WRITE,
+    Memcg, MemcgTest, Shared, LIMIT, MAX_FILL_CHANNELS, STOP_COUNTER, STOP_FULL, STOP_IOCTL,
+    STOP_LOOKUP, STOP_MAP, STOP_NO_LIMIT, STOP_WRITE,
 };
 use crate::module_loading::{load_module, unload_module};
 use crate::options::missing;
 use crate::util::{
-    errno_name, expect_errno, last_errno, scaled, write_file, Context, TestResult, MAX_MESSAGE_LEN,
-    MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT, MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
+    bind, errno_name, expect_errno, last_errno, scaled, write_file, Context, TestResult,
+    MAX_MESSAGE_LEN, MINORS_RIG, MINOR_MAPPED_MEMCG, MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT,
+    MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
 
 const NO_MEMCG: &str = "the cgroup2 memory controller (CONFIG_MEMCG)";
@@ -500,6 +512,161 @@ pub fn memcg_reclaim_makes_room() -> TestResult {
     for i in (0..NEW_CHANNELS).step_by(61).chain([NEW_CHANNELS - 1]) {
         test.expect_channel(&check, i, 0, "new")?;
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. Record pages.
+
+/// Channels the charge test creates through mappings: 100 pages of records on 4 KiB pages.
+const MAPPED_CHANNELS: u64 = 3000;
+
+/// In the child: binds `fd` to `base + i` and maps it (and unmaps it again), for `i` from 0
+/// until `count` or a failure (recorded as where the fill stopped). True if all succeeded.
+fn map_channels(shared: &Shared, fd: i32, base: u32, count: u64) -> bool {
+    for i in 0..count {
+        if let Err(e) = bind(fd, base + i as u32) {
+            shared.stop_errno.store(e, SeqCst);
+            shared.stop.store(STOP_IOCTL, SeqCst);
+            return false;
+        }
+        match Mapping::of_channel(fd) {
+            Ok(mapping) => drop(mapping),
+            Err(e) => {
+                shared.stop_errno.store(e, SeqCst);
+                shared.stop.store(STOP_MAP, SeqCst);
+                return false;
+            }
+        }
+        shared.filled.store(i + 1, SeqCst);
+    }
+    shared.stop.store(STOP_NO_LIMIT, SeqCst);
+    true
+}
+
+/// `memory.stat`'s `kernel` less its slab (`slab_reclaimable` and `slab_unreclaimable`): the
+/// cgroup's kernel memory in whole pages, which is where record pages are charged.
+fn kernel_beyond_slab(memcg: &Memcg) -> Result<(u64, u64), String> {
+    let kernel = memcg.keyed("memory.stat", "kernel")?;
+    let slab = memcg.keyed("memory.stat", "slab_reclaimable")?
+        + memcg.keyed("memory.stat", "slab_unreclaimable")?;
+    Ok((kernel, slab))
+}
+
+/// A process in a memory cgroup creates 3,000 channels (on a minor of their own) through
+/// mappings, each mapped and unmapped again: the record pages that holds them are charged to
+/// the cgroup and stay charged after the process exits (the channels live on): `memory.stat`'s
+/// `kernel` grows beyond its slab by one page per [`records_per_page`] channels (within 90%
+/// and 125% of it, plus 64 KiB for the slab's per-CPU charge stock), and nobody is OOM-killed.
+pub fn memcg_mapped_records_charged() -> TestResult {
+    let Some(test) = MemcgTest::set_up("mapped_charge", MINOR_MAPPED_MEMCG)? else {
+        return missing(NO_MEMCG);
+    };
+    let (memcg, shared, fd, base) = (&test.memcg, &*test.shared, test.fd(), test.base);
+    let (kernel0, slab0) = kernel_beyond_slab(memcg)?;
+    let status = test.run_child(
+        |sh| {
+            map_channels(sh, fd, base, MAPPED_CHANNELS);
+        },
+        || Ok(()),
+    )?;
+    test.check_child(status)?;
+    let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
+    ensure!(
+        stop == STOP_NO_LIMIT,
+        "mapping {MAPPED_CHANNELS} new channels in the cgroup: {} failed with {} after {}",
+        stop_name(stop),
+        errno_name(e),
+        shared.filled.load(SeqCst)
+    );
+    // The cgroup's statistics are flushed at least every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (kernel1, slab1) = kernel_beyond_slab(memcg)?;
+    let pages = (kernel1.saturating_sub(kernel0)).saturating_sub(slab1.saturating_sub(slab0));
+    let want = MAPPED_CHANNELS.div_ceil(records_per_page() as u64) * page_size() as u64;
+    eprintln!(
+        "  (memcg records: {MAPPED_CHANNELS} channels mapped: kernel {} -> {}, slab {} -> {}: \
+         {} beyond slab, {} of record pages expected)",
+        kib(kernel0),
+        kib(kernel1),
+        kib(slab0),
+        kib(slab1),
+        kib(pages),
+        kib(want)
+    );
+    ensure!(
+        pages * 10 >= want * 9 && pages <= want * 5 / 4 + (64 << 10),
+        "{MAPPED_CHANNELS} channels created through mappings charged {} of kernel memory \
+         beyond slab to the cgroup, expected about {} (a page per {} channels)",
+        kib(pages),
+        kib(want),
+        records_per_page()
+    );
+    Ok(())
+}
+
+/// A process in a memory cgroup limited to 8 MiB creates channels through mappings (on a rig
+/// minor, which has statistics) until an `mmap` fails: it must fail with ENOMEM, nobody is
+/// OOM-killed, and the slot's `channels` grew by exactly the channels mapped (the failed
+/// mapping left no channel behind: the channel reads `EWOULDBLOCK`, and maps from outside the
+/// cgroup).
+pub fn memcg_mapped_enomem_not_oom() -> TestResult {
+    let minor = MINORS_RIG[3];
+    let Some(test) = MemcgTest::set_up("mapped_enomem", minor)? else {
+        return missing(NO_MEMCG);
+    };
+    let (memcg, shared, fd, base) = (&test.memcg, &*test.shared, test.fd(), test.base);
+    let channels = || -> Result<u64, String> { Ok(stats(minor)?[Statistic::Channels]) };
+    let before = channels()?;
+    let status = test.run_child(
+        |sh| {
+            map_channels(sh, fd, base, MAX_FILL_CHANNELS);
+        },
+        || Ok(()),
+    )?;
+    let mapped = shared.filled.load(SeqCst);
+    let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
+    eprintln!(
+        "  (memcg mapped: {mapped} channels mapped before {} failed with {}; memory.current \
+         {}, peak {})",
+        stop_name(stop),
+        errno_name(e),
+        kib(memcg.current()?),
+        memcg.peak()
+    );
+    test.check_child(status)?;
+    ensure!(
+        stop == STOP_MAP && e == ENOMEM,
+        "the first failing call in the 8 MiB cgroup ({}) failed with {}, expected the mmap to \
+         fail with ENOMEM",
+        stop_name(stop),
+        errno_name(e)
+    );
+    let after = channels()?;
+    ensure!(
+        after == before + mapped,
+        "channels went from {before} to {after} while {mapped} channels were mapped and one \
+         mapping failed: the failed mapping left a channel behind"
+    );
+    let failed = base + mapped as u32;
+    test.slot.set_channel(failed).ctx("bind")?;
+    expect_errno(
+        test.slot.receive_message(),
+        EAGAIN,
+        "the channel whose mapping failed",
+    )?;
+    drop(Mapping::of_channel(test.fd()).map_err(|e| {
+        format!(
+            "mmap of the failed channel outside the cgroup: {}",
+            errno_name(e)
+        )
+    })?);
+    ensure!(
+        channels()? == after + 1,
+        "channels {} after the failed channel was mapped outside the cgroup, expected {}",
+        channels()?,
+        after + 1
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod errors;
 mod failslab;
 mod library;
 mod load_cycles;
+mod mapping;
 mod memcg;
 mod memory;
 mod module;
@@ -54,6 +55,10 @@ pub fn all() -> Vec<Test> {
         errors::read_no_message_ewouldblock,
         errors::read_small_buffer_enospc,
         errors::read_efault_keeps_message,
+        mapping::mapping_abi_errors,
+        mapping::mapping_creates_channel_without_message,
+        mapping::mapping_refuses_writes,
+        mapping::mapped_page_holds_only_records,
         semantics::roundtrip_one_byte_nul,
         semantics::roundtrip_128_bytes_nuls,
         semantics::roundtrip_every_length,
@@ -66,10 +71,12 @@ pub fn all() -> Vec<Test> {
         semantics::minors_isolated,
         semantics::minor_255,
         semantics::rdonly_wronly_fds,
+        mapping::mapping_fork_close_rebind_munmap,
         concurrency::concurrent_processes_one_channel = 150,
         concurrency::concurrent_processes_many_channels = 150,
         concurrency::concurrent_threads = 120,
         concurrency::shared_fd_rebinding = 120,
+        mapping::mapped_reads_never_torn = 300,
         tools::tools_example_session,
         tools::tools_reader_raw_bytes,
         tools::tools_reader_errors,
@@ -101,16 +108,21 @@ pub fn all() -> Vec<Test> {
         tools::tools_message_slot_stat,
         module::rmmod_refused_while_open = 90,
         module::reload_wipes_messages = 300,
+        mapping::rmmod_refused_while_mapped = 90,
         permissions::permissions_unprivileged,
         failslab::failslab_enomem = 120,
         failslab::failslab_poll_error_leaves_nothing = 60,
         memcg::memcg_enomem_not_oom = 960,
         memcg::memcg_overwrite_at_limit = 960,
         memcg::memcg_reclaim_makes_room = 960,
-        // These two unload the module (and load it again).
+        memcg::memcg_mapped_records_charged = 300,
+        memcg::memcg_mapped_enomem_not_oom = 960,
+        // These unload the module (and load it again).
         load_cycles::load_unload_cycles = 1500,
         scale::large_scale_two_slots = 2400,
+        mapping::mapped_million_channels = 2400,
         module::max_channels_param = 60,
+        mapping::mapping_at_max_channels_enospc = 60,
         module::max_channels_last_place_race = 600,
         module::max_channels_refusals_leave_nothing = 600,
         memcg::memcg_full_slot_enospc_first = 300,
