@@ -5,104 +5,36 @@
 //! (the same protocol on a memfd page, no kernel), and the writer the reference publishes
 //! with.
 //!
-//! TODO(issue 26): once the library's `Slot::map_channel()` / `MappedChannel::read()` is
-//! merged, read the device's mapping through `MappedChannel` and the reference through the
-//! library's reader over a `&Record` (whichever it exports; both cases should keep running
-//! one reader, see `mapped::MappedReader`), and drop this module's reader and the `#[path]`
-//! include of uapi.rs below (the library does not export `Record` yet). The writer
-//! ([`publish`]) stays: only the kernel writes a device's record.
+//! The reader is the library's ([`message_slot::read_record`]): the one implementation of the
+//! protocol, which `MappedChannel` runs too. The writer ([`publish`]) is the bench's: only the
+//! kernel writes a device's record.
 
 use std::sync::atomic::{fence, Ordering};
 
-use rustix::io::Errno;
+use message_slot::Errno;
 
-// The ABI itself rather than a copy of it (as the kernel and the host tests include it).
-#[allow(dead_code)]
-#[path = "../../uapi/uapi.rs"]
-mod uapi;
-
-pub use uapi::{Record, MAPPED_READ_ATTEMPTS, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE, RECORD_WORDS};
+pub use message_slot::{Record, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE};
 
 use crate::sys::MAX_MESSAGE_LEN;
 
 /// Bytes of one message word.
 const WORD: usize = std::mem::size_of::<u64>();
 
-/// What one attempt at reading a record found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attempt {
-    /// A whole message of this many bytes, copied out.
-    Read(usize),
-    /// The record was being written (odd sequence) or changed during the attempt.
-    Torn,
-    /// A whole record and no message yet (length 0): `EAGAIN`.
-    Empty,
-    /// A whole message longer than the buffer: `ENOSPC`, nothing copied.
-    TooLong,
-}
-
-/// One attempt of the reader protocol: the sequence (acquire), the length and the words it
-/// needs (relaxed atomic loads), an acquire fence, the sequence again (relaxed); only when
-/// both sequences are the same even number is the message copied to `buf`.
-#[inline]
-pub fn attempt(record: &Record, buf: &mut [u8]) -> Attempt {
-    let before = record.sequence.load(Ordering::Acquire);
-    if before & 1 != 0 {
-        return Attempt::Torn;
-    }
-    // Clamped so that a torn length never indexes past the words; checked after the fence.
-    let len = (record.length.load(Ordering::Relaxed) as usize).min(MAX_MESSAGE_LEN);
-    let mut words = [0u64; RECORD_WORDS];
-    for (word, mapped) in words
-        .iter_mut()
-        .zip(&record.message)
-        .take(len.div_ceil(WORD))
-    {
-        *word = mapped.load(Ordering::Relaxed);
-    }
-    fence(Ordering::Acquire);
-    if record.sequence.load(Ordering::Relaxed) != before {
-        return Attempt::Torn;
-    }
-    if len == 0 {
-        return Attempt::Empty;
-    }
-    let Some(out) = buf.get_mut(..len) else {
-        return Attempt::TooLong;
-    };
-    // Whole words as 8-byte stores (a copy of a part-word's length per word would be a
-    // `memcpy` call each), the last part-word (if any) byte by byte.
-    let mut whole = out.chunks_exact_mut(WORD);
-    for (chunk, word) in (&mut whole).zip(words) {
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    if let Some(word) = words.get(len / WORD) {
-        for (byte, value) in whole.into_remainder().iter_mut().zip(word.to_ne_bytes()) {
-            *byte = value;
-        }
-    }
-    Attempt::Read(len)
-}
-
-/// Reads the message of `record` into `buf`: at most [`MAPPED_READ_ATTEMPTS`] attempts, then
-/// `fallback` once (the device's `read(2)` on the bound fd, which takes the writer's lock
-/// instead of spinning). `Ok(len)`, or `EAGAIN` (no message yet), `ENOSPC` (longer than
-/// `buf`), or the fallback's error.
+/// Reads the message of `record` into `buf` with the library's reader
+/// ([`message_slot::read_record`]: at most `MAPPED_READ_ATTEMPTS` attempts), then, if a write
+/// overlapped every attempt, `fallback` once (the device's `read(2)` on the bound fd, which
+/// takes the writer's lock instead of spinning). `Ok(len)`, or `EAGAIN` (no message yet),
+/// `ENOSPC` (longer than `buf`), or the fallback's error.
 #[inline]
 pub fn read(
     record: &Record,
     buf: &mut [u8],
     fallback: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
 ) -> Result<usize, Errno> {
-    for _ in 0..MAPPED_READ_ATTEMPTS {
-        match attempt(record, buf) {
-            Attempt::Read(len) => return Ok(len),
-            Attempt::Empty => return Err(Errno::AGAIN),
-            Attempt::TooLong => return Err(Errno::NOSPC),
-            Attempt::Torn => std::hint::spin_loop(),
-        }
+    match message_slot::read_record(record, buf) {
+        Some((_, result)) => result,
+        None => fallback(buf),
     }
-    fallback(buf)
 }
 
 /// Stores `message` (1..=[`MAX_MESSAGE_LEN`] bytes) in `record` with the kernel's writer
@@ -133,6 +65,7 @@ pub fn publish(record: &Record, message: &[u8]) {
 mod tests {
     use super::*;
 
+    use message_slot::RECORD_WORDS;
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
     fn zeroed() -> Record {
@@ -202,7 +135,7 @@ mod tests {
         };
         assert_eq!(read(&record, &mut buf, fallback), Ok(4));
         assert_eq!(&buf[..4], b"read");
-        assert_eq!(attempt(&record, &mut buf), Attempt::Torn);
+        assert_eq!(message_slot::read_record(&record, &mut buf), None);
     }
 
     /// Message `generation`: 1..=128 bytes, byte `i` is `generation + i`, so that bytes of

@@ -19,9 +19,3 @@ pub mod message_codec;
 pub mod minors;
 pub mod requests;
 pub mod sys;
-
-// The mapped record's ABI (`Record`, `RECORD_SIZE`, ...), which the library does not export
-// yet: the same file the library, the module and the C header's check take it from.
-#[allow(dead_code)]
-#[path = "../../../uapi/uapi.rs"]
-mod uapi;

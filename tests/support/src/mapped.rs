@@ -2,23 +2,23 @@
 
 //! A channel's record mapped read-only, as the tests of mapped reads need it: the mapping
 //! itself with any arguments ([`Mapping::new`], the errno on failure), the record's offset
-//! (`MSG_SLOT_RECORD_OFFSET`, [`record_offset`]), the reader protocol of the ABI
-//! ([`MappedRecord::try_read`]: one attempt; [`MappedRecord::read`]: at most
-//! [`MAPPED_READ_ATTEMPTS`] attempts, then `read(2)`, telling which answered) and the whole
-//! page as words for the tests that account for every byte of it ([`Mapping::words`]).
+//! (`MSG_SLOT_RECORD_OFFSET`, [`record_offset`]), reads of it by the library's reader
+//! ([`message_slot::read_record`]: [`MappedRecord::try_read`], and [`MappedRecord::read`],
+//! which then falls back to `read(2)` and tells which answered) and the whole page as words
+//! for the tests that account for every byte of it ([`Mapping::words`]). What the library's
+//! `MappedChannel` does not offer: any mapping arguments, raw errnos, the page itself.
 //!
 //! Every load of mapped memory is an atomic load (through [`Record`] and `AtomicU64`), never
-//! a plain read of memory the kernel writes. The library's own mapped reader may make this
-//! one redundant; until then it is the tests' one home of the protocol.
+//! a plain read of memory the kernel writes.
 
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 use crate::sys::{raw_ioctl, raw_read};
-pub use crate::uapi::{Record, MAPPED_READ_ATTEMPTS, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE};
+pub use message_slot::{Record, MAPPED_READ_ATTEMPTS, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE};
 
 use message_slot::MAX_MESSAGE_LEN;
 
@@ -182,50 +182,27 @@ impl MappedRecord {
         self.record().sequence.load(Ordering::Acquire)
     }
 
-    /// One attempt of the reader protocol: `None` if a write overlapped it (the sequence odd,
-    /// or changed); else what `read(2)` would answer, the message copied to `buf`.
+    /// The library's reader protocol ([`message_slot::read_record`]: at most
+    /// [`MAPPED_READ_ATTEMPTS`] attempts, no system call): `None` if a write overlapped every
+    /// attempt; else what `read(2)` would answer, the message copied to `buf`.
     pub fn try_read(&self, buf: &mut [u8]) -> Option<Result<usize, i32>> {
-        let record = self.record();
-        let first = record.sequence.load(Ordering::Acquire);
-        if first & 1 != 0 {
-            return None;
-        }
-        let len = (record.length.load(Ordering::Relaxed) as usize).min(MAX_MESSAGE_LEN);
-        let mut words = [0u64; MAX_MESSAGE_LEN / 8];
-        for (word, mapped) in words.iter_mut().zip(&record.message).take(len.div_ceil(8)) {
-            *word = mapped.load(Ordering::Relaxed);
-        }
-        fence(Ordering::Acquire);
-        if record.sequence.load(Ordering::Relaxed) != first {
-            return None;
-        }
-        Some(if len == 0 {
-            Err(libc::EAGAIN)
-        } else if len > buf.len() {
-            Err(libc::ENOSPC)
-        } else {
-            for (chunk, word) in buf[..len].chunks_mut(8).zip(words) {
-                chunk.copy_from_slice(&word.to_ne_bytes()[..chunk.len()]);
-            }
-            Ok(len)
-        })
+        message_slot::read_record(self.record(), buf)
+            .map(|(_, result)| result.map_err(|errno| errno.raw_os_error()))
     }
 
     /// A mapped read as the ABI specifies it: at most [`MAPPED_READ_ATTEMPTS`] attempts, then
     /// `read(2)` on `fd` (which must be bound to the record's channel: the file it was mapped
     /// from, not re-bound since, or another file bound to the channel).
     pub fn read(&self, fd: RawFd, buf: &mut [u8]) -> MappedRead {
-        for _ in 0..MAPPED_READ_ATTEMPTS {
-            if let Some(result) = self.try_read(buf) {
-                return MappedRead {
-                    result,
-                    fell_back: false,
-                };
-            }
-        }
-        MappedRead {
-            result: raw_read(fd, buf.as_mut_ptr(), buf.len()),
-            fell_back: true,
+        match self.try_read(buf) {
+            Some(result) => MappedRead {
+                result,
+                fell_back: false,
+            },
+            None => MappedRead {
+                result: raw_read(fd, buf.as_mut_ptr(), buf.len()),
+                fell_back: true,
+            },
         }
     }
 }

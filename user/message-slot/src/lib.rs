@@ -65,7 +65,6 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 use rustix::ioctl::{IntegerSetter, Opcode};
 
 #[path = "../../../uapi/uapi.rs"]
@@ -76,7 +75,9 @@ mod uapi;
 mod mapped;
 
 #[cfg(target_pointer_width = "64")]
-pub use mapped::MappedChannel;
+pub use mapped::{read_record, MappedChannel};
+/// The errno type [`read_record`] answers with (rustix's).
+pub use rustix::io::Errno;
 pub use uapi::{
     Ioctl, Record, Statistic, CLASS_NAME, DEFAULT_MAX_CHANNELS, DEFAULT_NODES, MAJOR_NUM,
     MAPPED_READ_ATTEMPTS, MAX_MESSAGE_LEN, MSG_SLOT_CHANNEL, MSG_SLOT_RECORD_OFFSET, RECORD_SIZE,

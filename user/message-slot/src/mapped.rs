@@ -56,20 +56,34 @@ fn attempt(record: &Record, buf: &mut [u8]) -> Option<(u32, std::result::Result<
     }
     let result = if length == 0 {
         Err(Errno::WOULDBLOCK)
-    } else if length > buf.len() {
-        Err(Errno::NOSPC)
-    } else {
-        for (bytes, word) in buf[..length].chunks_mut(WORD_BYTES).zip(words) {
-            bytes.copy_from_slice(&word.to_ne_bytes()[..bytes.len()]);
+    } else if let Some(out) = buf.get_mut(..length) {
+        // Whole words as 8-byte stores, the last part-word byte by byte (a copy of a
+        // part-word's length per word would be a `memcpy` call each).
+        let mut whole = out.chunks_exact_mut(WORD_BYTES);
+        for (bytes, word) in (&mut whole).zip(words) {
+            bytes.copy_from_slice(&word.to_ne_bytes());
+        }
+        if let Some(word) = words.get(length / WORD_BYTES) {
+            for (byte, value) in whole.into_remainder().iter_mut().zip(word.to_ne_bytes()) {
+                *byte = value;
+            }
         }
         Ok(length)
+    } else {
+        Err(Errno::NOSPC)
     };
     Some((before, result))
 }
 
-/// The reader protocol: at most [`MAPPED_READ_ATTEMPTS`] attempts ([`attempt`]); `None` if a
-/// write overlapped every one (the caller then calls `read(2)`, which waits for the writer).
-pub(crate) fn read_record(
+/// The reader protocol on `record`: a channel's record mapped from the device
+/// ([`Slot::map_channel`] does this for you), or the same protocol on memory of the caller's
+/// own. At most [`MAPPED_READ_ATTEMPTS`] attempts, each two loads of the sequence around the
+/// length's and the words' (all atomic); `None` if a write overlapped every one (then call
+/// `read(2)`, which waits for the writer instead of spinning); else the record's sequence and
+/// what `read(2)` would return: the length, the message copied into `buf`; `EWOULDBLOCK`
+/// without a message; `ENOSPC` if `buf` is shorter than the message (nothing copied). No
+/// system call.
+pub fn read_record(
     record: &Record,
     buf: &mut [u8],
 ) -> Option<(u32, std::result::Result<usize, Errno>)> {
