@@ -18,9 +18,10 @@
 //! - `memcg_mapped_records_charged`: channels created through mappings charge their record
 //!   pages to the cgroup of the process that created them: `memory.stat`'s `kernel` grows,
 //!   beyond its `slab`, by a page per page of records.
-//! - `memcg_mapped_enomem_not_oom`: new channels created through mappings until an `mmap`
-//!   fails: it fails with ENOMEM, nobody is OOM-killed, and the failed mapping left no channel
-//!   behind (the slot's `channels` counts exactly the channels mapped).
+//! - `memcg_mapped_enomem_not_oom`: new channels created with `MSG_SLOT_RECORD_OFFSET` until
+//!   it fails with ENOMEM (the OOM killer never invoked), then mappings of new channels until
+//!   an `mmap` fails with ENOMEM; nobody is OOM-killed, and no failed call left a channel
+//!   behind (the slot's `channels` counts exactly the channels created).
 //!
 //! - `memcg_full_slot_enospc_first`: a slot at `max_channels` (the module loaded with
 //!   `max_channels=1`) and the child in a cgroup with `memory.max` 0: a write to a new channel
@@ -32,6 +33,7 @@
 //! kernel).
 
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
@@ -39,7 +41,7 @@ use libc::{EAGAIN, ENOENT, ENOMEM};
 use message_slot::Slot;
 
 use message_slot::Statistic;
-use message_slot_test_support::mapped::{page_size, records_per_page, Mapping};
+use message_slot_test_support::mapped::{page_size, record_offset, records_per_page, Mapping};
 
 use super::nodes::stats;
 use crate::memcg_harness::{
@@ -50,7 +52,7 @@ use crate::memcg_harness::{
 use crate::module_loading::{load_module, unload_module};
 use crate::options::missing;
 use crate::util::{
-    bind, errno_name, expect_errno, last_errno, scaled, write_file, Context, TestResult,
+    bind, errno_name, expect_errno, last_errno, read_file, scaled, write_file, Context, TestResult,
     MAX_MESSAGE_LEN, MINORS_RIG, MINOR_MAPPED_MEMCG, MINOR_MEMCG_ENOMEM, MINOR_MEMCG_FULL_SLOT,
     MINOR_MEMCG_OVERWRITE, MINOR_MEMCG_RECLAIM,
 };
@@ -605,11 +607,23 @@ pub fn memcg_mapped_records_charged() -> TestResult {
     Ok(())
 }
 
-/// A process in a memory cgroup limited to 8 MiB creates channels through mappings (on a rig
-/// minor, which has statistics) until an `mmap` fails: it must fail with ENOMEM, nobody is
-/// OOM-killed, and the slot's `channels` grew by exactly the channels mapped (the failed
-/// mapping left no channel behind: the channel reads `EWOULDBLOCK`, and maps from outside the
-/// cgroup).
+/// Mappings of new channels tried at the limit until one fails.
+const MAPPINGS_AT_LIMIT: u64 = 100;
+
+/// A process in a memory cgroup limited to 8 MiB (on a rig minor, which has statistics), in
+/// two steps. First it creates channels with `MSG_SLOT_RECORD_OFFSET` (the module's own
+/// allocations only: channels and record pages) until the ioctl fails: it must fail with
+/// ENOMEM, and the cgroup's `memory.events` `oom` must not move (the module never invokes
+/// the OOM killer). Then, at that limit, it maps new channels until an `mmap` fails: it must
+/// fail with ENOMEM. Nobody is OOM-killed, and nothing failed leaves a channel behind: the
+/// slot's `channels` grew by exactly the channels created, and the channel whose mapping
+/// failed reads `EWOULDBLOCK` and maps from outside the cgroup.
+///
+/// A mapping also needs the kernel's own memory, charged to the cgroup too (the VMA, page
+/// tables), whose allocations do invoke the OOM killer at the limit (in one run of five the
+/// child was killed when the fill was made of mappings): the child runs with
+/// `oom_score_adj` -1000, so such an allocation fails the `mmap` with ENOMEM instead of
+/// killing it, and the first step, whose `oom` count tells, holds the module to its promise.
 pub fn memcg_mapped_enomem_not_oom() -> TestResult {
     let minor = MINORS_RIG[3];
     let Some(test) = MemcgTest::set_up("mapped_enomem", minor)? else {
@@ -618,37 +632,84 @@ pub fn memcg_mapped_enomem_not_oom() -> TestResult {
     let (memcg, shared, fd, base) = (&test.memcg, &*test.shared, test.fd(), test.base);
     let channels = || -> Result<u64, String> { Ok(stats(minor)?[Statistic::Channels]) };
     let before = channels()?;
+    let oom_before = memcg.keyed("memory.events", "oom")?;
+    let mut oom_filled = oom_before;
+    // The child inherits this process's oom_score_adj.
+    let adj = Path::new("/proc/self/oom_score_adj");
+    let previous_adj = read_file(adj)?;
+    write_file(adj, "-1000")?;
     let status = test.run_child(
         |sh| {
-            map_channels(sh, fd, base, MAX_FILL_CHANNELS);
+            if !offset_channels(sh, fd, base, MAX_FILL_CHANNELS) {
+                return;
+            }
+            pause(sh, 1);
+            let first = base + sh.filled.load(SeqCst) as u32;
+            for k in 0..MAPPINGS_AT_LIMIT {
+                let id = first + k as u32;
+                if let Err(e) = bind(fd, id) {
+                    return count_failure(sh, k, (STOP_IOCTL, e));
+                }
+                match Mapping::of_channel(fd) {
+                    Ok(mapping) => drop(mapping),
+                    Err(e) => return count_failure(sh, k, (STOP_MAP, e)),
+                }
+            }
         },
-        || Ok(()),
-    )?;
-    let mapped = shared.filled.load(SeqCst);
+        || {
+            oom_filled = memcg.keyed("memory.events", "oom")?;
+            Ok(())
+        },
+    );
+    write_file(adj, previous_adj.trim())?;
+    let status = status?;
+    let filled = shared.filled.load(SeqCst);
     let (stop, e) = (shared.stop.load(SeqCst), shared.stop_errno.load(SeqCst));
+    let mapped = shared.first_index.load(SeqCst);
+    let oom_after = memcg.keyed("memory.events", "oom")?;
     eprintln!(
-        "  (memcg mapped: {mapped} channels mapped before {} failed with {}; memory.current \
-         {}, peak {})",
+        "  (memcg mapped: {filled} channels by MSG_SLOT_RECORD_OFFSET before {} failed with \
+         {}; then {mapped} mapped before {} failed with {}; memory.events oom {oom_before} -> \
+         {oom_filled} -> {oom_after}; memory.current {}, peak {})",
         stop_name(stop),
         errno_name(e),
+        stop_name(shared.first_step.load(SeqCst)),
+        errno_name(shared.first_errno.load(SeqCst)),
         kib(memcg.current()?),
         memcg.peak()
     );
     test.check_child(status)?;
     ensure!(
-        stop == STOP_MAP && e == ENOMEM,
-        "the first failing call in the 8 MiB cgroup ({}) failed with {}, expected the mmap to \
-         fail with ENOMEM",
+        stop == STOP_IOCTL && e == ENOMEM,
+        "creating channels with MSG_SLOT_RECORD_OFFSET in the 8 MiB cgroup stopped at {} \
+         with {}, expected the ioctl to fail with ENOMEM",
         stop_name(stop),
         errno_name(e)
     );
+    ensure!(
+        oom_filled == oom_before,
+        "memory.events oom went from {oom_before} to {oom_filled} while the module's own \
+         allocations (channels and record pages) filled the cgroup: they invoked the OOM killer"
+    );
+    ensure!(
+        shared.failures.load(SeqCst) == 1
+            && shared.first_step.load(SeqCst) == STOP_MAP
+            && shared.first_errno.load(SeqCst) == ENOMEM,
+        "at the limit, {MAPPINGS_AT_LIMIT} mappings of new channels: {} (expected an mmap to \
+         fail with ENOMEM)",
+        if shared.failures.load(SeqCst) == 0 {
+            "all succeeded".to_string()
+        } else {
+            first_failure(shared)
+        }
+    );
     let after = channels()?;
     ensure!(
-        after == before + mapped,
-        "channels went from {before} to {after} while {mapped} channels were mapped and one \
-         mapping failed: the failed mapping left a channel behind"
+        after == before + filled + mapped,
+        "channels went from {before} to {after} while {filled} channels were created by the \
+         ioctl and {mapped} mapped: a failed call left a channel behind"
     );
-    let failed = base + mapped as u32;
+    let failed = base + (filled + mapped) as u32;
     test.slot.set_channel(failed).ctx("bind")?;
     expect_errno(
         test.slot.receive_message(),
@@ -668,6 +729,23 @@ pub fn memcg_mapped_enomem_not_oom() -> TestResult {
         after + 1
     );
     Ok(())
+}
+
+/// In the child: binds `fd` to `base + i` and creates the channel with
+/// `MSG_SLOT_RECORD_OFFSET`, for `i` from 0 until `count` or a failure (recorded as where the
+/// fill stopped). True if an ioctl failed.
+fn offset_channels(shared: &Shared, fd: i32, base: u32, count: u64) -> bool {
+    for i in 0..count {
+        let id = base + i as u32;
+        if let Err(e) = bind(fd, id).and_then(|()| record_offset(fd).map(drop)) {
+            shared.stop_errno.store(e, SeqCst);
+            shared.stop.store(STOP_IOCTL, SeqCst);
+            return true;
+        }
+        shared.filled.store(i + 1, SeqCst);
+    }
+    shared.stop.store(STOP_NO_LIMIT, SeqCst);
+    false
 }
 
 #[cfg(test)]
