@@ -22,7 +22,7 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use message_slot::{Slot, MAJOR_NUM};
-use message_slot_test_support::mapped::{MappedRecord, MAPPED_READ_ATTEMPTS};
+use message_slot_test_support::mapped::MappedRecord;
 use message_slot_test_support::message_codec::{self, Decoded, Meta, MAX_MESSAGE_LEN};
 use message_slot_test_support::requests;
 use message_slot_test_support::sys::{
@@ -600,7 +600,7 @@ impl Worker {
         let buf = &mut self.buf[..size];
         let result = match bound_fd {
             Some(fd) => record.read(fd, buf).result,
-            None => match (0..MAPPED_READ_ATTEMPTS).find_map(|_| record.try_read(buf)) {
+            None => match record.try_read(buf) {
                 Some(result) => result,
                 // Every attempt overlapped a write, and there is no file to fall back on.
                 None => return,

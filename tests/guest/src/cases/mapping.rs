@@ -59,10 +59,8 @@ fn map_record(fd: RawFd, what: &str) -> Result<MappedRecord, String> {
 /// give. Every attempt overlapping a write is a failure here (no write is in progress).
 fn mapped_now(record: &MappedRecord, what: &str) -> Result<Result<Vec<u8>, i32>, String> {
     let mut buf = [0u8; MAX_MESSAGE_LEN];
-    for _ in 0..MAPPED_READ_ATTEMPTS {
-        if let Some(result) = record.try_read(&mut buf) {
-            return Ok(result.map(|n| buf[..n].to_vec()));
-        }
+    if let Some(result) = record.try_read(&mut buf) {
+        return Ok(result.map(|n| buf[..n].to_vec()));
     }
     Err(format!(
         "{what}: {MAPPED_READ_ATTEMPTS} attempts of a mapped read overlapped a write while \
