@@ -52,8 +52,6 @@ fn check(rc: isize) -> Result<usize, i32> {
     usize::try_from(rc).map_err(|_| last_errno())
 }
 
-/// `write(2)` of `len` bytes from an arbitrary (possibly invalid) pointer.
-#[inline]
 /// Pins the calling thread to CPU `cpu`, best effort: on a machine without that CPU the
 /// thread stays where it may run (callers only get less overlap or noisier numbers).
 pub fn pin_to_cpu(cpu: usize) {
@@ -66,6 +64,8 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// `write(2)` of `len` bytes from an arbitrary (possibly invalid) pointer.
+#[inline]
 pub fn raw_write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32> {
     // SAFETY: the kernel only reads from `buf` and validates it (EFAULT); passing bad
     // pointers is the point of the callers.
