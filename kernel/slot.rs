@@ -4,8 +4,9 @@
 //!
 //! A [`Slot`] owns its channels in an insert-only index (lock-free lookups), with the pages of
 //! their records; a channel is created (without a message) by the first write to it, poll of
-//! it or mapping of it, and lives as long as the slot. An [`OpenSlot`] (one open file) holds its channel id and remembers the
-//! channel itself, so that reads and writes on a bound file take no lock and skip the index.
+//! it or mapping of it, and lives as long as the slot. An [`OpenSlot`] (one open file) holds
+//! its channel id and remembers the channel itself, so that reads and writes on a bound file
+//! take no lock and skip the index.
 //! Safe Rust only: the unsafe code lives in the data structures (`channel`, `channel_index`)
 //! and the kernel wrappers (`abstractions`).
 #![forbid(unsafe_code)]
@@ -273,6 +274,17 @@ impl OpenSlot {
         self.memo.get(id.get())
     }
 
+    /// Channel `id`: [`OpenSlot::channel`], or created now without a message (with its
+    /// pollers' wait queue if `polled`) if it does not exist ([`Slot::get_or_create`]: `ENOSPC`,
+    /// `ENOMEM`).
+    #[inline]
+    fn channel_or_create(&self, id: ChannelId, polled: bool) -> Result<&Channel> {
+        match self.channel(id) {
+            Some(channel) => Ok(channel),
+            None => self.slot.get_or_create(id, polled),
+        }
+    }
+
     /// Replaces the bound channel's message with the `len` bytes at `source` and returns
     /// `len`.
     ///
@@ -287,10 +299,7 @@ impl OpenSlot {
         // A replacement wakes the channel's pollers (only this channel's) once the message is
         // published; a channel this write creates is created without a message, and then
         // written like any other.
-        let channel = match self.channel(id) {
-            Some(channel) => channel,
-            None => self.slot.get_or_create(id, false)?,
-        };
+        let channel = self.channel_or_create(id, false)?;
         let previous = channel.replace(&message, READABLE);
         self.slot.count_write(message.len(), previous);
         Ok(message.len())
@@ -327,11 +336,7 @@ impl OpenSlot {
     /// Errors: `EINVAL` (not bound), `ENOSPC` (a new channel beyond `max_channels`), `ENOMEM`
     /// (a new channel).
     fn bound_channel(&self) -> Result<&Channel> {
-        let id = self.bound()?;
-        match self.channel(id) {
-            Some(channel) => Ok(channel),
-            None => self.slot.get_or_create(id, false),
-        }
+        self.channel_or_create(self.bound()?, false)
     }
 
     /// The offset of the bound channel's record in a mapping of it (`MSG_SLOT_RECORD_OFFSET`),
@@ -384,12 +389,8 @@ impl OpenSlot {
             return PollEvents::ERR;
         };
         let waits = table.will_wait();
-        let channel = match self.channel(id) {
-            Some(channel) => channel,
-            None => match self.slot.get_or_create(id, waits) {
-                Ok(channel) => channel,
-                Err(_) => return PollEvents::ERR,
-            },
+        let Ok(channel) = self.channel_or_create(id, waits) else {
+            return PollEvents::ERR;
         };
         if waits {
             let Ok(queue) = channel.poll_queue(user_allocation_flags()) else {
