@@ -35,14 +35,43 @@ pub fn slab_kib() -> Result<(u64, u64), String> {
         }
     }
     let info = read_file(Path::new("/proc/meminfo"))?;
-    let field = |name: &str| -> Result<u64, String> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no {name} in /proc/meminfo"))
-    };
-    Ok((field("Slab:")?, field("SUnreclaim:")?))
+    Ok((
+        meminfo_field(&info, "Slab")?,
+        meminfo_field(&info, "SUnreclaim")?,
+    ))
+}
+
+/// `/proc/meminfo`'s `key`, in KiB.
+pub fn meminfo_kib(key: &str) -> Result<u64, String> {
+    meminfo_field(&read_file(Path::new("/proc/meminfo"))?, key)
+}
+
+fn meminfo_field(info: &str, key: &str) -> Result<u64, String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {key} in /proc/meminfo"))
+}
+
+/// `MemFree` in KiB once memory freed a moment ago shows there: the slab caches shrunk (see
+/// [`slab_kib`]), then read again each second, for up to 8 s, until it rises by less than
+/// 1 MiB in a second. Freed VMAs and maple-tree nodes come back through RCU, and
+/// `kfree_rcu` batches its frees for up to 5 s, so a reading right after a burst of
+/// `mmap`/`munmap` counts memory that is already freed.
+pub fn memfree_kib_settled() -> Result<u64, String> {
+    slab_kib()?;
+    let mut free = meminfo_kib("MemFree")?;
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_secs(1));
+        slab_kib()?;
+        let now = meminfo_kib("MemFree")?;
+        let rose = now.saturating_sub(free);
+        free = now;
+        if rose < 1024 {
+            break;
+        }
+    }
+    Ok(free)
 }
 
 /// `/proc/slabinfo`: cache name -> active bytes (empty if unavailable).

@@ -24,7 +24,7 @@ use message_slot_test_support::mapped::{
 use super::nodes::stats;
 use crate::module_loading::{ensure_loaded, load_module, try_unload_module, unload_module};
 use crate::options::{count_arg, debug_kernel};
-use crate::slab::slab_kib;
+use crate::slab::{memfree_kib_settled, meminfo_kib, slab_kib};
 use crate::util::{
     bind, channel_message, ensure_node, errno_name, expect_errno, expect_message, expect_raw,
     fresh_channel, last_errno, open, open_bound, pin_to_cpu, raw_fd, raw_write, send_all, show,
@@ -867,15 +867,6 @@ pub fn rmmod_refused_while_mapped() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 // Scale.
 
-/// `/proc/meminfo`'s `key`, in KiB.
-fn meminfo_kib(key: &str) -> Result<u64, String> {
-    let info = std::fs::read_to_string("/proc/meminfo").ctx("read /proc/meminfo")?;
-    info.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("no {key} in /proc/meminfo"))
-}
-
 /// Memory per channel that a slot's channels may take in all (slab and record pages).
 const MAX_BYTES_PER_CHANNEL: u64 = 256;
 
@@ -884,14 +875,16 @@ const MAX_BYTES_PER_CHANNEL: u64 = 256;
 /// every one rather than a sample, since under TCG a mapping costs about as much as a few
 /// system calls (the test prints the time per mapping). On the debug kernel a mapping costs
 /// about 1 ms (KASAN, lockdep, the VMA and page-table work): every 64th channel is mapped
-/// there, and the others are made by `MSG_SLOT_RECORD_OFFSET`. `channels` counts them all, a
-/// sample of them maps to an empty record that then shows a write, and the kernel memory they
-/// take (the drop of `MemFree`: slab and whole record pages, which are not slab) is at most
-/// 256 bytes per channel; after `rmmod` `MemFree` comes back (within 1/8 of the drop, and 16
-/// MiB, with the slab caches shrunk, waiting up to 10 s). Neither memory bound is asserted on
-/// the debug kernel, whose KASAN redzones and debug objects multiply slab and whose KASAN
-/// quarantine and deferred frees keep freed memory a while (both are printed). The module is
-/// loaded again at the end.
+/// there, and the others are made by `MSG_SLOT_RECORD_OFFSET`. `channels` counts them all,
+/// a sample of them maps to an empty record that then shows a write, and the kernel memory
+/// they take (the drop of `MemFree`: slab and whole record pages, which are not slab) is at
+/// most 256 bytes per channel (both readings of `MemFree` taken once it has settled: the
+/// mappings' VMAs and maple-tree nodes are freed through RCU, in batches up to 5 s late,
+/// and counted against the channels otherwise); after `rmmod` `MemFree` comes back (within
+/// 1/8 of the drop, and 16 MiB, with the slab caches shrunk, waiting up to 10 s). Neither
+/// memory bound is asserted on the debug kernel, whose KASAN redzones and debug objects
+/// multiply slab and whose KASAN quarantine and deferred frees keep freed memory a while
+/// (both are printed). The module is loaded again at the end.
 pub fn mapped_million_channels() -> TestResult {
     let count = count_arg("mapped-channels", DEFAULT_MAX_CHANNELS as u64)?
         .clamp(1000, DEFAULT_MAX_CHANNELS as u64) as u32;
@@ -907,7 +900,7 @@ pub fn mapped_million_channels() -> TestResult {
             "minor {minor} holds {} channels after the reload",
             channels(minor)?
         );
-        let (free0, slab0) = (meminfo_kib("MemFree")?, meminfo_kib("Slab")?);
+        let (free0, slab0) = (memfree_kib_settled()?, meminfo_kib("Slab")?);
         let started = Instant::now();
         let map_every = if debug_kernel() { 64 } else { 1 };
         for id in 1..=count {
@@ -925,7 +918,7 @@ pub fn mapped_million_channels() -> TestResult {
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        let (free1, slab1) = (meminfo_kib("MemFree")?, meminfo_kib("Slab")?);
+        let (free1, slab1) = (memfree_kib_settled()?, meminfo_kib("Slab")?);
         let made = channels(minor)?;
         ensure!(
             made == u64::from(count),
