@@ -31,6 +31,11 @@ if [ "$mode" = debug ]; then
 	export MSG_SLOT_TIMEOUT_SCALE=10
 	# 100,000 files (the least the churn test must show) keep KASAN's run to a few minutes.
 	export MSG_SLOT_CHURN_FILES=100000
+	# The scale tests' code paths at a scale KASAN, lockdep and kmemleak judge in minutes:
+	# 300,000 channels per slot, more than 2^18, so the buckets' XArray grows to the fourth
+	# level as at 2^20 and over 10,000 record pages are given out and freed. The full 2^20, and
+	# the memory per channel, are checked on base and rt, where they take seconds.
+	export MSG_SLOT_SCALE_CHANNELS=300000
 	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	# Only what the tests leak counts, not boot-time objects.
 	echo clear >/sys/kernel/debug/kmemleak

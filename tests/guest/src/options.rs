@@ -9,8 +9,9 @@
 //! - `--cycles=N` (`MSG_SLOT_CYCLES`): load/unload cycles (100).
 //! - `--cycle-channels=N` (`MSG_SLOT_CYCLE_CHANNELS`): channels filled per minor and cycle
 //!   (1000).
-//! - `--scale-channels=N` (`MSG_SLOT_SCALE_CHANNELS`): channels per slot in the large-scale
-//!   test (2^20).
+//! - `--scale-channels=N` (`MSG_SLOT_SCALE_CHANNELS`): channels per slot in the scale tests
+//!   (2^20, the default `max_channels`; at least 1000): one slot through one descriptor, two
+//!   slots by four threads, and one slot through mappings ([`scale_channels`]).
 //! - `--churn-files=N` (`MSG_SLOT_CHURN_FILES`): files opened at once (200000).
 
 use crate::util::TestResult;
@@ -42,6 +43,13 @@ pub fn count_arg(name: &str, default: u64) -> Result<u64, String> {
             .map_err(|_| format!("bad value {v:?} for --{name} / {env}")),
         None => Ok(default),
     }
+}
+
+/// Channels per slot in the scale tests: `--scale-channels=N`, clamped to 1000..=2^20 (the
+/// default `max_channels`, which is also the default).
+pub fn scale_channels() -> Result<u32, String> {
+    let max = crate::util::DEFAULT_MAX_CHANNELS as u64;
+    Ok(count_arg("scale-channels", max)?.clamp(1000, max) as u32)
 }
 
 /// A missing kernel feature: a failure on the debug kernel, a skip otherwise.

@@ -23,12 +23,12 @@ use message_slot_test_support::mapped::{
 
 use super::nodes::stats;
 use crate::module_loading::{ensure_loaded, load_module, try_unload_module, unload_module};
-use crate::options::{count_arg, debug_kernel};
+use crate::options::{debug_kernel, scale_channels};
 use crate::slab::{memfree_kib_settled, meminfo_kib, slab_kib};
 use crate::util::{
     bind, channel_message, ensure_node, errno_name, expect_errno, expect_message, expect_raw,
     fresh_channel, last_errno, open, open_bound, pin_to_cpu, raw_fd, raw_write, send_all, show,
-    slot_path, Context, TestResult, DEFAULT_MAX_CHANNELS, MAX_MESSAGE_LEN, MINOR_MAPPED_PAGE,
+    slot_path, Context, TestResult, MAX_MESSAGE_LEN, MINOR_MAPPED_PAGE,
 };
 
 /// Checks that a mapping was refused with exactly `want`.
@@ -870,7 +870,7 @@ pub fn rmmod_refused_while_mapped() -> TestResult {
 /// Memory per channel that a slot's channels may take in all (slab and record pages).
 const MAX_BYTES_PER_CHANNEL: u64 = 256;
 
-/// 2^20 channels (`--mapped-channels=N`) created through mappings on a freshly loaded
+/// 2^20 channels (`--scale-channels=N`) created through mappings on a freshly loaded
 /// module's minor 3, each by its own `mmap` (and `munmap`) of a file bound to it in turn:
 /// every one rather than a sample, since under TCG a mapping costs about as much as a few
 /// system calls (the test prints the time per mapping). On the debug kernel a mapping costs
@@ -886,8 +886,7 @@ const MAX_BYTES_PER_CHANNEL: u64 = 256;
 /// multiply slab and whose KASAN quarantine and deferred frees keep freed memory a while
 /// (both are printed). The module is loaded again at the end.
 pub fn mapped_million_channels() -> TestResult {
-    let count = count_arg("mapped-channels", DEFAULT_MAX_CHANNELS as u64)?
-        .clamp(1000, DEFAULT_MAX_CHANNELS as u64) as u32;
+    let count = scale_channels()?;
     let minor = 3;
     unload_module()?;
     load_module(&[])?;

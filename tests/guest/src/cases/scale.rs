@@ -2,8 +2,9 @@
 
 //! Capacity: 2^20 channels in one slot, through a single descriptor; ids spread over the
 //! whole `u32` range; and two slots of 2^20 channels of 128 bytes each, after whose unload
-//! `Slab` is back where it started (`--scale-channels=N`, [`crate::options`]: channels per
-//! slot). The last unloads the module, so it runs among the last tests.
+//! `Slab` is back where it started (`--scale-channels=N`, [`crate::options::scale_channels`]:
+//! channels per slot, 2^20 unless the suite is told fewer, as on the debug kernel). The last
+//! unloads the module, so it runs among the last tests.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -11,22 +12,23 @@ use std::time::Instant;
 use libc::EAGAIN;
 
 use crate::module_loading::{ensure_loaded, module_ready, unload_module};
-use crate::options::count_arg;
+use crate::options::scale_channels;
 use crate::slab::{slab_growth, slab_kib, slab_kib_settled, slabinfo, SLAB_TOLERANCE_KIB};
 use crate::util::{
     bind_write, channel_message, ensure_node, errno_name, expect_errno, expect_message,
-    open_minor_bound, raw_fd, Context, TestResult, DEFAULT_MAX_CHANNELS, MAX_MESSAGE_LEN,
-    MINORS_LARGE_SCALE, MINOR_MANY_CHANNELS, MINOR_SPARSE_IDS,
+    open_minor_bound, raw_fd, Context, TestResult, MAX_MESSAGE_LEN, MINORS_LARGE_SCALE,
+    MINOR_MANY_CHANNELS, MINOR_SPARSE_IDS,
 };
 
 fn message(id: u32) -> [u8; 4] {
     id.to_le_bytes()
 }
 
-/// Binds and writes channels `1..=2^20` on a dedicated minor, then spot-checks reads (every
-/// 4099th channel plus the first and last) and that the next id is still empty.
+/// Binds and writes channels `1..=2^20` (`--scale-channels`) on a dedicated minor, then
+/// spot-checks reads (every 4099th channel plus the first and last) and that the next id is
+/// still empty.
 pub fn million_channels() -> TestResult {
-    let count = u32::try_from(DEFAULT_MAX_CHANNELS).map_err(|e| e.to_string())?;
+    let count = scale_channels()?;
     let slot = open_minor_bound(MINOR_MANY_CHANNELS, 1)?;
     for id in 1..=count {
         slot.set_channel(id).ctx(&format!("bind channel {id}"))?;
@@ -42,11 +44,11 @@ pub fn million_channels() -> TestResult {
     }
     let fresh = open_minor_bound(MINOR_MANY_CHANNELS, count)?;
     expect_message(&fresh, &message(count), "last channel on a new fd")?;
-    fresh.set_channel(count + 1).ctx("bind 2^20 + 1")?;
+    fresh.set_channel(count + 1).ctx("bind the next channel")?;
     expect_errno(
         fresh.receive_message(),
         EAGAIN,
-        "channel 2^20 + 1 (never written)",
+        &format!("channel {} (never written)", count + 1),
     )
 }
 
@@ -113,12 +115,12 @@ fn fill_range(minor: u32, ids: std::ops::RangeInclusive<u32>) -> TestResult {
     Ok(())
 }
 
-/// 2^20 channels of 128-byte messages in each of two slots, filled
+/// 2^20 channels (`--scale-channels`) of 128-byte messages in each of two slots, filled
 /// by two threads per slot; spot-checked reads; then the module is unloaded and `Slab` must
 /// return near its value before the fill. The module is loaded again at the end.
 pub fn large_scale_two_slots() -> TestResult {
     module_ready()?;
-    let per_slot = count_arg("scale-channels", 1 << 20)?.clamp(2, 1 << 20) as u32;
+    let per_slot = scale_channels()?;
     // The nodes exist before the filler threads (two per minor) start.
     for &minor in &MINORS_LARGE_SCALE {
         ensure_node(minor)?;
