@@ -116,8 +116,10 @@ fn fill_range(minor: u32, ids: std::ops::RangeInclusive<u32>) -> TestResult {
 }
 
 /// 2^20 channels (`--scale-channels`) of 128-byte messages in each of two slots, filled
-/// by two threads per slot; spot-checked reads; then the module is unloaded and `Slab` must
-/// return near its value before the fill. The module is loaded again at the end.
+/// by two threads per slot; spot-checked reads; then the module is unloaded (it prints how
+/// long that took: on the debug kernel long enough that freeing without yielding the CPU is
+/// a soft lockup, which the log scan fails) and `Slab` must return near its value before the
+/// fill. The module is loaded again at the end.
 pub fn large_scale_two_slots() -> TestResult {
     module_ready()?;
     let per_slot = scale_channels()?;
@@ -167,13 +169,16 @@ pub fn large_scale_two_slots() -> TestResult {
         )?;
     }
 
+    let unloading = Instant::now();
     unload_module()?;
+    let unload_secs = unloading.elapsed().as_secs_f64();
     let after = slab_kib_settled(slab0)?;
     let info1 = slabinfo();
     let loaded = ensure_loaded();
     eprintln!(
         "  (large scale: 2 x {per_slot} channels filled in {fill_secs:.1}s; Slab {slab0} -> \
-         {slab_full} (full) -> {} KiB after rmmod, SUnreclaim {unrec0} -> {} KiB)",
+         {slab_full} (full) -> {} KiB after rmmod, SUnreclaim {unrec0} -> {} KiB; rmmod took \
+         {unload_secs:.1}s)",
         after.0, after.1
     );
     ensure!(
