@@ -26,14 +26,19 @@ pub fn slab_kib_settled(start: u64) -> Result<(u64, u64), String> {
     Ok(now)
 }
 
-/// `Slab` and `SUnreclaim` of `/proc/meminfo`, in KiB, after asking SLUB to release empty
-/// slabs (where `/sys/kernel/slab/*/shrink` exists).
-pub fn slab_kib() -> Result<(u64, u64), String> {
+/// Asks SLUB to release every cache's empty slabs to the page allocator (where
+/// `/sys/kernel/slab/*/shrink` exists).
+pub fn shrink_slabs() {
     if let Ok(dir) = std::fs::read_dir("/sys/kernel/slab") {
         for entry in dir.flatten() {
             let _ = std::fs::write(entry.path().join("shrink"), "1");
         }
     }
+}
+
+/// `Slab` and `SUnreclaim` of `/proc/meminfo`, in KiB, after [`shrink_slabs`].
+pub fn slab_kib() -> Result<(u64, u64), String> {
+    shrink_slabs();
     let info = read_file(Path::new("/proc/meminfo"))?;
     Ok((
         meminfo_field(&info, "Slab")?,
@@ -53,17 +58,17 @@ fn meminfo_field(info: &str, key: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {key} in /proc/meminfo"))
 }
 
-/// `MemFree` in KiB once memory freed a moment ago shows there: the slab caches shrunk (see
-/// [`slab_kib`]), then read again each second, for up to 8 s, until it rises by less than
-/// 1 MiB in a second. Freed VMAs and maple-tree nodes come back through RCU, and
+/// `MemFree` in KiB once memory freed a moment ago shows there: the slab caches shrunk
+/// ([`shrink_slabs`]), then read again each second, for up to 8 s, until it rises by less
+/// than 1 MiB in a second. Freed VMAs and maple-tree nodes come back through RCU, and
 /// `kfree_rcu` batches its frees for up to 5 s, so a reading right after a burst of
 /// `mmap`/`munmap` counts memory that is already freed.
 pub fn memfree_kib_settled() -> Result<u64, String> {
-    slab_kib()?;
+    shrink_slabs();
     let mut free = meminfo_kib("MemFree")?;
     for _ in 0..8 {
         std::thread::sleep(Duration::from_secs(1));
-        slab_kib()?;
+        shrink_slabs();
         let now = meminfo_kib("MemFree")?;
         let rose = now.saturating_sub(free);
         free = now;

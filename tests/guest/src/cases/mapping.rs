@@ -24,7 +24,7 @@ use message_slot_test_support::mapped::{
 use super::nodes::stats;
 use crate::module_loading::{ensure_loaded, load_module, try_unload_module, unload_module};
 use crate::options::{debug_kernel, scale_channels};
-use crate::slab::{memfree_kib_settled, meminfo_kib, slab_kib};
+use crate::slab::{memfree_kib_settled, meminfo_kib, shrink_slabs};
 use crate::util::{
     bind, channel_message, ensure_node, errno_name, expect_errno, expect_message, expect_raw,
     fresh_channel, last_errno, open, open_bound, pin_to_cpu, raw_fd, raw_write, send_all, show,
@@ -967,7 +967,7 @@ pub fn mapped_million_channels() -> TestResult {
             }
             std::thread::sleep(Duration::from_secs(1));
             // Empty slabs go back to the page allocator once their caches are shrunk.
-            slab_kib()?;
+            shrink_slabs();
             free2 = meminfo_kib("MemFree")?;
         }
         eprintln!("  (mapped scale: MemFree {free0} -> {free1} -> {free2} KiB after rmmod)");
