@@ -5,9 +5,10 @@
 //! ([`MemcgTest::run_child`]) that reports through shared memory ([`Shared`]), and the
 //! child's fill of channels with messages that name their minor, channel and round.
 //!
-//! The child makes raw system calls only: no heap allocation after the fork, and no write to
-//! memory it has not written before it joined the cgroup (at the limit, with nothing
-//! reclaimable, such a page fault would invoke the OOM killer). It pauses at a checkpoint where
+//! The child makes raw system calls only: no heap allocation after the fork, and no touch of
+//! memory it has not touched before it joined the cgroup (at the limit, with nothing
+//! reclaimable, such a page fault would invoke the OOM killer): it writes its stack, errno and
+//! the shared page first. It pauses at a checkpoint where
 //! the parent reads the cgroup's counters.
 
 use std::fs::OpenOptions;
@@ -286,8 +287,10 @@ impl MemcgTest {
             path,
             slot,
             base: fresh_block(),
-            // SAFETY: `Shared` is atomics only, valid when zeroed.
-            shared: unsafe { SharedMemory::<Shared>::new() }?,
+            // SAFETY: `Shared` is atomics only, valid when zeroed. Alone in its page table,
+            // so that the child's page-table allocation for it is made on every run (see
+            // `run_child`).
+            shared: unsafe { SharedMemory::<Shared>::new_alone() }?,
             oom_kills_before: memcg.keyed("memory.events", "oom_kill")?,
             memcg,
         }))
@@ -321,6 +324,12 @@ impl MemcgTest {
         ensure!(pid >= 0, "fork: {}", errno_name(last_errno()));
         if pid == 0 {
             prefault();
+            // Fork copies no page-table entries of a shared mapping: the child's first touch
+            // of the shared page maps it again, and as no other mapping shares its page table
+            // (`new_alone`), the kernel allocates one, charged to the child's cgroup. Made
+            // here, outside the test cgroup (in one of `memory.max` 0 it invoked the OOM
+            // killer).
+            shared.join_errno.store(0, SeqCst);
             // SAFETY: a raw write of a constant to a descriptor inherited from the parent.
             if unsafe { libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) } != 2 {
                 shared.join_errno.store(last_errno(), SeqCst);

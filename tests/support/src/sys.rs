@@ -233,7 +233,14 @@ impl Drop for GuardPages {
 /// [leaked](SharedMemory::leak).
 pub struct SharedMemory<T> {
     ptr: NonNull<T>,
+    /// What `drop` unmaps: the mapping, or the region reserved around it.
+    region: NonNull<u8>,
+    region_len: usize,
 }
+
+/// What one last-level page table maps on x86-64 (and the alignment of
+/// [`SharedMemory::new_alone`]).
+const PAGE_TABLE_SPAN: usize = 2 << 20;
 
 impl<T> SharedMemory<T> {
     /// Maps a zero-filled `T`.
@@ -245,8 +252,70 @@ impl<T> SharedMemory<T> {
     pub unsafe fn new() -> Result<Self, String> {
         let len = std::mem::size_of::<T>().max(1);
         assert!(std::mem::align_of::<T>() <= page_size()?);
+        let region = map_anonymous(len, libc::MAP_SHARED)?;
         Ok(SharedMemory {
-            ptr: map_anonymous(len, libc::MAP_SHARED)?.cast(),
+            ptr: region.cast(),
+            region,
+            region_len: len,
+        })
+    }
+
+    /// Like [`new`](Self::new), but alone in a 2 MiB-aligned region kept reserved
+    /// (`PROT_NONE`) around it, so no other mapping shares its page table. Fork copies no
+    /// page-table entries of a shared mapping, so a child's first touch of the `T` needs a
+    /// page table of its own, every time: where that allocation is charged never depends on
+    /// where the mapping happened to land.
+    ///
+    /// # Safety
+    ///
+    /// As for [`new`](Self::new).
+    pub unsafe fn new_alone() -> Result<Self, String> {
+        let len = std::mem::size_of::<T>().max(1);
+        assert!(len <= PAGE_TABLE_SPAN && std::mem::align_of::<T>() <= page_size()?);
+        let region_len = 2 * PAGE_TABLE_SPAN;
+        // SAFETY: a fresh reservation that aliases nothing.
+        let region = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                region_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if region == libc::MAP_FAILED {
+            return Err(format!(
+                "mmap of a {region_len}-byte reservation: {}",
+                errno_name(last_errno())
+            ));
+        }
+        let offset = (region as usize).next_multiple_of(PAGE_TABLE_SPAN) - region as usize;
+        // SAFETY: replaces `len` bytes inside the reservation just made (`offset + len` is at
+        // most `region_len`), which nothing else uses.
+        let p = unsafe {
+            libc::mmap(
+                region.cast::<u8>().add(offset).cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        let region = NonNull::new(region.cast::<u8>()).ok_or("mmap returned NULL")?;
+        let Some(ptr) = NonNull::new(p.cast::<T>()).filter(|_| p != libc::MAP_FAILED) else {
+            let e = errno_name(last_errno());
+            // SAFETY: unmaps exactly the reservation made above.
+            unsafe { libc::munmap(region.as_ptr().cast(), region_len) };
+            return Err(format!(
+                "mmap of {len} shared bytes in the reservation: {e}"
+            ));
+        };
+        Ok(SharedMemory {
+            ptr,
+            region,
+            region_len,
         })
     }
 
@@ -271,8 +340,9 @@ impl<T> std::ops::Deref for SharedMemory<T> {
 
 impl<T> Drop for SharedMemory<T> {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `new`; no reference outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), std::mem::size_of::<T>().max(1)) };
+        // SAFETY: unmaps exactly what `new` or `new_alone` mapped; no reference outlives
+        // `self`.
+        unsafe { libc::munmap(self.region.as_ptr().cast(), self.region_len) };
     }
 }
 
@@ -321,10 +391,28 @@ mod tests {
     fn shared_memory_is_shared_with_children() {
         // SAFETY: zero is a valid `AtomicU64`, usable from several processes.
         let shared = unsafe { SharedMemory::<AtomicU64>::new() }.unwrap();
-        // SAFETY: the child only stores to the shared atomic and leaves with `_exit`.
+        // SAFETY: as above.
+        let alone = unsafe { SharedMemory::<AtomicU64>::new_alone() }.unwrap();
+        let addr = &*alone as *const AtomicU64 as usize;
+        assert_eq!(addr % PAGE_TABLE_SPAN, 0);
+        // Nothing else is mapped in its page table's span: the reservation around it.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let (range, rest) = line.split_once(' ').unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let (start, end) = (
+                usize::from_str_radix(start, 16).unwrap(),
+                usize::from_str_radix(end, 16).unwrap(),
+            );
+            if start < addr + PAGE_TABLE_SPAN && end > addr && start != addr {
+                assert!(rest.starts_with("---p"), "{line} shares the page table");
+            }
+        }
+        // SAFETY: the child only stores to the shared atomics and leaves with `_exit`.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             shared.store(42, Ordering::SeqCst);
+            alone.store(43, Ordering::SeqCst);
             // SAFETY: ends the child without running the test harness's code.
             unsafe { libc::_exit(0) };
         }
@@ -332,6 +420,7 @@ mod tests {
         // SAFETY: waits for our own child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert_eq!(shared.load(Ordering::SeqCst), 42);
+        assert_eq!(alone.load(Ordering::SeqCst), 43);
     }
 
     #[test]
