@@ -135,19 +135,30 @@ pub fn page_size() -> Result<usize, String> {
         .map_err(|_| "sysconf(_SC_PAGESIZE) failed".to_string())
 }
 
-/// An anonymous mapping of `len` bytes with `flags` (`MAP_PRIVATE` or `MAP_SHARED`).
-fn map_anonymous(len: usize, flags: libc::c_int) -> Result<NonNull<u8>, String> {
-    // SAFETY: a fresh anonymous mapping that aliases nothing.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
+/// An anonymous mapping of `len` bytes with `prot` and `flags` (`MAP_PRIVATE` or
+/// `MAP_SHARED`, and others but `MAP_FIXED`), wherever the kernel places it.
+fn map_anonymous(len: usize, prot: libc::c_int, flags: libc::c_int) -> Result<NonNull<u8>, String> {
+    assert_eq!(flags & libc::MAP_FIXED, 0);
+    // SAFETY: without `MAP_FIXED` the mapping is a fresh one that aliases nothing.
+    unsafe { map_anonymous_at(std::ptr::null_mut(), len, prot, flags) }
+}
+
+/// An anonymous mapping of `len` bytes with `prot` and `flags`; at `addr` if `flags` has
+/// `MAP_FIXED`.
+///
+/// # Safety
+///
+/// With `MAP_FIXED`, `addr..addr + len` must lie in a mapping of the caller's own that nothing
+/// refers to: the new mapping replaces it.
+unsafe fn map_anonymous_at(
+    addr: *mut u8,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+) -> Result<NonNull<u8>, String> {
+    // SAFETY: a fresh anonymous mapping, or (`MAP_FIXED`) one that replaces memory nothing
+    // refers to, by the caller's contract.
+    let p = unsafe { libc::mmap(addr.cast(), len, prot, flags | libc::MAP_ANONYMOUS, -1, 0) };
     if p == libc::MAP_FAILED {
         return Err(format!("mmap of {len} bytes: {}", errno_name(last_errno())));
     }
@@ -166,7 +177,11 @@ impl GuardPages {
     pub fn new() -> Result<Self, String> {
         let page = page_size()?;
         let pages = GuardPages {
-            base: map_anonymous(3 * page, libc::MAP_PRIVATE)?,
+            base: map_anonymous(
+                3 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+            )?,
             page,
         };
         for (ptr, prot) in [
@@ -252,7 +267,7 @@ impl<T> SharedMemory<T> {
     pub unsafe fn new() -> Result<Self, String> {
         let len = std::mem::size_of::<T>().max(1);
         assert!(std::mem::align_of::<T>() <= page_size()?);
-        let region = map_anonymous(len, libc::MAP_SHARED)?;
+        let region = map_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED)?;
         Ok(SharedMemory {
             ptr: region.cast(),
             region,
@@ -273,44 +288,29 @@ impl<T> SharedMemory<T> {
         let len = std::mem::size_of::<T>().max(1);
         assert!(len <= PAGE_TABLE_SPAN && std::mem::align_of::<T>() <= page_size()?);
         let region_len = 2 * PAGE_TABLE_SPAN;
-        // SAFETY: a fresh reservation that aliases nothing.
-        let region = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                region_len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if region == libc::MAP_FAILED {
-            return Err(format!(
-                "mmap of a {region_len}-byte reservation: {}",
-                errno_name(last_errno())
-            ));
-        }
-        let offset = (region as usize).next_multiple_of(PAGE_TABLE_SPAN) - region as usize;
-        // SAFETY: replaces `len` bytes inside the reservation just made (`offset + len` is at
-        // most `region_len`), which nothing else uses.
-        let p = unsafe {
-            libc::mmap(
-                region.cast::<u8>().add(offset).cast(),
+        let region = map_anonymous(
+            region_len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        )?;
+        let start = region.as_ptr().addr().next_multiple_of(PAGE_TABLE_SPAN);
+        // SAFETY: `start..start + len` lies in the reservation just made (`len` is at most
+        // `PAGE_TABLE_SPAN`), which nothing refers to.
+        let mapped = unsafe {
+            map_anonymous_at(
+                region.as_ptr().with_addr(start),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
+                libc::MAP_SHARED | libc::MAP_FIXED,
             )
         };
-        let region = NonNull::new(region.cast::<u8>()).ok_or("mmap returned NULL")?;
-        let Some(ptr) = NonNull::new(p.cast::<T>()).filter(|_| p != libc::MAP_FAILED) else {
-            let e = errno_name(last_errno());
-            // SAFETY: unmaps exactly the reservation made above.
-            unsafe { libc::munmap(region.as_ptr().cast(), region_len) };
-            return Err(format!(
-                "mmap of {len} shared bytes in the reservation: {e}"
-            ));
+        let ptr = match mapped {
+            Ok(ptr) => ptr.cast(),
+            Err(e) => {
+                // SAFETY: unmaps exactly the reservation made above.
+                unsafe { libc::munmap(region.as_ptr().cast(), region_len) };
+                return Err(e);
+            }
         };
         Ok(SharedMemory {
             ptr,
