@@ -241,10 +241,14 @@ pub(crate) fn pause(shared: &Shared, n: i32) {
     }
 }
 
-/// In the child, before it joins the cgroup: writes the stack it will use and errno, so that
-/// their copy-on-write faults are charged outside the cgroup.
+/// In the child, before it joins the cgroup: writes the stack it will use, errno and the
+/// shared page, so that their faults are charged outside the cgroup. The stack's and errno's
+/// are copy-on-write faults. Fork copies no page-table entries of a shared mapping, so the
+/// child's first touch of the shared page maps it again, and as no other mapping shares its
+/// page table ([`SharedMemory::new_alone`]), the kernel allocates one (in a cgroup of
+/// `memory.max` 0, that allocation invoked the OOM killer).
 #[inline(never)]
-pub(crate) fn prefault() {
+pub(crate) fn prefault(shared: &Shared) {
     let mut pad = [0u8; 256 << 10];
     for i in (0..pad.len()).step_by(4096) {
         // SAFETY: in bounds of a local array.
@@ -254,6 +258,7 @@ pub(crate) fn prefault() {
     // A failing call writes errno (thread-local storage).
     // SAFETY: closing an invalid descriptor only fails.
     unsafe { libc::close(-1) };
+    shared.join_errno.store(0, SeqCst);
 }
 
 /// How long a cgroup child may run.
@@ -289,7 +294,7 @@ impl MemcgTest {
             base: fresh_block(),
             // SAFETY: `Shared` is atomics only, valid when zeroed. Alone in its page table,
             // so that the child's page-table allocation for it is made on every run (see
-            // `run_child`).
+            // `prefault`).
             shared: unsafe { SharedMemory::<Shared>::new_alone() }?,
             oom_kills_before: memcg.keyed("memory.events", "oom_kill")?,
             memcg,
@@ -323,13 +328,7 @@ impl MemcgTest {
         let pid = unsafe { libc::fork() };
         ensure!(pid >= 0, "fork: {}", errno_name(last_errno()));
         if pid == 0 {
-            prefault();
-            // Fork copies no page-table entries of a shared mapping: the child's first touch
-            // of the shared page maps it again, and as no other mapping shares its page table
-            // (`new_alone`), the kernel allocates one, charged to the child's cgroup. Made
-            // here, outside the test cgroup (in one of `memory.max` 0 it invoked the OOM
-            // killer).
-            shared.join_errno.store(0, SeqCst);
+            prefault(shared);
             // SAFETY: a raw write of a constant to a descriptor inherited from the parent.
             if unsafe { libc::write(procs_fd, b"0\n".as_ptr().cast(), 2) } != 2 {
                 shared.join_errno.store(last_errno(), SeqCst);
